@@ -1,0 +1,46 @@
+/* The manifest (DESIGN section 5): the normalised clip list every stage agrees on, CSV
+ * `clip_id,video,start_sec,stop_sec,labels` with labels ';'-separated. Dataset readers
+ * (annotations.h) produce it; lmr-extract consumes it. */
+#ifndef LMR_MANIFEST_H
+#define LMR_MANIFEST_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "lmr_error.h"
+#include "record.h"
+
+typedef struct {
+    char *clip_id;      /* owned by the manifest */
+    char *video;        /* path relative to the videos root (or a frame folder) */
+    double start_sec, stop_sec; /* stop_sec < 0: to the end of the video */
+    int n_labels;       /* 0 = unlabelled (test splits) */
+    int32_t labels[LMR_MAX_LABELS];
+    int64_t line;       /* line in the source file, for messages */
+} ManifestRow;
+
+/* Called once per skipped input line; msg is "FILE:LINE: reason". */
+typedef void (*LmrWarnFn)(void *user, const char *msg);
+
+typedef struct {
+    ManifestRow *rows;
+    size_t n_rows, cap;
+    int n_classes;        /* 0 when unknown */
+    char dataset[32];     /* "epic", "ssv2", "videolt", "manifest" */
+    size_t n_skipped;     /* malformed lines skipped */
+    LmrWarnFn warn;       /* may be NULL */
+    void *warn_user;
+    char last_error[LMR_ERRLEN];
+} Manifest;
+
+void manifest_init(Manifest *m);
+void manifest_free(Manifest *m);
+/** Append a row (strings copied). @return 0 or LMR_ENOMEM. */
+int manifest_add(Manifest *m, const ManifestRow *row);
+/** Read a manifest CSV. Malformed lines are reported through m->warn and skipped.
+ *  @return 0, -errno, LMR_EPARSE (strict and a line was bad). */
+int manifest_read(Manifest *m, const char *path, int strict);
+/** Write the manifest CSV with its header. @return 0 or LMR_EIO. */
+int manifest_write(const Manifest *m, FILE *f);
+
+#endif

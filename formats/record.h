@@ -1,0 +1,99 @@
+/* The clip record (DESIGN section 3): a self-describing header + an optionally zstd-compressed
+ * payload, checked with XXH3-64. Records flow from lmr-extract to lmr-pack as a stream file
+ * (.rec: records back to back) and are the values of LMDB shards. */
+#ifndef LMR_RECORD_H
+#define LMR_RECORD_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "lmr_error.h"
+
+#define LMR_RECORD_MAGIC "LMRREC01"
+#define LMR_RECORD_VERSION 1
+#define LMR_RECORD_HEADER 58 /* fixed part, before the id */
+#define LMR_MAX_LABELS 64    /* more labels than this are refused (VideoLT has <= 7) */
+
+enum { LMR_KIND_FRAMES = 1, LMR_KIND_FEATURES = 2 };
+enum { LMR_DT_U8 = 1, LMR_DT_F16 = 2, LMR_DT_F32 = 3 };
+enum { LMR_CODEC_RAW = 0, LMR_CODEC_ZSTD = 1 };
+
+/* A growable byte buffer that owns its memory. */
+typedef struct {
+    uint8_t *data;
+    size_t len, cap;
+} LmrBuf;
+
+void buf_init(LmrBuf *b);
+void buf_free(LmrBuf *b);
+/** Make room for at least cap bytes. @return 0 or LMR_ENOMEM. */
+int buf_reserve(LmrBuf *b, size_t cap);
+
+/* What a record says about itself. Pointers are borrowed from the parsed bytes. */
+typedef struct {
+    uint8_t kind, dtype, codec, ndim;
+    uint32_t dims[4];            /* frames [views, T, H, W*3]; features [views, T, D, 1] */
+    uint16_t n_labels;           /* 0 = unlabelled */
+    int32_t labels[LMR_MAX_LABELS];
+    uint64_t raw_size, stored_size, checksum;
+    const char *id;              /* not NUL-terminated: id_len bytes */
+    uint16_t id_len;
+    const uint8_t *stored;       /* stored_size bytes of (maybe compressed) payload */
+    uint64_t total_size;         /* header + id + labels + stored payload */
+} RecordInfo;
+
+/* Per-thread codec state, reused across records. */
+typedef struct {
+    void *cctx, *dctx; /* ZSTD_CCtx, ZSTD_DCtx */
+    int level;         /* zstd level, default 3; 0 = store raw */
+    char last_error[LMR_ERRLEN];
+} RecordCtx;
+
+int record_ctx_init(RecordCtx *ctx, int level);
+void record_ctx_free(RecordCtx *ctx);
+
+/** Bytes of one element of a dtype, 0 for an unknown dtype. */
+size_t record_dtype_size(int dtype);
+
+/** Encode a record into out (replacing its content). info supplies kind, dtype, ndim, dims,
+ *  labels, id, id_len; raw_size is computed from dims. payload holds the raw bytes.
+ *  @return 0, LMR_EINVAL (bad fields), LMR_ECOMPRESS, LMR_ENOMEM. */
+int record_encode(RecordCtx *ctx, const RecordInfo *info, const void *payload, LmrBuf *out);
+
+/** Parse and check the header of the record at buf (len bytes available). Checks magic,
+ *  version, kind/dtype/codec/ndim ranges, dims vs raw size, and that the whole record fits.
+ *  Does not decompress; the checksum is checked by record_payload.
+ *  @return 0, LMR_EBADMAGIC, LMR_EVERSION, LMR_ECORRUPT, LMR_ETRUNC; err names the field. */
+int record_parse(const uint8_t *buf, size_t len, RecordInfo *out, char *err);
+
+/** Decompress (or copy) the payload into dst (cap >= raw_size) and verify the checksum.
+ *  @return 0, LMR_ECOMPRESS, LMR_ECHECKSUM, LMR_ECORRUPT, LMR_EINVAL (cap too small). */
+int record_payload(RecordCtx *ctx, const RecordInfo *info, void *dst, size_t cap);
+
+/** Verify a record's checksum without keeping the payload (uses ctx scratch). */
+int record_verify(RecordCtx *ctx, const RecordInfo *info, LmrBuf *scratch);
+
+/* --- record stream files (.rec) ------------------------------------------------------ */
+
+typedef struct {
+    FILE *f;
+    int owns_file;
+    uint64_t offset; /* file offset of the next record */
+    LmrBuf buf;      /* holds the current record's bytes */
+    char path[256];
+    char last_error[LMR_ERRLEN];
+} RecReader;
+
+/** Open a stream for reading; "-" is stdin. @return 0 or -errno. */
+int recreader_open(RecReader *r, const char *path);
+/** Read the next record; info borrows r->buf until the next call.
+ *  @return 0, LMR_DONE at a clean end, LMR_ETRUNC for a truncated last record (its offset in
+ *  last_error), LMR_EBADMAGIC/LMR_EVERSION/LMR_ECORRUPT for a corrupt one (reading stops). */
+int recreader_next(RecReader *r, RecordInfo *info);
+void recreader_close(RecReader *r);
+
+/* --- half precision ------------------------------------------------------------------ */
+void lmr_f16_to_f32(const uint16_t *in, float *out, size_t n);
+void lmr_f32_to_f16(const float *in, uint16_t *out, size_t n);
+
+#endif

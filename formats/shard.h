@@ -1,0 +1,92 @@
+/* Shards (DESIGN section 4): LMDB (default) or HDF5 files holding clip records, and one reader
+ * over sets of them. Writers resume by clip id; readers are safe to share between threads
+ * (each thread passes its own RecordCtx for decompression). */
+#ifndef LMR_SHARD_H
+#define LMR_SHARD_H
+
+#include <stdint.h>
+
+#include "lmr_error.h"
+#include "record.h"
+
+#define LMR_SHARD_FORMAT_VERSION 1
+
+typedef enum { SHARD_LMDB = 1, SHARD_HDF5 = 2 } ShardFormat;
+
+/* The metadata both containers carry (LMDB: "__meta__" JSON; HDF5: root attributes). */
+typedef struct {
+    int format_version;
+    uint8_t kind, dtype;       /* LMR_KIND_*, LMR_DT_* of every record */
+    uint32_t dims[4];          /* of every record; dims[1] (T) = 0 when T varies */
+    uint8_t ndim;
+    uint64_t n_records;
+    int n_classes;             /* 0 when unknown */
+    int64_t *class_counts;     /* [n_classes] clips per class (multi-label: each label counts); owned */
+    int multi_label;           /* some record has more than one label */
+    char dataset[64], split[32];
+    int frames, size;          /* extract settings; 0 when not applicable */
+    char backbone[64];         /* "none", "pool", "resnet50", "videolt-npy", ... */
+    char weights_checksum[24]; /* hex XXH3-64 of the backbone weights, "" when none */
+    char lmr_version[16];
+} ShardMeta;
+
+void shardmeta_init(ShardMeta *m);
+void shardmeta_free(ShardMeta *m);
+/** Deep copy. @return 0 or LMR_ENOMEM. */
+int shardmeta_copy(ShardMeta *dst, const ShardMeta *src);
+/** Serialise to JSON (owned string, free with free()). */
+char *shardmeta_to_json(const ShardMeta *m);
+/** Parse JSON written by shardmeta_to_json (or a record-stream sidecar, see lmr-pack).
+ *  @return 0, LMR_EPARSE (err says which key). */
+int shardmeta_from_json(ShardMeta *m, const char *json, char *err);
+
+/* --- writing ----------------------------------------------------------------------------- */
+
+typedef struct ShardWriter ShardWriter;
+
+typedef struct {
+    ShardFormat format;
+    int deflate_level;   /* HDF5: 0..9, default 4; -1 = zstd filter 32015 */
+    uint64_t txn_bytes;  /* LMDB: bytes per write transaction, default 64 MiB */
+} ShardWriterOpts;
+
+/** Open (create or resume) a shard. An existing shard's ids are kept and skipped on put.
+ *  @return 0, -errno, LMR_ELMDB, LMR_EHDF5, LMR_EMISMATCH (existing shard of another kind). */
+int shardwriter_open(ShardWriter **w, const char *path, const ShardWriterOpts *opts, char *err);
+/** Add one encoded record (bytes as produced by record_encode; checked with record_parse).
+ *  @return 0 added, LMR_DONE when the same id is already present with the same bytes,
+ *  LMR_EEXIST when present with other bytes, LMR_EMISMATCH when kind/dtype/dims differ from the
+ *  shard's, or a write error. */
+int shardwriter_put(ShardWriter *w, const uint8_t *rec, size_t len);
+/** Set metadata fields the records cannot tell (dataset, split, extract settings, n_classes).
+ *  Counts, n_records and dims are always computed by the writer. */
+int shardwriter_set_meta(ShardWriter *w, const ShardMeta *hint);
+/** Commit, write metadata, close. Safe on NULL. @return 0 or a write error. */
+int shardwriter_close(ShardWriter **w);
+const char *shardwriter_error(const ShardWriter *w);
+
+/* --- reading sets of shards --------------------------------------------------------------- */
+
+typedef struct ShardSet ShardSet;
+
+/** Open one or more shard files (either format, detected from the file) as one dataset.
+ *  All must agree on kind, dtype, dims (T may vary) and backbone/weights.
+ *  @return 0, -errno, LMR_EMISMATCH, LMR_ELMDB, LMR_EHDF5, LMR_EBADMAGIC; err names the file. */
+int shardset_open(ShardSet **s, const char *const *paths, int n_paths, char *err);
+void shardset_close(ShardSet **s);
+
+uint64_t shardset_count(const ShardSet *s);
+/** Merged metadata (counts summed over files). Borrowed until shardset_close. */
+const ShardMeta *shardset_meta(const ShardSet *s);
+/** Labels of record i without touching its payload (from an index built at open).
+ *  @return number of labels (0 = unlabelled); *labels borrowed until shardset_close. */
+int shardset_labels(const ShardSet *s, uint64_t i, const int32_t **labels);
+/** Record i, header-checked. For LMDB the bytes are zero-copy from the map (valid until
+ *  shardset_close); for HDF5 they are built in scratch (valid until its next use).
+ *  Thread-safe with one scratch buffer per thread. Use record_payload to get the data. */
+int shardset_get(ShardSet *s, uint64_t i, LmrBuf *scratch, RecordInfo *info);
+/** Index of a clip id, or -1. */
+int64_t shardset_find(const ShardSet *s, const char *id);
+const char *shardset_error(const ShardSet *s);
+
+#endif
