@@ -1,0 +1,684 @@
+/* One API over both shard containers: metadata (and its JSON form), the writer that checks what
+ * may be mixed and keeps the counts, and the reader of sets of shard files that presents them
+ * as one dataset. The containers themselves live in shard_lmdb.c and shard_hdf5.c. */
+#include "shard.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "shard_internal.h"
+
+// --- metadata -------------------------------------------------------------------------------
+
+void shardmeta_init(ShardMeta *m)
+{
+    memset(m, 0, sizeof *m);
+    m->format_version = LMR_SHARD_FORMAT_VERSION;
+    snprintf(m->lmr_version, sizeof m->lmr_version, "%s", LMR_VERSION);
+}
+
+void shardmeta_free(ShardMeta *m)
+{
+    if (!m)
+        return;
+    free(m->class_counts);
+    m->class_counts = NULL;
+    m->n_classes = 0;
+}
+
+int shardmeta_copy(ShardMeta *dst, const ShardMeta *src)
+{
+    *dst = *src;
+    dst->class_counts = NULL;
+    if (src->n_classes > 0 && src->class_counts) {
+        dst->class_counts = malloc(sizeof(int64_t) * (size_t)src->n_classes);
+        if (!dst->class_counts)
+            return LMR_ENOMEM;
+        memcpy(dst->class_counts, src->class_counts, sizeof(int64_t) * (size_t)src->n_classes);
+    } else if (src->n_classes > 0) {
+        dst->class_counts = calloc((size_t)src->n_classes, sizeof(int64_t));
+        if (!dst->class_counts)
+            return LMR_ENOMEM;
+    }
+    return 0;
+}
+
+/* Grow class_counts to n entries (new ones zero). */
+static int meta_grow_classes(ShardMeta *m, int n)
+{
+    if (n <= m->n_classes && (m->class_counts || n == 0))
+        return 0;
+    if (n < m->n_classes)
+        n = m->n_classes;
+    int64_t *c = realloc(m->class_counts, sizeof(int64_t) * (size_t)n);
+    if (!c)
+        return LMR_ENOMEM;
+    int old = m->class_counts ? m->n_classes : 0;
+    memset(c + old, 0, sizeof(int64_t) * (size_t)(n - old));
+    m->class_counts = c;
+    m->n_classes = n;
+    return 0;
+}
+
+int shardmeta_check(const ShardMeta *m, const RecordInfo *r, char *err)
+{
+    if (m->kind == 0) /* empty shard: the first record sets the shape */
+        return 0;
+    const char *what = NULL;
+    if (r->kind != m->kind)
+        what = "kind";
+    else if (r->dtype != m->dtype)
+        what = "dtype";
+    else if (r->ndim != m->ndim)
+        what = "ndim";
+    else if (r->dims[0] != m->dims[0])
+        what = "views (dims[0])";
+    else if (r->dims[2] != m->dims[2] || r->dims[3] != m->dims[3])
+        what = r->kind == LMR_KIND_FEATURES ? "D (dims[2])" : "H, W (dims[2..3])";
+    if (!what)
+        return 0;
+    return lmr_fail(err, LMR_EMISMATCH,
+                    "clip %.*s: %s differs from the shard's (record kind %u dtype %u dims %ux%ux%ux%u, "
+                    "shard kind %u dtype %u dims %ux%ux%ux%u)",
+                    (int)r->id_len, r->id, what, r->kind, r->dtype, r->dims[0], r->dims[1], r->dims[2],
+                    r->dims[3], m->kind, m->dtype, m->dims[0], m->dims[1], m->dims[2], m->dims[3]);
+}
+
+int shardmeta_account(ShardMeta *m, const RecordInfo *r)
+{
+    if (m->kind == 0) {
+        m->kind = r->kind;
+        m->dtype = r->dtype;
+        m->ndim = r->ndim;
+        memcpy(m->dims, r->dims, sizeof m->dims);
+    } else if (m->dims[1] != r->dims[1]) {
+        m->dims[1] = 0; /* T varies */
+    }
+    m->n_records++;
+    if (r->n_labels > 1)
+        m->multi_label = 1;
+    for (int i = 0; i < r->n_labels; i++) {
+        int32_t c = r->labels[i];
+        if (c < 0)
+            continue;
+        if (c >= m->n_classes || !m->class_counts)
+            LMR_TRY(meta_grow_classes(m, c + 1));
+        m->class_counts[c]++;
+    }
+    return 0;
+}
+
+void shardmeta_merge_hint(ShardMeta *dst, const ShardMeta *src)
+{
+    if (src->dataset[0])
+        snprintf(dst->dataset, sizeof dst->dataset, "%s", src->dataset);
+    if (src->split[0])
+        snprintf(dst->split, sizeof dst->split, "%s", src->split);
+    if (src->backbone[0])
+        snprintf(dst->backbone, sizeof dst->backbone, "%s", src->backbone);
+    if (src->weights_checksum[0])
+        snprintf(dst->weights_checksum, sizeof dst->weights_checksum, "%s", src->weights_checksum);
+    if (src->frames)
+        dst->frames = src->frames;
+    if (src->size)
+        dst->size = src->size;
+    if (src->n_classes > dst->n_classes)
+        meta_grow_classes(dst, src->n_classes); /* ENOMEM leaves the smaller count: harmless */
+}
+
+static const char *kind_name(int k) { return k == LMR_KIND_FRAMES ? "frames" : k == LMR_KIND_FEATURES ? "features" : ""; }
+static const char *dtype_name(int d) { return d == LMR_DT_U8 ? "u8" : d == LMR_DT_F16 ? "f16" : d == LMR_DT_F32 ? "f32" : ""; }
+
+char *shardmeta_to_json(const ShardMeta *m)
+{
+    json_t *o = json_object(), *dims = json_array(), *counts = json_array();
+    if (!o || !dims || !counts) {
+        json_decref(o);
+        json_decref(dims);
+        json_decref(counts);
+        return NULL;
+    }
+    for (int i = 0; i < 4; i++)
+        json_array_append_new(dims, json_integer(m->dims[i]));
+    for (int i = 0; i < m->n_classes; i++)
+        json_array_append_new(counts, json_integer(m->class_counts ? m->class_counts[i] : 0));
+    json_object_set_new(o, "format_version", json_integer(m->format_version));
+    json_object_set_new(o, "kind", json_string(kind_name(m->kind)));
+    json_object_set_new(o, "dtype", json_string(dtype_name(m->dtype)));
+    json_object_set_new(o, "ndim", json_integer(m->ndim));
+    json_object_set_new(o, "dims", dims);
+    json_object_set_new(o, "n_records", json_integer((json_int_t)m->n_records));
+    json_object_set_new(o, "n_classes", json_integer(m->n_classes));
+    json_object_set_new(o, "class_counts", counts);
+    json_object_set_new(o, "multi_label", json_boolean(m->multi_label));
+    json_object_set_new(o, "dataset", json_string(m->dataset));
+    json_object_set_new(o, "split", json_string(m->split));
+    json_object_set_new(o, "frames", json_integer(m->frames));
+    json_object_set_new(o, "size", json_integer(m->size));
+    json_object_set_new(o, "backbone", json_string(m->backbone));
+    json_object_set_new(o, "weights_checksum", json_string(m->weights_checksum));
+    json_object_set_new(o, "lmr_version", json_string(m->lmr_version));
+    char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(o);
+    return s;
+}
+
+/* Copy a string member if present; @return 0 or LMR_EPARSE. */
+static int json_str(json_t *o, const char *key, char *dst, size_t cap, char *err)
+{
+    json_t *v = json_object_get(o, key);
+    if (!v || json_is_null(v))
+        return 0;
+    if (!json_is_string(v))
+        return lmr_fail(err, LMR_EPARSE, "metadata: \"%s\" is not a string", key);
+    if (strlen(json_string_value(v)) >= cap)
+        return lmr_fail(err, LMR_EPARSE, "metadata: \"%s\" longer than %zu bytes", key, cap - 1);
+    snprintf(dst, cap, "%s", json_string_value(v));
+    return 0;
+}
+
+static int json_int(json_t *o, const char *key, int64_t lo, int64_t hi, int64_t *dst, char *err)
+{
+    json_t *v = json_object_get(o, key);
+    if (!v || json_is_null(v))
+        return 0;
+    if (json_is_boolean(v)) {
+        *dst = json_is_true(v);
+        return 0;
+    }
+    if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi)
+        return lmr_fail(err, LMR_EPARSE, "metadata: \"%s\" is not an integer in [%lld, %lld]", key,
+                        (long long)lo, (long long)hi);
+    *dst = json_integer_value(v);
+    return 0;
+}
+
+static int name_index(const char *s, const char *const *names, int n)
+{
+    for (int i = 1; i < n; i++)
+        if (strcmp(s, names[i]) == 0)
+            return i;
+    return 0;
+}
+
+int shardmeta_from_json(ShardMeta *m, const char *json, char *err)
+{
+    json_error_t je;
+    json_t *o = json_loads(json, 0, &je);
+    if (!o)
+        return lmr_fail(err, LMR_EPARSE, "metadata: line %d: %s", je.line, je.text);
+    int rc = LMR_EPARSE;
+    if (!json_is_object(o)) {
+        lmr_fail(err, LMR_EPARSE, "metadata: not a JSON object");
+        goto fail;
+    }
+    int64_t v;
+    static const char *const kinds[] = {"", "frames", "features"}, *const dtypes[] = {"", "u8", "f16", "f32"};
+    char s[16] = "";
+    if ((rc = json_str(o, "kind", s, sizeof s, err)))
+        goto fail;
+    if (s[0] && !(m->kind = (uint8_t)name_index(s, kinds, 3))) {
+        rc = lmr_fail(err, LMR_EPARSE, "metadata: unknown kind \"%s\"", s);
+        goto fail;
+    }
+    s[0] = 0;
+    if ((rc = json_str(o, "dtype", s, sizeof s, err)))
+        goto fail;
+    if (s[0] && !(m->dtype = (uint8_t)name_index(s, dtypes, 4))) {
+        rc = lmr_fail(err, LMR_EPARSE, "metadata: unknown dtype \"%s\"", s);
+        goto fail;
+    }
+#define GETI(key, lo, hi, field)                                   \
+    v = m->field;                                                  \
+    if ((rc = json_int(o, key, lo, hi, &v, err)))                  \
+        goto fail;                                                 \
+    m->field = v;
+    GETI("format_version", 0, 1000000, format_version);
+    GETI("ndim", 0, 4, ndim);
+    GETI("n_records", 0, INT64_MAX, n_records);
+    GETI("multi_label", 0, 1, multi_label);
+    GETI("frames", 0, 1 << 30, frames);
+    GETI("size", 0, 1 << 30, size);
+#undef GETI
+    if (m->format_version > LMR_SHARD_FORMAT_VERSION) {
+        rc = lmr_fail(err, LMR_EVERSION, "metadata: shard format %d, this reader knows %d", m->format_version,
+                      LMR_SHARD_FORMAT_VERSION);
+        goto fail;
+    }
+    json_t *dims = json_object_get(o, "dims");
+    if (dims) {
+        if (!json_is_array(dims) || json_array_size(dims) != 4) {
+            rc = lmr_fail(err, LMR_EPARSE, "metadata: \"dims\" is not an array of 4 integers");
+            goto fail;
+        }
+        for (int i = 0; i < 4; i++) {
+            json_t *d = json_array_get(dims, (size_t)i);
+            if (!json_is_integer(d) || json_integer_value(d) < 0 || json_integer_value(d) > UINT32_MAX) {
+                rc = lmr_fail(err, LMR_EPARSE, "metadata: dims[%d] is not a u32", i);
+                goto fail;
+            }
+            m->dims[i] = (uint32_t)json_integer_value(d);
+        }
+    }
+    int64_t nc = m->n_classes;
+    if ((rc = json_int(o, "n_classes", 0, 1 << 24, &nc, err)))
+        goto fail;
+    json_t *counts = json_object_get(o, "class_counts");
+    if (counts && (!json_is_array(counts) || (int64_t)json_array_size(counts) > (nc > 0 ? nc : 1 << 24))) {
+        rc = lmr_fail(err, LMR_EPARSE, "metadata: \"class_counts\" is not an array of at most n_classes integers");
+        goto fail;
+    }
+    if (counts && (int64_t)json_array_size(counts) > nc)
+        nc = (int64_t)json_array_size(counts);
+    if (nc > m->n_classes && (rc = meta_grow_classes(m, (int)nc)))
+        goto fail;
+    for (size_t i = 0; counts && i < json_array_size(counts); i++) {
+        json_t *c = json_array_get(counts, i);
+        if (!json_is_integer(c) || json_integer_value(c) < 0) {
+            rc = lmr_fail(err, LMR_EPARSE, "metadata: class_counts[%zu] is not a count", i);
+            goto fail;
+        }
+        m->class_counts[i] = json_integer_value(c);
+    }
+    if ((rc = json_str(o, "dataset", m->dataset, sizeof m->dataset, err)) ||
+        (rc = json_str(o, "split", m->split, sizeof m->split, err)) ||
+        (rc = json_str(o, "backbone", m->backbone, sizeof m->backbone, err)) ||
+        (rc = json_str(o, "weights_checksum", m->weights_checksum, sizeof m->weights_checksum, err)) ||
+        (rc = json_str(o, "lmr_version", m->lmr_version, sizeof m->lmr_version, err)))
+        goto fail;
+    rc = 0;
+fail:
+    json_decref(o);
+    return rc;
+}
+
+// --- label index ----------------------------------------------------------------------------
+
+int labelindex_push(LabelIndex *x, const int32_t *labels, int n)
+{
+    if ((x->n & (x->n + 1)) == 0 || !x->label_off) { /* n + 2 offsets needed: grow at powers of two */
+        uint64_t cap = (x->n + 2) * 2;
+        uint64_t *o = realloc(x->label_off, sizeof(uint64_t) * cap);
+        if (!o)
+            return LMR_ENOMEM;
+        x->label_off = o;
+        if (x->n == 0)
+            o[0] = 0;
+    }
+    if (x->n_labels_total + (uint64_t)n > x->labels_cap) {
+        uint64_t cap = x->labels_cap ? x->labels_cap * 2 : 1024;
+        while (cap < x->n_labels_total + (uint64_t)n)
+            cap *= 2;
+        int32_t *l = realloc(x->labels, sizeof(int32_t) * cap);
+        if (!l)
+            return LMR_ENOMEM;
+        x->labels = l;
+        x->labels_cap = cap;
+    }
+    if (n)
+        memcpy(x->labels + x->n_labels_total, labels, sizeof(int32_t) * (size_t)n);
+    x->n_labels_total += (uint64_t)n;
+    x->n++;
+    x->label_off[x->n] = x->n_labels_total;
+    return 0;
+}
+
+void labelindex_free(LabelIndex *x)
+{
+    if (!x)
+        return;
+    free(x->label_off);
+    free(x->labels);
+    memset(x, 0, sizeof *x);
+}
+
+// --- writer ---------------------------------------------------------------------------------
+
+struct ShardWriter {
+    ShardFormat format;
+    LmdbWriter *lmdb;
+    H5Writer *h5;
+    ShardMeta meta;
+    char last_error[LMR_ERRLEN];
+};
+
+int shard_is_hdf5(const char *path)
+{
+    static const unsigned char sig[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return -errno;
+    unsigned char b[8];
+    size_t n = fread(b, 1, 8, f);
+    fclose(f);
+    return n == 8 && memcmp(b, sig, 8) == 0;
+}
+
+int shardwriter_open(ShardWriter **out, const char *path, const ShardWriterOpts *opts, char *err)
+{
+    *out = NULL;
+    ShardWriterOpts o = {SHARD_LMDB, 4, 64u << 20};
+    if (opts) {
+        o = *opts;
+        if (!o.format)
+            o.format = SHARD_LMDB;
+        if (!o.txn_bytes)
+            o.txn_bytes = 64u << 20;
+    }
+    struct stat st;
+    if (stat(path, &st) == 0 && st.st_size > 0) {
+        int h5 = shard_is_hdf5(path);
+        if (h5 < 0)
+            return lmr_fail(err, h5, "%s: %s", path, strerror(-h5));
+        if ((h5 == 1) != (o.format == SHARD_HDF5))
+            return lmr_fail(err, LMR_EMISMATCH, "%s: exists as a %s shard, asked for %s", path, h5 ? "HDF5" : "LMDB",
+                            o.format == SHARD_HDF5 ? "HDF5" : "LMDB");
+    }
+    ShardWriter *w = calloc(1, sizeof *w);
+    if (!w)
+        return LMR_ENOMEM;
+    shardmeta_init(&w->meta);
+    w->format = o.format;
+    int rc = o.format == SHARD_HDF5 ? h5w_open(&w->h5, path, o.deflate_level, &w->meta, err)
+                                    : lmdbw_open(&w->lmdb, path, o.txn_bytes, &w->meta, err);
+    if (rc) {
+        shardmeta_free(&w->meta);
+        free(w);
+        return rc;
+    }
+    *out = w;
+    return 0;
+}
+
+int shardwriter_put(ShardWriter *w, const uint8_t *rec, size_t len)
+{
+    RecordInfo info;
+    char err[LMR_ERRLEN];
+    int rc = record_parse(rec, len, &info, err);
+    if (rc)
+        return LMR_FAIL(w, rc, "%s", err);
+    if (info.total_size != len)
+        return LMR_FAIL(w, LMR_ECORRUPT, "clip %.*s: %zu bytes given, record is %llu", (int)info.id_len, info.id,
+                        len, (unsigned long long)info.total_size);
+    if ((info.id_len == strlen(LMR_META_KEY) && memcmp(info.id, LMR_META_KEY, info.id_len) == 0))
+        return LMR_FAIL(w, LMR_EINVAL, "clip id %s is reserved", LMR_META_KEY);
+    if ((rc = shardmeta_check(&w->meta, &info, w->last_error)))
+        return rc;
+    rc = w->format == SHARD_HDF5 ? h5w_put(w->h5, &info, rec, len, w->last_error)
+                                 : lmdbw_put(w->lmdb, &info, rec, len, w->last_error);
+    if (rc)
+        return rc;
+    if (shardmeta_account(&w->meta, &info))
+        return LMR_FAIL(w, LMR_ENOMEM, "clip %.*s: class counts", (int)info.id_len, info.id);
+    return 0;
+}
+
+int shardwriter_set_meta(ShardWriter *w, const ShardMeta *hint)
+{
+    const ShardMeta *m = &w->meta;
+    if (m->n_records && ((hint->backbone[0] && m->backbone[0] && strcmp(hint->backbone, m->backbone)) ||
+                         (hint->weights_checksum[0] && m->weights_checksum[0] &&
+                          strcmp(hint->weights_checksum, m->weights_checksum))))
+        return LMR_FAIL(w, LMR_EMISMATCH, "backbone %s (weights %s) differs from the shard's %s (weights %s)",
+                        hint->backbone, hint->weights_checksum, m->backbone, m->weights_checksum);
+    shardmeta_merge_hint(&w->meta, hint);
+    return 0;
+}
+
+int shardwriter_close(ShardWriter **pw)
+{
+    if (!pw || !*pw)
+        return 0;
+    ShardWriter *w = *pw;
+    int rc = 0;
+    if (w->lmdb) {
+        rc = lmdbw_commit(w->lmdb, &w->meta, w->last_error);
+        lmdbw_close(&w->lmdb);
+    }
+    if (w->h5)
+        rc = h5w_close(&w->h5, &w->meta, w->last_error);
+    shardmeta_free(&w->meta);
+    free(w);
+    *pw = NULL;
+    return rc;
+}
+
+const char *shardwriter_error(const ShardWriter *w) { return w ? w->last_error : ""; }
+
+// --- reader of sets ---------------------------------------------------------------------------
+
+typedef struct {
+    LmdbReader *lmdb;
+    H5Reader *h5;
+    ShardMeta meta;
+    LabelIndex labels;
+    uint64_t first;  /* global index of this file's record 0 */
+    uint64_t *order; /* HDF5: record indices sorted by id; LMDB keys are sorted already */
+    char path[256];
+} SetFile;
+
+struct ShardSet {
+    SetFile *files;
+    int n_files;
+    uint64_t n;
+    ShardMeta meta;
+    char last_error[LMR_ERRLEN];
+};
+
+/* Id of record i of f (borrowed): the LMDB key, which the writer makes equal to the clip id. */
+static void file_id(const SetFile *f, uint64_t i, const char **id, uint16_t *len)
+{
+    if (f->h5) {
+        h5r_id(f->h5, i, id, len);
+        return;
+    }
+    lmdbr_key(f->lmdb, i, id, len);
+}
+
+/* LMDB's default key order: bytes, then the shorter first. */
+static int id_cmp(const char *a, size_t la, const char *b, size_t lb)
+{
+    int c = memcmp(a, b, la < lb ? la : lb);
+    return c ? c : (la > lb) - (la < lb);
+}
+
+static int order_cmp(const void *pa, const void *pb, void *user)
+{
+    const SetFile *f = user;
+    const char *a, *b;
+    uint16_t la, lb;
+    file_id(f, *(const uint64_t *)pa, &a, &la);
+    file_id(f, *(const uint64_t *)pb, &b, &lb);
+    return id_cmp(a, la, b, lb);
+}
+
+/* Check that file f may join the set whose merged meta is m, then merge it in. */
+static int set_merge(ShardMeta *m, const ShardMeta *f, const char *path, char *err)
+{
+    if (f->n_records == 0)
+        return 0;
+    if (m->n_records == 0) {
+        int64_t *keep = m->class_counts;
+        int nc = m->n_classes;
+        *m = *f;
+        m->class_counts = keep;
+        m->n_classes = nc;
+        m->n_records = 0;
+    } else {
+        if (f->kind != m->kind || f->dtype != m->dtype || f->ndim != m->ndim || f->dims[0] != m->dims[0] ||
+            f->dims[2] != m->dims[2] || f->dims[3] != m->dims[3])
+            return lmr_fail(err, LMR_EMISMATCH, "%s: kind/dtype/dims %u/%u/%ux%ux%ux%u differ from the set's %u/%u/%ux%ux%ux%u",
+                            path, f->kind, f->dtype, f->dims[0], f->dims[1], f->dims[2], f->dims[3], m->kind,
+                            m->dtype, m->dims[0], m->dims[1], m->dims[2], m->dims[3]);
+        if (strcmp(f->backbone, m->backbone) || strcmp(f->weights_checksum, m->weights_checksum))
+            return lmr_fail(err, LMR_EMISMATCH, "%s: backbone %s (weights %s) differs from the set's %s (weights %s)",
+                            path, f->backbone, f->weights_checksum, m->backbone, m->weights_checksum);
+        if (f->dims[1] != m->dims[1])
+            m->dims[1] = 0;
+        m->multi_label |= f->multi_label;
+    }
+    m->n_records += f->n_records;
+    if (f->n_classes > m->n_classes)
+        LMR_TRY(meta_grow_classes(m, f->n_classes));
+    for (int c = 0; c < f->n_classes && f->class_counts; c++)
+        m->class_counts[c] += f->class_counts[c];
+    return 0;
+}
+
+int shardset_open(ShardSet **out, const char *const *paths, int n_paths, char *err)
+{
+    *out = NULL;
+    if (n_paths < 1)
+        return lmr_fail(err, LMR_EINVAL, "no shard given");
+    ShardSet *s = calloc(1, sizeof *s);
+    if (!s || !(s->files = calloc((size_t)n_paths, sizeof *s->files))) {
+        free(s);
+        return LMR_ENOMEM;
+    }
+    shardmeta_init(&s->meta);
+    int rc = 0;
+    for (int k = 0; k < n_paths; k++) {
+        SetFile *f = &s->files[k];
+        s->n_files = k + 1;
+        snprintf(f->path, sizeof f->path, "%s", paths[k]);
+        shardmeta_init(&f->meta);
+        int h5 = shard_is_hdf5(paths[k]);
+        if (h5 < 0) {
+            rc = lmr_fail(err, h5, "%s: %s", paths[k], strerror(-h5));
+            goto fail;
+        }
+        rc = h5 ? h5r_open(&f->h5, paths[k], &f->meta, &f->labels, err)
+                : lmdbr_open(&f->lmdb, paths[k], &f->meta, &f->labels, err);
+        if (rc)
+            goto fail;
+        f->first = s->n;
+        s->n += f->labels.n;
+        if (h5 && f->labels.n) {
+            if (!(f->order = malloc(sizeof(uint64_t) * f->labels.n))) {
+                rc = LMR_ENOMEM;
+                goto fail;
+            }
+            for (uint64_t i = 0; i < f->labels.n; i++)
+                f->order[i] = i;
+            qsort_r(f->order, f->labels.n, sizeof(uint64_t), order_cmp, f);
+        }
+        if ((rc = set_merge(&s->meta, &f->meta, f->path, err)))
+            goto fail;
+        if (k == 0 || !s->meta.dataset[0])
+            shardmeta_merge_hint(&s->meta, &f->meta);
+    }
+    *out = s;
+    return 0;
+fail:
+    shardset_close(&s);
+    return rc;
+}
+
+void shardset_close(ShardSet **ps)
+{
+    if (!ps || !*ps)
+        return;
+    ShardSet *s = *ps;
+    for (int k = 0; k < s->n_files; k++) {
+        SetFile *f = &s->files[k];
+        lmdbr_close(&f->lmdb);
+        h5r_close(&f->h5);
+        shardmeta_free(&f->meta);
+        labelindex_free(&f->labels);
+        free(f->order);
+    }
+    free(s->files);
+    shardmeta_free(&s->meta);
+    free(s);
+    *ps = NULL;
+}
+
+uint64_t shardset_count(const ShardSet *s) { return s->n; }
+
+const ShardMeta *shardset_meta(const ShardSet *s) { return &s->meta; }
+
+/* File holding global record i (i < s->n). */
+static const SetFile *set_file(const ShardSet *s, uint64_t i)
+{
+    int lo = 0, hi = s->n_files - 1;
+    while (lo < hi) {
+        int mid = (lo + hi + 1) / 2;
+        if (s->files[mid].first <= i)
+            lo = mid;
+        else
+            hi = mid - 1;
+    }
+    return &s->files[lo];
+}
+
+int shardset_labels(const ShardSet *s, uint64_t i, const int32_t **labels)
+{
+    *labels = NULL;
+    if (i >= s->n)
+        return 0;
+    const SetFile *f = set_file(s, i);
+    uint64_t j = i - f->first;
+    *labels = f->labels.labels + f->labels.label_off[j];
+    return (int)(f->labels.label_off[j + 1] - f->labels.label_off[j]);
+}
+
+int shardset_get(ShardSet *s, uint64_t i, LmrBuf *scratch, RecordInfo *info)
+{
+    memset(info, 0, sizeof *info);
+    if (i >= s->n)
+        return LMR_FAIL(s, LMR_ERANGE, "record %llu of %llu", (unsigned long long)i, (unsigned long long)s->n);
+    const SetFile *f = set_file(s, i);
+    uint64_t j = i - f->first;
+    const uint8_t *rec;
+    size_t len;
+    char err[LMR_ERRLEN];
+    if (f->h5) {
+        int rc = h5r_get(f->h5, j, &f->labels, scratch, err);
+        if (rc)
+            return LMR_FAIL(s, rc, "%s: %s", f->path, err);
+        rec = scratch->data;
+        len = scratch->len;
+    } else {
+        lmdbr_get(f->lmdb, j, &rec, &len);
+    }
+    int rc = record_parse(rec, len, info, err);
+    if (!rc && info->total_size != len)
+        rc = lmr_fail(err, LMR_ECORRUPT, "clip %.*s: value of %zu bytes holds a record of %llu", (int)info->id_len,
+                      info->id, len, (unsigned long long)info->total_size);
+    if (rc) {
+        const char *id;
+        uint16_t idl;
+        file_id(f, j, &id, &idl);
+        return LMR_FAIL(s, rc, "%s: record %llu (key %.*s): %s", f->path, (unsigned long long)j, (int)idl, id, err);
+    }
+    return 0;
+}
+
+int64_t shardset_find(const ShardSet *s, const char *id)
+{
+    size_t n = strlen(id);
+    for (int k = 0; k < s->n_files; k++) {
+        const SetFile *f = &s->files[k];
+        uint64_t lo = 0, hi = f->labels.n;
+        while (lo < hi) {
+            uint64_t mid = lo + (hi - lo) / 2, j = f->order ? f->order[mid] : mid;
+            const char *m;
+            uint16_t ml;
+            file_id(f, j, &m, &ml);
+            int c = id_cmp(m, ml, id, n);
+            if (c == 0)
+                return (int64_t)(f->first + j);
+            if (c < 0)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+    }
+    return -1;
+}
+
+const char *shardset_error(const ShardSet *s) { return s ? s->last_error : ""; }

@@ -1,0 +1,77 @@
+/* Shared between shard.c and the two containers (shard_lmdb.c, shard_hdf5.c); never included
+ * outside formats/. Each container exposes a writer and a reader; shard.c adds the metadata
+ * bookkeeping, the checks on what may be mixed, and the set-of-files reader. */
+#ifndef LMR_SHARD_INTERNAL_H
+#define LMR_SHARD_INTERNAL_H
+
+#include <stdint.h>
+
+#include "shard.h"
+
+#define LMR_META_KEY "__meta__"
+
+/* --- metadata bookkeeping (shard.c) ------------------------------------------------------ */
+
+/** Check that a record may join a shard described by m (kind, dtype, ndim, dims except T).
+ *  @return 0 or LMR_EMISMATCH (err names the clip and the field). */
+int shardmeta_check(const ShardMeta *m, const RecordInfo *r, char *err);
+/** Fold one record into m: shape on the first record, T = 0 once it varies, n_records,
+ *  class counts (growing n_classes to cover every label), multi_label. @return 0 or LMR_ENOMEM. */
+int shardmeta_account(ShardMeta *m, const RecordInfo *r);
+/** Copy the fields records cannot tell (dataset, split, frames, size, backbone, weights,
+ *  n_classes when larger) from src into dst. */
+void shardmeta_merge_hint(ShardMeta *dst, const ShardMeta *src);
+
+/* --- per-file index both readers fill at open ---------------------------------------------- */
+
+typedef struct {
+    uint64_t n;
+    uint64_t *label_off; /* [n + 1]: labels of record i are labels[label_off[i] .. label_off[i+1]) */
+    int32_t *labels;
+    uint64_t n_labels_total, labels_cap;
+} LabelIndex;
+
+int labelindex_push(LabelIndex *x, const int32_t *labels, int n);
+void labelindex_free(LabelIndex *x);
+
+/* --- LMDB (shard_lmdb.c) ------------------------------------------------------------------ */
+
+typedef struct LmdbWriter LmdbWriter;
+typedef struct LmdbReader LmdbReader;
+
+/** Open or resume; every existing record is folded into meta (and its __meta__ hint merged). */
+int lmdbw_open(LmdbWriter **w, const char *path, uint64_t txn_bytes, ShardMeta *meta, char *err);
+/** @return 0 added, LMR_DONE same bytes present, LMR_EEXIST other bytes, or an error. */
+int lmdbw_put(LmdbWriter *w, const RecordInfo *info, const uint8_t *rec, size_t len, char *err);
+/** Commit the open transaction with meta written as JSON under __meta__. */
+int lmdbw_commit(LmdbWriter *w, const ShardMeta *meta, char *err);
+void lmdbw_close(LmdbWriter **w);
+
+int lmdbr_open(LmdbReader **r, const char *path, ShardMeta *meta, LabelIndex *labels, char *err);
+/** Zero-copy bytes of record i (valid until lmdbr_close). */
+void lmdbr_get(const LmdbReader *r, uint64_t i, const uint8_t **rec, size_t *len);
+/** Key of record i (zero-copy); keys come in LMDB's order: bytes, then the shorter first. */
+void lmdbr_key(const LmdbReader *r, uint64_t i, const char **key, uint16_t *len);
+void lmdbr_close(LmdbReader **r);
+
+/* --- HDF5 (shard_hdf5.c) ------------------------------------------------------------------ */
+
+typedef struct H5Writer H5Writer;
+typedef struct H5Reader H5Reader;
+
+int h5w_open(H5Writer **w, const char *path, int deflate_level, ShardMeta *meta, char *err);
+int h5w_put(H5Writer *w, const RecordInfo *info, const uint8_t *rec, size_t len, char *err);
+int h5w_close(H5Writer **w, const ShardMeta *meta, char *err);
+
+int h5r_open(H5Reader **r, const char *path, ShardMeta *meta, LabelIndex *labels, char *err);
+/** Rebuild record i (raw payload) into scratch and check it against the stored checksum.
+ *  Serialised internally: libhdf5 is not thread-safe. */
+int h5r_get(H5Reader *r, uint64_t i, const LabelIndex *labels, LmrBuf *scratch, char *err);
+/** Id of record i (borrowed until h5r_close). */
+void h5r_id(const H5Reader *r, uint64_t i, const char **id, uint16_t *len);
+void h5r_close(H5Reader **r);
+
+/** 1 when the file starts with the HDF5 signature, 0 otherwise, -errno when unreadable. */
+int shard_is_hdf5(const char *path);
+
+#endif
