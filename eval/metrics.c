@@ -1,0 +1,359 @@
+/* Evaluation metrics: counts per class while clips stream in, then group means and average
+ * precision at the end. Ranking ties always go to the lower class index, so top-1 and top-k
+ * agree with each other and with the per-class counts. Average precision follows
+ * scikit-learn's average_precision_score (tied scores form one threshold) so the two can be
+ * compared number for number. */
+#include "metrics.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+// --- groups --------------------------------------------------------------------------------
+
+const char *eval_group_name(int group)
+{
+    switch (group) {
+    case EVAL_GROUP_HEAD: return "head";
+    case EVAL_GROUP_MEDIUM: return "medium";
+    case EVAL_GROUP_TAIL: return "tail";
+    case EVAL_GROUP_FEW: return "few";
+    default: return "none";
+    }
+}
+
+int eval_group_parse(const char *name)
+{
+    static const char *const names[] = {"head", "medium", "tail", "few"};
+    for (int g = 0; g < EVAL_N_GROUPS; g++)
+        if (strcasecmp(name, names[g]) == 0)
+            return g;
+    if (strcasecmp(name, "many") == 0)
+        return EVAL_GROUP_HEAD;
+    if (strcasecmp(name, "none") == 0)
+        return EVAL_GROUP_NONE;
+    return -2;
+}
+
+typedef struct {
+    int64_t count;
+    int idx;
+} ClassCount;
+
+static int cmp_count_desc(const void *pa, const void *pb)
+{
+    const ClassCount *a = pa, *b = pb;
+    if (a->count != b->count)
+        return a->count > b->count ? -1 : 1;
+    return a->idx - b->idx;
+}
+
+int eval_groups_share(const int64_t *counts, int n_classes, double head_share, int8_t *groups)
+{
+    if (!(head_share >= 0.0 && head_share <= 1.0) || n_classes < 0)
+        return LMR_EINVAL;
+    ClassCount *order = malloc((size_t)(n_classes ? n_classes : 1) * sizeof *order);
+    if (!order)
+        return LMR_ENOMEM;
+    int64_t total = 0;
+    for (int c = 0; c < n_classes; c++) {
+        order[c] = (ClassCount){counts[c], c};
+        total += counts[c];
+    }
+    qsort(order, (size_t)n_classes, sizeof *order, cmp_count_desc);
+    // Head grows from the most frequent class while the share stays within the limit.
+    int64_t cum = 0;
+    int in_head = 1;
+    for (int i = 0; i < n_classes; i++) {
+        int c = order[i].idx;
+        if (counts[c] <= EVAL_FEW_MAX) {
+            groups[c] = EVAL_GROUP_FEW;
+            continue;
+        }
+        if (in_head && (double)(cum + counts[c]) <= head_share * (double)total) {
+            cum += counts[c];
+            groups[c] = EVAL_GROUP_HEAD;
+        } else {
+            in_head = 0;
+            groups[c] = EVAL_GROUP_TAIL;
+        }
+    }
+    free(order);
+    return 0;
+}
+
+void eval_groups_videolt(const int64_t *counts, int n_classes, int8_t *groups)
+{
+    for (int c = 0; c < n_classes; c++)
+        groups[c] = counts[c] <= 100 ? EVAL_GROUP_TAIL
+                  : counts[c] <= 500 ? EVAL_GROUP_MEDIUM : EVAL_GROUP_HEAD;
+}
+
+// --- accumulation --------------------------------------------------------------------------
+
+int eval_acc_init(EvalAcc *a, int n_classes, int keep_scores, int confusion)
+{
+    memset(a, 0, sizeof *a);
+    if (n_classes <= 0)
+        return LMR_FAIL(a, LMR_EINVAL, "eval: %d classes", n_classes);
+    a->n_classes = n_classes;
+    a->keep_scores = keep_scores;
+    a->class_n = calloc((size_t)n_classes, sizeof *a->class_n);
+    a->class_correct = calloc((size_t)n_classes, sizeof *a->class_correct);
+    if (confusion)
+        a->confusion = calloc((size_t)n_classes * (size_t)n_classes, sizeof *a->confusion);
+    a->label_off = calloc(1, sizeof *a->label_off);
+    if (!a->class_n || !a->class_correct || (confusion && !a->confusion) || !a->label_off) {
+        eval_acc_free(a);
+        return LMR_ENOMEM;
+    }
+    return 0;
+}
+
+void eval_acc_free(EvalAcc *a)
+{
+    if (!a)
+        return;
+    free(a->class_n);
+    free(a->class_correct);
+    free(a->confusion);
+    free(a->scores);
+    free(a->labels);
+    free(a->label_off);
+    memset(a, 0, sizeof *a);
+}
+
+/* Does class i rank ahead of class j? Higher score first, then the lower index. */
+static int ranks_before(const float *s, int i, int j)
+{
+    return s[i] > s[j] || (s[i] == s[j] && i < j);
+}
+
+void eval_topk(const float *scores, int n_classes, int k, int *out)
+{
+    if (k > n_classes)
+        k = n_classes;
+    int n = 0;
+    // Insertion into a sorted list of at most k entries: k is small (5).
+    for (int c = 0; c < n_classes; c++) {
+        if (n == k && !ranks_before(scores, c, out[k - 1]))
+            continue;
+        int pos = n < k ? n++ : k - 1;
+        while (pos > 0 && ranks_before(scores, c, out[pos - 1])) {
+            out[pos] = out[pos - 1];
+            pos--;
+        }
+        out[pos] = c;
+    }
+}
+
+void eval_sum_softmax(const float *logits, int n_views, int n_classes, float *out)
+{
+    for (int c = 0; c < n_classes; c++)
+        out[c] = 0.0f;
+    for (int v = 0; v < n_views; v++) {
+        const float *z = logits + (int64_t)v * n_classes;
+        float zmax = z[0];
+        for (int c = 1; c < n_classes; c++)
+            zmax = z[c] > zmax ? z[c] : zmax;
+        double sum = 0.0;
+        for (int c = 0; c < n_classes; c++)
+            sum += exp((double)(z[c] - zmax));
+        for (int c = 0; c < n_classes; c++)
+            out[c] += (float)(exp((double)(z[c] - zmax)) / sum);
+    }
+}
+
+static int keep_clip(EvalAcc *a, const float *scores, const int32_t *labels, int n_labels)
+{
+    int64_t C = a->n_classes, n = a->n_labelled;
+    if (n + 1 > a->cap_clips) {
+        int64_t cap = a->cap_clips ? a->cap_clips * 2 : 256;
+        float *s = realloc(a->scores, (size_t)(cap * C) * sizeof *s);
+        if (!s)
+            return LMR_ENOMEM;
+        a->scores = s;
+        int64_t *off = realloc(a->label_off, (size_t)(cap + 1) * sizeof *off);
+        if (!off)
+            return LMR_ENOMEM;
+        a->label_off = off;
+        a->cap_clips = cap;
+    }
+    int64_t used = a->label_off[n];
+    if (used + n_labels > a->cap_labels) {
+        int64_t cap = a->cap_labels ? a->cap_labels * 2 : 512;
+        while (cap < used + n_labels)
+            cap *= 2;
+        int32_t *l = realloc(a->labels, (size_t)cap * sizeof *l);
+        if (!l)
+            return LMR_ENOMEM;
+        a->labels = l;
+        a->cap_labels = cap;
+    }
+    memcpy(a->scores + n * C, scores, (size_t)C * sizeof *scores);
+    memcpy(a->labels + used, labels, (size_t)n_labels * sizeof *labels);
+    a->label_off[n + 1] = used + n_labels;
+    return 0;
+}
+
+int eval_acc_add(EvalAcc *a, const float *scores, const int32_t *labels, int n_labels)
+{
+    for (int i = 0; i < n_labels; i++)
+        if (labels[i] < 0 || labels[i] >= a->n_classes)
+            return LMR_FAIL(a, LMR_ERANGE, "label %d outside the model's %d classes", labels[i],
+                            a->n_classes);
+    a->n_scored++;
+    if (n_labels <= 0)
+        return 0;
+    if (a->keep_scores)
+        LMR_TRY(keep_clip(a, scores, labels, n_labels));
+    int top[5];
+    int k = a->n_classes < 5 ? a->n_classes : 5;
+    eval_topk(scores, a->n_classes, k, top);
+    int hit1 = 0, hit5 = 0;
+    for (int i = 0; i < n_labels; i++) {
+        for (int j = 0; j < k; j++)
+            if (top[j] == labels[i])
+                hit5 = 1, hit1 |= j == 0;
+    }
+    a->top1_hits += hit1;
+    a->top5_hits += hit5;
+    for (int i = 0; i < n_labels; i++) {
+        int dup = 0; // a label listed twice counts once
+        for (int j = 0; j < i; j++)
+            dup |= labels[j] == labels[i];
+        if (dup)
+            continue;
+        a->class_n[labels[i]]++;
+        a->class_correct[labels[i]] += hit1;
+        if (a->confusion)
+            a->confusion[(int64_t)labels[i] * a->n_classes + top[0]]++;
+    }
+    a->n_labelled++;
+    return 0;
+}
+
+// --- results -------------------------------------------------------------------------------
+
+static int cmp_pair_desc(const void *pa, const void *pb)
+{
+    const EvalScorePair *a = pa, *b = pb;
+    return (a->score < b->score) - (a->score > b->score);
+}
+
+double eval_average_precision(EvalScorePair *pairs, int64_t n)
+{
+    int64_t n_pos = 0;
+    for (int64_t i = 0; i < n; i++)
+        n_pos += pairs[i].positive != 0;
+    if (n_pos == 0)
+        return -1.0;
+    qsort(pairs, (size_t)n, sizeof *pairs, cmp_pair_desc);
+    double ap = 0.0, prev_recall = 0.0;
+    int64_t tp = 0, seen = 0;
+    for (int64_t i = 0; i < n;) {
+        int64_t j = i; // a run of equal scores is one threshold
+        while (j < n && pairs[j].score == pairs[i].score) {
+            tp += pairs[j].positive != 0;
+            j++;
+        }
+        seen = j;
+        double recall = (double)tp / (double)n_pos;
+        ap += (recall - prev_recall) * ((double)tp / (double)seen);
+        prev_recall = recall;
+        i = j;
+    }
+    return ap;
+}
+
+/* Mean of v over classes with v >= 0 in each group, and over all of them. */
+static void group_means(const double *v, const int8_t *groups, int C, double *all, double *per,
+                        int *n_all, int *n_per)
+{
+    double sum = 0, gsum[EVAL_N_GROUPS] = {0};
+    int n = 0, gn[EVAL_N_GROUPS] = {0};
+    for (int c = 0; c < C; c++) {
+        if (v[c] < 0)
+            continue;
+        sum += v[c];
+        n++;
+        int g = groups ? groups[c] : EVAL_GROUP_NONE;
+        if (g >= 0 && g < EVAL_N_GROUPS)
+            gsum[g] += v[c], gn[g]++;
+    }
+    *all = n ? sum / n : -1.0;
+    for (int g = 0; g < EVAL_N_GROUPS; g++)
+        per[g] = gn[g] ? gsum[g] / gn[g] : -1.0;
+    if (n_all)
+        *n_all = n;
+    if (n_per)
+        memcpy(n_per, gn, sizeof gn);
+}
+
+static int compute_ap(const EvalAcc *a, double *class_ap)
+{
+    int64_t N = a->n_labelled, C = a->n_classes;
+    EvalScorePair *pairs = malloc((size_t)(N ? N : 1) * sizeof *pairs);
+    if (!pairs)
+        return LMR_ENOMEM;
+    for (int64_t c = 0; c < C; c++) {
+        if (a->class_n[c] == 0) {
+            class_ap[c] = -1.0;
+            continue;
+        }
+        for (int64_t i = 0; i < N; i++) {
+            pairs[i].score = a->scores[i * C + c];
+            pairs[i].positive = 0;
+            for (int64_t l = a->label_off[i]; l < a->label_off[i + 1]; l++)
+                pairs[i].positive |= a->labels[l] == c;
+        }
+        class_ap[c] = eval_average_precision(pairs, N);
+    }
+    free(pairs);
+    return 0;
+}
+
+int eval_finish(const EvalAcc *a, const int8_t *groups, EvalResult *r)
+{
+    memset(r, 0, sizeof *r);
+    int C = a->n_classes;
+    r->n_classes = C;
+    r->n_clips = a->n_labelled;
+    r->n_unlabelled = a->n_scored - a->n_labelled;
+    r->top1 = a->n_labelled ? (double)a->top1_hits / (double)a->n_labelled : -1.0;
+    r->top5 = a->n_labelled ? (double)a->top5_hits / (double)a->n_labelled : -1.0;
+    r->class_acc = malloc((size_t)C * sizeof *r->class_acc);
+    r->class_ap = malloc((size_t)C * sizeof *r->class_ap);
+    if (!r->class_acc || !r->class_ap) {
+        eval_result_free(r);
+        return LMR_ENOMEM;
+    }
+    for (int c = 0; c < C; c++) {
+        r->class_acc[c] = a->class_n[c] ? (double)a->class_correct[c] / (double)a->class_n[c] : -1.0;
+        r->class_ap[c] = -1.0;
+    }
+    group_means(r->class_acc, groups, C, &r->avg_class_acc, r->group_acc, &r->n_present,
+                r->group_present);
+    r->map = -1.0;
+    for (int g = 0; g < EVAL_N_GROUPS; g++)
+        r->group_map[g] = -1.0;
+    if (a->keep_scores && a->n_labelled) {
+        int rc = compute_ap(a, r->class_ap);
+        if (rc < 0) {
+            eval_result_free(r);
+            return rc;
+        }
+        group_means(r->class_ap, groups, C, &r->map, r->group_map, NULL, NULL);
+    }
+    return 0;
+}
+
+void eval_result_free(EvalResult *r)
+{
+    if (!r)
+        return;
+    free(r->class_acc);
+    free(r->class_ap);
+    r->class_acc = r->class_ap = NULL;
+}

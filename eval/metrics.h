@@ -1,0 +1,95 @@
+/* Evaluation metrics (DESIGN section 7): top-1/top-5 over clips, per-class accuracy over the
+ * classes present in the evaluation data, group means (head / medium / tail / few) and, for
+ * multi-label data, average precision per class with the same tie rule as scikit-learn.
+ * Clips are added one at a time (scores already summed over views); nothing here reads files. */
+#ifndef LMR_EVAL_METRICS_H
+#define LMR_EVAL_METRICS_H
+
+#include <stdint.h>
+
+#include "lmr_error.h"
+
+/* Class groups. The LMR rule uses head/tail/few; VideoLT's rule head/medium/tail. */
+enum { EVAL_GROUP_NONE = -1, EVAL_GROUP_HEAD = 0, EVAL_GROUP_MEDIUM = 1, EVAL_GROUP_TAIL = 2,
+       EVAL_GROUP_FEW = 3, EVAL_N_GROUPS = 4 };
+
+#define EVAL_FEW_MAX 20 /* few-shot: at most this many training clips */
+
+/** Name of a group ("head", "medium", "tail", "few", "none"). Never NULL. */
+const char *eval_group_name(int group);
+/** Group of a name as written in a class-groups file (case-insensitive), or -2 when unknown. */
+int eval_group_parse(const char *name);
+
+/** LMR rule: few = count <= EVAL_FEW_MAX; head = the largest set of most frequent (non-few)
+ *  classes whose share of all training clips does not exceed head_share (ties broken by the
+ *  lower class index); tail = the rest. groups: [n_classes] out.
+ *  @return 0 or LMR_EINVAL (head_share outside [0, 1]). */
+int eval_groups_share(const int64_t *counts, int n_classes, double head_share, int8_t *groups);
+/** VideoLT rule: tail <= 100, medium 101-500, head > 500 training clips. */
+void eval_groups_videolt(const int64_t *counts, int n_classes, int8_t *groups);
+
+/* Accumulates clips; then eval_finish computes the numbers. */
+typedef struct {
+    int n_classes;
+    int keep_scores;          /* store every labelled clip's scores for average precision */
+    int64_t n_scored, n_labelled;
+    int64_t top1_hits, top5_hits;
+    int64_t *class_n;         /* [C] labelled clips carrying class c */
+    int64_t *class_correct;   /* [C] of those, clips whose top-1 is one of their labels */
+    int64_t *confusion;       /* [C, C] true label x top-1, or NULL */
+    float *scores;            /* [n_labelled, C] when keep_scores */
+    int32_t *labels;          /* all labels back to back, when keep_scores */
+    int64_t *label_off;       /* [n_labelled + 1] offsets into labels, when keep_scores */
+    int64_t cap_clips, cap_labels;
+    char last_error[LMR_ERRLEN];
+} EvalAcc;
+
+/** @param keep_scores  1 to compute average precision (memory: n_clips x C floats).
+ *  @param confusion    1 to count the C x C confusion matrix.
+ *  @return 0, LMR_EINVAL, LMR_ENOMEM. */
+int eval_acc_init(EvalAcc *a, int n_classes, int keep_scores, int confusion);
+void eval_acc_free(EvalAcc *a);
+
+/** Top-k classes of a score vector, best first; ties go to the lower class index.
+ *  k is clamped to n_classes. */
+void eval_topk(const float *scores, int n_classes, int k, int *out);
+
+/** Clip scores from per-view logits: softmax of each view, summed over views.
+ *  logits: [n_views, C]; out: [C]. Stable for any finite logits. */
+void eval_sum_softmax(const float *logits, int n_views, int n_classes, float *out);
+
+/** Add one clip: scores [C] (any monotone score: summed softmax), its labels (n_labels = 0 for
+ *  an unlabelled clip, which is counted in n_scored only).
+ *  @return 0, LMR_ERANGE (a label outside [0, C); last_error says which), LMR_ENOMEM. */
+int eval_acc_add(EvalAcc *a, const float *scores, const int32_t *labels, int n_labels);
+
+typedef struct {
+    int n_classes;
+    int64_t n_clips, n_unlabelled;
+    double top1, top5;              /* fractions of labelled clips, -1 when none */
+    double avg_class_acc;           /* mean over present classes, -1 when none */
+    double group_acc[EVAL_N_GROUPS];/* mean over present classes of each group, -1 when empty */
+    int n_present, group_present[EVAL_N_GROUPS];
+    double map;                     /* mean AP over present classes, -1 when not computed */
+    double group_map[EVAL_N_GROUPS];
+    double *class_acc;              /* [C] owned, -1 for absent classes */
+    double *class_ap;               /* [C] owned, -1 for absent classes or when not computed */
+} EvalResult;
+
+/** Compute the metrics. groups: [C] per class (EVAL_GROUP_*; NONE counts only in the average).
+ *  @return 0, LMR_ENOMEM. @note free the result with eval_result_free. */
+int eval_finish(const EvalAcc *a, const int8_t *groups, EvalResult *r);
+void eval_result_free(EvalResult *r);
+
+typedef struct {
+    float score;
+    int positive;
+} EvalScorePair;
+
+/** Average precision of one class, scikit-learn's definition: sum over distinct score
+ *  thresholds of (R_n - R_{n-1}) P_n, tied scores forming one threshold.
+ *  pairs: [n], sorted in place (descending score).
+ *  @return the AP, or -1 when there is no positive. */
+double eval_average_precision(EvalScorePair *pairs, int64_t n);
+
+#endif

@@ -1,0 +1,240 @@
+/* eval/metrics: hand-computed cases (an absent class, an empty group, ties, several views,
+ * unlabelled and multi-label clips), and average precision against scikit-learn run through
+ * LMR_PYTHON on random multi-label scores with many ties. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "metrics.h"
+
+#define C7 7
+
+static void add(EvalAcc *a, const float *s, int label)
+{
+    int32_t l = label;
+    CHECK_RC(eval_acc_add(a, s, &l, label < 0 ? 0 : 1), 0);
+}
+
+static void test_topk(void)
+{
+    TEST(1, "top-k with ties goes to the lower index");
+    float s[] = {0.5f, 0.9f, 0.9f, 0.1f, 0.9f};
+    int top[5];
+    eval_topk(s, 5, 3, top);
+    CHECK(top[0] == 1 && top[1] == 2 && top[2] == 4);
+    eval_topk(s, 5, 9, top); // k clamped to C
+    CHECK(top[3] == 0 && top[4] == 3);
+}
+
+static void test_groups(void)
+{
+    TEST(2, "groups: head-share rule, an empty head, VideoLT rule");
+    int64_t counts[C7] = {1000, 500, 100, 50, 15, 5, 3};
+    int8_t g[C7];
+    CHECK_RC(eval_groups_share(counts, C7, 0.95, g), 0);
+    int8_t want95[C7] = {0, 0, 2, 2, 3, 3, 3};
+    CHECK(memcmp(g, want95, sizeof g) == 0);
+    CHECK_RC(eval_groups_share(counts, C7, 0.5, g), 0); // 1000/1673 > 0.5: no head at all
+    int8_t want50[C7] = {2, 2, 2, 2, 3, 3, 3};
+    CHECK(memcmp(g, want50, sizeof g) == 0);
+    CHECK_RC(eval_groups_share(counts, C7, 1.5, g), LMR_EINVAL);
+    int64_t vc[4] = {100, 101, 500, 501};
+    eval_groups_videolt(vc, 4, g);
+    CHECK(g[0] == EVAL_GROUP_TAIL && g[1] == EVAL_GROUP_MEDIUM && g[2] == EVAL_GROUP_MEDIUM &&
+          g[3] == EVAL_GROUP_HEAD);
+    CHECK(eval_group_parse("Few") == EVAL_GROUP_FEW && eval_group_parse("bogus") == -2);
+}
+
+static void test_hand_case(void)
+{
+    TEST(3, "accuracy, groups, absent class, tie, unlabelled clip, confusion");
+    int64_t counts[C7] = {1000, 500, 100, 50, 15, 5, 3};
+    EvalAcc a;
+    CHECK_RC(eval_acc_init(&a, C7, 0, 1), 0);
+    float c1[C7] = {.7f, .2f, .1f, 0, 0, 0, 0};             // 0 -> 0
+    float c2[C7] = {.1f, .6f, .2f, .05f, .05f, 0, .01f};    // 0 -> 1, top-5 hit
+    float c3[C7] = {.1f, .8f, .1f, 0, 0, 0, 0.01f};         // 1 -> 1
+    float c4[C7] = {.3f, .2f, .2f, 0, .1f, .1f, .1f};       // 3 -> 0, rank 7: top-5 miss
+    float c5[C7] = {.1f, 0, .4f, 0, .4f, .1f, 0};           // 4 ties with 2: top-1 is 2
+    float c6[C7] = {0, 0, .1f, 0, .2f, .7f, 0};             // 5 -> 5
+    float c7[C7] = {1, 0, 0, 0, 0, 0, 0};                   // unlabelled
+    add(&a, c1, 0), add(&a, c2, 0), add(&a, c3, 1), add(&a, c4, 3), add(&a, c5, 4);
+    add(&a, c6, 5), add(&a, c7, -1);
+    int32_t bad = 7;
+    CHECK_RC(eval_acc_add(&a, c1, &bad, 1), LMR_ERANGE);
+    int8_t g[C7];
+    CHECK_RC(eval_groups_share(counts, C7, 0.95, g), 0);
+    EvalResult r;
+    CHECK_RC(eval_finish(&a, g, &r), 0);
+    CHECK(r.n_clips == 6 && r.n_unlabelled == 1); // the rejected clip counts nowhere
+    CHECK_CLOSE(r.top1, 3.0 / 6, 1e-12, 0);
+    CHECK_CLOSE(r.top5, 5.0 / 6, 1e-12, 0);
+    CHECK_CLOSE(r.class_acc[0], 0.5, 1e-12, 0);
+    CHECK(r.class_acc[2] == -1.0 && r.class_acc[6] == -1.0); // absent classes
+    CHECK(r.n_present == 5);
+    CHECK_CLOSE(r.avg_class_acc, (0.5 + 1 + 0 + 0 + 1) / 5, 1e-12, 0);
+    CHECK_CLOSE(r.group_acc[EVAL_GROUP_HEAD], 0.75, 1e-12, 0);
+    CHECK_CLOSE(r.group_acc[EVAL_GROUP_TAIL], 0.0, 1e-12, 0); // only class 3 present
+    CHECK_CLOSE(r.group_acc[EVAL_GROUP_FEW], 0.5, 1e-12, 0);
+    CHECK(r.group_acc[EVAL_GROUP_MEDIUM] == -1.0);
+    CHECK(r.map == -1.0);
+    CHECK(a.confusion[0 * C7 + 0] == 1 && a.confusion[0 * C7 + 1] == 1 && a.confusion[4 * C7 + 2] == 1);
+    CHECK(a.confusion[3 * C7 + 0] == 1 && a.confusion[5 * C7 + 5] == 1);
+    eval_result_free(&r);
+
+    CHECK_RC(eval_groups_share(counts, C7, 0.5, g), 0); // empty head group
+    CHECK_RC(eval_finish(&a, g, &r), 0);
+    CHECK(r.group_acc[EVAL_GROUP_HEAD] == -1.0 && r.group_present[EVAL_GROUP_HEAD] == 0);
+    CHECK_CLOSE(r.group_acc[EVAL_GROUP_TAIL], (0.5 + 1 + 0) / 3, 1e-12, 0);
+    eval_result_free(&r);
+    eval_acc_free(&a);
+    eval_acc_free(&a); // idempotent
+}
+
+static void test_views(void)
+{
+    TEST(4, "several views: softmax per view, summed");
+    // View 0 prefers class 0 by a little, view 1 prefers class 1 by a lot: the sum picks 1,
+    // where summing logits would too, but averaging argmaxes would tie.
+    float logits[2 * 3] = {1.0f, 0.9f, 0.0f, 0.0f, 3.0f, 0.0f};
+    float s[3];
+    eval_sum_softmax(logits, 2, 3, s);
+    double e0 = exp(1.0) + exp(0.9) + 1.0, e1 = 2.0 + exp(3.0);
+    CHECK_CLOSE(s[0], exp(1.0) / e0 + 1.0 / e1, 1e-6, 0);
+    CHECK_CLOSE(s[1], exp(0.9) / e0 + exp(3.0) / e1, 1e-6, 0);
+    CHECK_CLOSE(s[0] + s[1] + s[2], 2.0, 1e-6, 0);
+    float big[2] = {1000.0f, -1000.0f}; // no overflow
+    eval_sum_softmax(big, 1, 2, s);
+    CHECK_CLOSE(s[0], 1.0, 1e-6, 0);
+}
+
+static void test_multilabel(void)
+{
+    TEST(5, "multi-label: hit when any label is top-1, each label counted once");
+    EvalAcc a;
+    CHECK_RC(eval_acc_init(&a, 4, 1, 0), 0);
+    float s1[4] = {.1f, .2f, .3f, .4f};
+    int32_t l1[3] = {2, 3, 3};
+    CHECK_RC(eval_acc_add(&a, s1, l1, 3), 0);
+    float s2[4] = {.4f, .3f, .2f, .1f};
+    int32_t l2[1] = {2};
+    CHECK_RC(eval_acc_add(&a, s2, l2, 1), 0);
+    EvalResult r;
+    CHECK_RC(eval_finish(&a, NULL, &r), 0);
+    CHECK(a.class_n[3] == 1 && a.class_correct[3] == 1);
+    CHECK(a.class_n[2] == 2 && a.class_correct[2] == 1);
+    CHECK_CLOSE(r.top1, 0.5, 1e-12, 0);
+    // AP of class 2: scores .3 (pos), .2 (pos) -> 1; class 3: .4 (pos), .1 (neg) -> 1.
+    CHECK_CLOSE(r.class_ap[2], 1.0, 1e-12, 0);
+    CHECK_CLOSE(r.class_ap[3], 1.0, 1e-12, 0);
+    CHECK(r.class_ap[0] == -1.0);
+    CHECK_CLOSE(r.map, 1.0, 1e-12, 0);
+    eval_result_free(&r);
+    eval_acc_free(&a);
+
+    EvalScorePair p1[4] = {{.6f, 0}, {.9f, 1}, {.7f, 1}, {.8f, 0}};
+    CHECK_CLOSE(eval_average_precision(p1, 4), 0.5 + 0.5 * 2.0 / 3.0, 1e-12, 0);
+    EvalScorePair p2[3] = {{.9f, 1}, {.5f, 1}, {.9f, 0}}; // a tie at the top is one threshold
+    CHECK_CLOSE(eval_average_precision(p2, 3), 0.5 * 0.5 + 0.5 * 2.0 / 3.0, 1e-12, 0);
+    EvalScorePair p3[2] = {{.9f, 0}, {.5f, 0}};
+    CHECK(eval_average_precision(p3, 2) == -1.0);
+}
+
+static const char sklearn_script[] =
+    "import sys\n"
+    "import numpy as np\n"
+    "from sklearn.metrics import average_precision_score\n"
+    "d = np.loadtxt(sys.argv[1], ndmin=2)\n"
+    "C = d.shape[1] // 2\n"
+    "s, y = d[:, :C], d[:, C:]\n"
+    "for c in range(C):\n"
+    "    print(average_precision_score(y[:, c], s[:, c]) if y[:, c].any() else -1.0)\n";
+
+static uint64_t lcg(uint64_t *x)
+{
+    *x = *x * 6364136223846793005ULL + 1442695040888963407ULL;
+    return *x >> 33;
+}
+
+static void test_map_sklearn(void)
+{
+    TEST(6, "average precision against scikit-learn (ties, absent classes, multi-label)");
+    const char *py = getenv("LMR_PYTHON");
+    if (!py || !*py) {
+        printf("  skipped: LMR_PYTHON not set\n");
+        return;
+    }
+    char dir[] = "/tmp/lmr-test-metrics-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char data[256], script[256], out[256], cmd[1024];
+    snprintf(data, sizeof data, "%s/scores.txt", dir);
+    snprintf(script, sizeof script, "%s/ap.py", dir);
+    snprintf(out, sizeof out, "%s/ap.txt", dir);
+    enum { N = 300, C = 9 };
+    EvalAcc a;
+    CHECK_RC(eval_acc_init(&a, C, 1, 0), 0);
+    FILE *f = fopen(data, "w");
+    CHECK(f != NULL);
+    uint64_t seed = 42;
+    for (int i = 0; i < N && f; i++) {
+        float s[C];
+        int32_t l[3];
+        int n_l = 1 + (int)(lcg(&seed) % 3), y[C] = {0};
+        for (int c = 0; c < C; c++)
+            s[c] = (float)(lcg(&seed) % 8) / 8.0f; // few levels: many ties
+        for (int j = 0; j < n_l; j++) {
+            l[j] = (int32_t)(lcg(&seed) % (C - 1)); // class C-1 never appears
+            y[l[j]] = 1;
+            s[l[j]] += 0.25f; // some signal
+        }
+        CHECK_RC(eval_acc_add(&a, s, l, n_l), 0);
+        for (int c = 0; c < C; c++)
+            fprintf(f, "%.9g ", s[c]);
+        for (int c = 0; c < C; c++)
+            fprintf(f, "%d%c", y[c], c == C - 1 ? '\n' : ' ');
+    }
+    if (f)
+        fclose(f);
+    f = fopen(script, "w");
+    if (f) {
+        fputs(sklearn_script, f);
+        fclose(f);
+    }
+    snprintf(cmd, sizeof cmd, "'%s' '%s' '%s' > '%s'", py, script, data, out);
+    int rc = system(cmd);
+    CHECK(rc == 0);
+    EvalResult r;
+    CHECK_RC(eval_finish(&a, NULL, &r), 0);
+    f = fopen(out, "r");
+    double ref_sum = 0;
+    int n_ref = 0;
+    for (int c = 0; c < C && f; c++) {
+        double ref;
+        CHECK(fscanf(f, "%lf", &ref) == 1);
+        CHECK_CLOSE(r.class_ap[c], ref, 1e-9, 1e-6);
+        if (ref >= 0)
+            ref_sum += ref, n_ref++;
+    }
+    if (f)
+        fclose(f);
+    CHECK(n_ref == C - 1);
+    CHECK_CLOSE(r.map, ref_sum / n_ref, 1e-9, 1e-6);
+    printf("  mAP %.6f (scikit-learn %.6f)\n", r.map, n_ref ? ref_sum / n_ref : -1.0);
+    eval_result_free(&r);
+    eval_acc_free(&a);
+    unlink(data), unlink(script), unlink(out), rmdir(dir);
+}
+
+int main(void)
+{
+    test_topk();
+    test_groups();
+    test_hand_case();
+    test_views();
+    test_multilabel();
+    test_map_sklearn();
+    CHECK_DONE();
+}
