@@ -1,0 +1,112 @@
+/* The numeric ops of lmr-train behind one plain-C interface. backend_cpu.c is the readable
+ * reference (OpenBLAS sgemm + fused loops); backend_cuda.cu exports the same names and argument
+ * order, its context carrying the stream and cuBLAS handle. Tensor pointers passed to the ops are
+ * backend memory (host for cpu, device for cuda) obtained from backend_alloc; the *_naive
+ * versions are plain triple loops on host memory, kept as test oracles.
+ *
+ * Conventions: row-major; a linear layer's weight is (OC, C) as in PyTorch; gradients of weights
+ * are written (not accumulated): every parameter is used once per step. Losses are means over the
+ * batch, so dlogits already carries the 1/B factor. */
+#ifndef LMR_TRAIN_BACKEND_H
+#define LMR_TRAIN_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lmr_error.h"
+
+typedef enum { BACKEND_CPU = 0, BACKEND_CUDA = 1 } BackendKind;
+typedef enum { ACT_NONE = 0, ACT_TANH = 1 } Activation;
+
+/* Opaque per-process context: thread count (cpu); stream, cuBLAS handle, workspace (cuda). */
+typedef struct BackendCtx BackendCtx;
+
+/** Create a context. threads <= 0 keeps the library default.
+ *  @return 0, LMR_ENOMEM, LMR_ENODEV (kind not built in or no device); err says which. */
+int backend_init(BackendCtx **ctx, BackendKind kind, int threads, char *err);
+/** Release the context; NULL-safe, sets *ctx to NULL. */
+void backend_free(BackendCtx **ctx);
+BackendKind backend_kind(const BackendCtx *ctx);
+/** 1 when a backend of this kind was compiled in and can run here. */
+int backend_available(BackendKind kind);
+
+/* --- memory: owned by the caller, released with backend_release ------------------------------ */
+/** Zeroed backend memory of bytes. @return 0 or LMR_ENOMEM. */
+int backend_alloc(BackendCtx *ctx, void **ptr, size_t bytes);
+void backend_release(BackendCtx *ctx, void *ptr);
+int backend_upload(BackendCtx *ctx, void *dst, const void *host_src, size_t bytes);
+int backend_download(BackendCtx *ctx, void *host_dst, const void *src, size_t bytes);
+int backend_zero(BackendCtx *ctx, void *dst, size_t bytes);
+/** Wait until every queued op has finished (no-op on cpu). */
+int backend_sync(BackendCtx *ctx);
+
+/* --- layer norm over the last dim: out = (x - mean) * rstd * weight + bias --------------------- */
+/** weight/bias NULL: no affine (LN0). mean/rstd (B) are saved for the backward. */
+void layernorm_forward(BackendCtx *ctx, float *out, float *mean, float *rstd, const float *inp,
+                       const float *weight, const float *bias, int B, int D, float eps);
+/** dinp (B,D) written (may be NULL); dweight/dbias (D) written (NULL when no affine). */
+void layernorm_backward(BackendCtx *ctx, float *dinp, float *dweight, float *dbias, const float *dout,
+                        const float *inp, const float *weight, const float *mean, const float *rstd,
+                        int B, int D);
+
+/* --- linear (+ optional tanh): out (B,OC) = act(inp (B,C) @ weight^T (C,OC) + bias (OC)) ------ */
+void linear_forward(BackendCtx *ctx, float *out, const float *inp, const float *weight,
+                    const float *bias, int B, int C, int OC, Activation act);
+/** With ACT_TANH, dout is overwritten by the pre-activation gradient and out must be the
+ *  forward's output. dinp (B,C) may be NULL; dweight (OC,C) and dbias (OC) are written. */
+void linear_backward(BackendCtx *ctx, float *dinp, float *dweight, float *dbias, float *dout,
+                     const float *inp, const float *weight, const float *out, int B, int C, int OC,
+                     Activation act);
+
+/* --- losses on logits (B,C); losses (B) per row, dlogits (B,C) = d(mean loss)/dlogits ---------- */
+/** Hard labels with label smoothing s: target = (1-s) onehot + s/C. */
+void ce_hard_forward_backward(BackendCtx *ctx, float *losses, float *dlogits, const float *logits,
+                              const int32_t *labels, float smoothing, int B, int C);
+/** Soft targets (B,C), rows summing to 1. */
+void ce_soft_forward_backward(BackendCtx *ctx, float *losses, float *dlogits, const float *logits,
+                              const float *targets, int B, int C);
+/** Sigmoid binary cross-entropy against targets in [0,1] (B,C), mean over all B*C entries. */
+void bce_forward_backward(BackendCtx *ctx, float *losses, float *dlogits, const float *logits,
+                          const float *targets, int B, int C);
+
+/* --- LMR reconstruction (DESIGN section 6, steps 4-5) ------------------------------------------
+ * f (B,H) the batch's features and fn = LN0(f) with its rstd (B); keys (N,H) and keys_n = LN0(keys)
+ * are the memory bank (constants); key_ok (N) is 0 for keys of few-shot classes; self_idx (B) is
+ * the bank row holding sample i itself (-1: none); c (B) the class weight of each row.
+ * R = c r + (1-c) f with r = softmax(fn keys_n^T / H, masked) keys; a row with every key masked
+ * gets R = f and w = 0. wts (B,N) keeps the softmax for the backward. */
+void lmr_forward(BackendCtx *ctx, float *R, float *wts, const float *f, const float *fn,
+                 const float *keys, const float *keys_n, const uint8_t *key_ok,
+                 const int32_t *self_idx, const float *c, int B, int N, int H);
+/** df (B,H) written from dR (B,H): through (1-c) f and through the similarity softmax (fn path,
+ *  LN0 backward with frstd). Scratch: dwts (B,N), dr (B,H), dfn (B,H). */
+void lmr_backward(BackendCtx *ctx, float *df, const float *dR, const float *wts, const float *fn,
+                  const float *frstd, const float *keys, const float *keys_n, const float *c,
+                  float *dwts, float *dr, float *dfn, int B, int N, int H);
+
+/* --- mixing (step 6): rows i < n_mix: X_i = (1-a_i) R_i + a_i R_partner_i; others X_i = R_i ----- */
+void mix_forward(BackendCtx *ctx, float *X, const float *R, const int32_t *partner, const float *a,
+                 int n_mix, int B, int H);
+/** dR (B,H) written. */
+void mix_backward(BackendCtx *ctx, float *dR, const float *dX, const int32_t *partner, const float *a,
+                  int n_mix, int B, int H);
+
+/* --- optimiser --------------------------------------------------------------------------------- */
+/** Sum of squares of n values, returned in double on the host. */
+double backend_sumsq(BackendCtx *ctx, const float *x, size_t n);
+/** AdamW (decoupled weight decay, PyTorch's formulas) over n values; t is the 1-based step;
+ *  grads are multiplied by grad_scale first (gradient clipping). */
+void adamw_update(BackendCtx *ctx, float *params, const float *grads, float *m, float *v, size_t n,
+                  float lr, float beta1, float beta2, float eps, float weight_decay, long t,
+                  float grad_scale);
+
+/* --- naive host references (test oracles; same semantics as the ops above) -------------------- */
+void linear_forward_naive(float *out, const float *inp, const float *weight, const float *bias, int B,
+                          int C, int OC, Activation act);
+void linear_backward_naive(float *dinp, float *dweight, float *dbias, float *dout, const float *inp,
+                           const float *weight, const float *out, int B, int C, int OC, Activation act);
+void lmr_forward_naive(float *R, float *wts, const float *f, const float *fn, const float *keys,
+                       const float *keys_n, const uint8_t *key_ok, const int32_t *self_idx,
+                       const float *c, int B, int N, int H);
+
+#endif

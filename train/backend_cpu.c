@@ -1,0 +1,530 @@
+/* CPU backend: the readable reference of every op in backend.h. GEMMs go to OpenBLAS sgemm with
+ * the transposes that avoid copies; everything around them (bias, tanh, softmax, masks, mixing,
+ * AdamW) is one fused pass over memory. No op allocates: scratch comes from the caller.
+ * The naive triple-loop versions at the end are the test oracles. */
+#include "backend.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct BackendCtx {
+    BackendKind kind;
+    int threads;
+};
+
+int backend_available(BackendKind kind)
+{
+    return kind == BACKEND_CPU;
+}
+
+int backend_init(BackendCtx **ctx, BackendKind kind, int threads, char *err)
+{
+    *ctx = NULL;
+    if (kind != BACKEND_CPU)
+        return lmr_fail(err, LMR_ENODEV, "not built with CUDA / no GPU: use --device cpu");
+    BackendCtx *c = calloc(1, sizeof *c);
+    if (!c)
+        return lmr_fail(err, LMR_ENOMEM, "out of memory");
+    c->kind = kind;
+    c->threads = threads;
+    // OpenBLAS keeps its thread count process-wide; the context only records what was asked.
+    if (threads > 0)
+        openblas_set_num_threads(threads);
+    *ctx = c;
+    return 0;
+}
+
+void backend_free(BackendCtx **ctx)
+{
+    if (ctx && *ctx) {
+        free(*ctx);
+        *ctx = NULL;
+    }
+}
+
+BackendKind backend_kind(const BackendCtx *ctx)
+{
+    return ctx ? ctx->kind : BACKEND_CPU;
+}
+
+// --- memory ----------------------------------------------------------------------------------
+
+int backend_alloc(BackendCtx *ctx, void **ptr, size_t bytes)
+{
+    (void)ctx;
+    // 64-byte alignment keeps sgemm and the vector loops on whole cache lines.
+    size_t rounded = (bytes + 63) & ~(size_t)63;
+    *ptr = aligned_alloc(64, rounded ? rounded : 64);
+    if (!*ptr)
+        return LMR_ENOMEM;
+    memset(*ptr, 0, rounded ? rounded : 64);
+    return 0;
+}
+
+void backend_release(BackendCtx *ctx, void *ptr)
+{
+    (void)ctx;
+    free(ptr);
+}
+
+int backend_upload(BackendCtx *ctx, void *dst, const void *host_src, size_t bytes)
+{
+    (void)ctx;
+    if (dst != host_src && bytes)
+        memcpy(dst, host_src, bytes);
+    return 0;
+}
+
+int backend_download(BackendCtx *ctx, void *host_dst, const void *src, size_t bytes)
+{
+    return backend_upload(ctx, host_dst, src, bytes);
+}
+
+int backend_zero(BackendCtx *ctx, void *dst, size_t bytes)
+{
+    (void)ctx;
+    memset(dst, 0, bytes);
+    return 0;
+}
+
+int backend_sync(BackendCtx *ctx)
+{
+    (void)ctx;
+    return 0;
+}
+
+// --- layer norm ------------------------------------------------------------------------------
+
+void layernorm_forward(BackendCtx *ctx, float *out, float *mean, float *rstd, const float *inp,
+                       const float *weight, const float *bias, int B, int D, float eps)
+{
+    (void)ctx;
+    for (int b = 0; b < B; b++) {
+        const float *x = inp + (size_t)b * D;
+        float *o = out + (size_t)b * D;
+        float s = 0.0f;
+        for (int i = 0; i < D; i++)
+            s += x[i];
+        float mu = s / D, v = 0.0f;
+        for (int i = 0; i < D; i++) {
+            float d = x[i] - mu;
+            v += d * d;
+        }
+        float rs = 1.0f / sqrtf(v / D + eps);
+        if (weight) {
+            for (int i = 0; i < D; i++)
+                o[i] = (x[i] - mu) * rs * weight[i] + bias[i];
+        } else {
+            for (int i = 0; i < D; i++)
+                o[i] = (x[i] - mu) * rs;
+        }
+        mean[b] = mu;
+        rstd[b] = rs;
+    }
+}
+
+void layernorm_backward(BackendCtx *ctx, float *dinp, float *dweight, float *dbias, const float *dout,
+                        const float *inp, const float *weight, const float *mean, const float *rstd,
+                        int B, int D)
+{
+    (void)ctx;
+    if (dweight) {
+        memset(dweight, 0, (size_t)D * sizeof *dweight);
+        memset(dbias, 0, (size_t)D * sizeof *dbias);
+    }
+    for (int b = 0; b < B; b++) {
+        const float *x = inp + (size_t)b * D, *dy = dout + (size_t)b * D;
+        float mu = mean[b], rs = rstd[b];
+        if (dweight) {
+            for (int i = 0; i < D; i++) {
+                dweight[i] += dy[i] * (x[i] - mu) * rs;
+                dbias[i] += dy[i];
+            }
+        }
+        if (!dinp)
+            continue;
+        // dx = rstd * (dn - mean(dn) - n * mean(dn * n)) with n the normalised input, dn = dy * w.
+        float sum_dn = 0.0f, sum_dnn = 0.0f;
+        for (int i = 0; i < D; i++) {
+            float dn = weight ? dy[i] * weight[i] : dy[i];
+            sum_dn += dn;
+            sum_dnn += dn * (x[i] - mu) * rs;
+        }
+        sum_dn /= D;
+        sum_dnn /= D;
+        float *dx = dinp + (size_t)b * D;
+        for (int i = 0; i < D; i++) {
+            float dn = weight ? dy[i] * weight[i] : dy[i];
+            dx[i] = (dn - sum_dn - (x[i] - mu) * rs * sum_dnn) * rs;
+        }
+    }
+}
+
+// --- linear ----------------------------------------------------------------------------------
+
+void linear_forward(BackendCtx *ctx, float *out, const float *inp, const float *weight,
+                    const float *bias, int B, int C, int OC, Activation act)
+{
+    (void)ctx;
+    // out (B,OC) = inp (B,C) @ weight^T: weight stays (OC,C), sgemm reads it transposed.
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, OC, C, 1.0f, inp, C, weight, C, 0.0f, out, OC);
+    for (int b = 0; b < B; b++) {
+        float *o = out + (size_t)b * OC;
+        if (act == ACT_TANH)
+            for (int j = 0; j < OC; j++)
+                o[j] = tanhf(o[j] + bias[j]);
+        else
+            for (int j = 0; j < OC; j++)
+                o[j] += bias[j];
+    }
+}
+
+void linear_backward(BackendCtx *ctx, float *dinp, float *dweight, float *dbias, float *dout,
+                     const float *inp, const float *weight, const float *out, int B, int C, int OC,
+                     Activation act)
+{
+    (void)ctx;
+    memset(dbias, 0, (size_t)OC * sizeof *dbias);
+    for (int b = 0; b < B; b++) {
+        float *d = dout + (size_t)b * OC;
+        if (act == ACT_TANH) {
+            const float *y = out + (size_t)b * OC;
+            for (int j = 0; j < OC; j++) {
+                d[j] *= 1.0f - y[j] * y[j];
+                dbias[j] += d[j];
+            }
+        } else {
+            for (int j = 0; j < OC; j++)
+                dbias[j] += d[j];
+        }
+    }
+    // dweight (OC,C) = dout^T (OC,B) @ inp (B,C)
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, B, 1.0f, dout, OC, inp, C, 0.0f, dweight, C);
+    // dinp (B,C) = dout (B,OC) @ weight (OC,C)
+    if (dinp)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, C, OC, 1.0f, dout, OC, weight, C, 0.0f,
+                    dinp, C);
+}
+
+// --- losses ----------------------------------------------------------------------------------
+
+/* Softmax of one row into p; returns log-sum-exp of z. */
+static float row_softmax(float *p, const float *z, int C)
+{
+    float mx = z[0];
+    for (int c = 1; c < C; c++)
+        mx = z[c] > mx ? z[c] : mx;
+    float s = 0.0f;
+    for (int c = 0; c < C; c++) {
+        p[c] = expf(z[c] - mx);
+        s += p[c];
+    }
+    float inv = 1.0f / s;
+    for (int c = 0; c < C; c++)
+        p[c] *= inv;
+    return mx + logf(s);
+}
+
+void ce_hard_forward_backward(BackendCtx *ctx, float *losses, float *dlogits, const float *logits,
+                              const int32_t *labels, float smoothing, int B, int C)
+{
+    (void)ctx;
+    float inv_b = 1.0f / B, off = smoothing / C, on = 1.0f - smoothing + off;
+    for (int b = 0; b < B; b++) {
+        const float *z = logits + (size_t)b * C;
+        float *d = dlogits + (size_t)b * C;
+        float lse = row_softmax(d, z, C), sum_z = 0.0f;
+        int y = labels[b];
+        // loss = lse - sum_c t_c z_c, t = off everywhere and on at the label
+        for (int c = 0; c < C; c++) {
+            sum_z += z[c];
+            d[c] = (d[c] - off) * inv_b;
+        }
+        losses[b] = lse - off * sum_z - (on - off) * z[y];
+        d[y] -= (on - off) * inv_b;
+    }
+}
+
+void ce_soft_forward_backward(BackendCtx *ctx, float *losses, float *dlogits, const float *logits,
+                              const float *targets, int B, int C)
+{
+    (void)ctx;
+    float inv_b = 1.0f / B;
+    for (int b = 0; b < B; b++) {
+        const float *z = logits + (size_t)b * C, *t = targets + (size_t)b * C;
+        float *d = dlogits + (size_t)b * C;
+        float lse = row_softmax(d, z, C), tz = 0.0f, ts = 0.0f;
+        for (int c = 0; c < C; c++) {
+            tz += t[c] * z[c];
+            ts += t[c];
+        }
+        losses[b] = ts * lse - tz;
+        for (int c = 0; c < C; c++)
+            d[c] = (ts * d[c] - t[c]) * inv_b;
+    }
+}
+
+void bce_forward_backward(BackendCtx *ctx, float *losses, float *dlogits, const float *logits,
+                          const float *targets, int B, int C)
+{
+    (void)ctx;
+    float inv = 1.0f / ((float)B * C);
+    for (int b = 0; b < B; b++) {
+        const float *z = logits + (size_t)b * C, *t = targets + (size_t)b * C;
+        float *d = dlogits + (size_t)b * C;
+        float l = 0.0f;
+        for (int c = 0; c < C; c++) {
+            float x = z[c];
+            // stable: max(x,0) - x t + log(1 + exp(-|x|))
+            l += fmaxf(x, 0.0f) - x * t[c] + log1pf(expf(-fabsf(x)));
+            float s = x >= 0 ? 1.0f / (1.0f + expf(-x)) : expf(x) / (1.0f + expf(x));
+            d[c] = (s - t[c]) * inv;
+        }
+        losses[b] = l / C;
+    }
+}
+
+// --- LMR reconstruction ----------------------------------------------------------------------
+
+static int row_has_key(const uint8_t *key_ok, int self, int N)
+{
+    for (int j = 0; j < N; j++)
+        if (key_ok[j] && j != self)
+            return 1;
+    return 0;
+}
+
+/* Masked softmax of one similarity row, in place; returns 0 when every key is masked (row = 0). */
+static int masked_softmax_row(float *s, const uint8_t *key_ok, int self, int N)
+{
+    float mx = -INFINITY;
+    for (int j = 0; j < N; j++)
+        if (key_ok[j] && j != self && s[j] > mx)
+            mx = s[j];
+    if (mx == -INFINITY) {
+        memset(s, 0, (size_t)N * sizeof *s);
+        return 0;
+    }
+    float sum = 0.0f;
+    for (int j = 0; j < N; j++) {
+        float e = (key_ok[j] && j != self) ? expf(s[j] - mx) : 0.0f;
+        s[j] = e;
+        sum += e;
+    }
+    float inv = 1.0f / sum;
+    for (int j = 0; j < N; j++)
+        s[j] *= inv;
+    return 1;
+}
+
+void lmr_forward(BackendCtx *ctx, float *R, float *wts, const float *f, const float *fn,
+                 const float *keys, const float *keys_n, const uint8_t *key_ok,
+                 const int32_t *self_idx, const float *c, int B, int N, int H)
+{
+    (void)ctx;
+    // similarities (B,N) = fn (B,H) @ keys_n^T / H: correlations in [-1, 1]
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, N, H, 1.0f / H, fn, H, keys_n, H, 0.0f, wts, N);
+    for (int i = 0; i < B; i++)
+        masked_softmax_row(wts + (size_t)i * N, key_ok, self_idx[i], N);
+    // r (B,H) = wts (B,N) @ keys (N,H), then R = c r + (1 - c) f in place
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, H, N, 1.0f, wts, N, keys, H, 0.0f, R, H);
+    for (int i = 0; i < B; i++) {
+        float *r = R + (size_t)i * H;
+        const float *fi = f + (size_t)i * H;
+        if (!row_has_key(key_ok, self_idx[i], N)) {
+            memcpy(r, fi, (size_t)H * sizeof *r);
+            continue;
+        }
+        float ci = c[i], cf = 1.0f - ci;
+        for (int h = 0; h < H; h++)
+            r[h] = ci * r[h] + cf * fi[h];
+    }
+}
+
+void lmr_backward(BackendCtx *ctx, float *df, const float *dR, const float *wts, const float *fn,
+                  const float *frstd, const float *keys, const float *keys_n, const float *c,
+                  float *dwts, float *dr, float *dfn, int B, int N, int H)
+{
+    (void)ctx;
+    for (size_t k = 0; k < (size_t)B * H; k++)
+        dr[k] = c[k / H] * dR[k];
+    // dwts (B,N) = dr (B,H) @ keys^T
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, N, H, 1.0f, dr, H, keys, H, 0.0f, dwts, N);
+    // softmax backward: ds_ij = w_ij (dw_ij - sum_l w_il dw_il); masked entries have w = 0.
+    for (int i = 0; i < B; i++) {
+        const float *w = wts + (size_t)i * N;
+        float *d = dwts + (size_t)i * N, dot = 0.0f;
+        for (int j = 0; j < N; j++)
+            dot += w[j] * d[j];
+        for (int j = 0; j < N; j++)
+            d[j] = w[j] * (d[j] - dot);
+    }
+    // dfn (B,H) = ds (B,N) @ keys_n (N,H) / H
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, H, N, 1.0f / H, dwts, N, keys_n, H, 0.0f, dfn, H);
+    for (int i = 0; i < B; i++) {
+        const float *w = wts + (size_t)i * N, *g = dfn + (size_t)i * H, *n = fn + (size_t)i * H;
+        const float *dy = dR + (size_t)i * H;
+        float *dx = df + (size_t)i * H;
+        int any = 0;
+        for (int j = 0; j < N && !any; j++)
+            any = w[j] != 0.0f;
+        if (!any) { // every key masked: R = f
+            memcpy(dx, dy, (size_t)H * sizeof *dx);
+            continue;
+        }
+        // LN0 backward of dfn, plus the direct (1 - c) term
+        float m1 = 0.0f, m2 = 0.0f;
+        for (int h = 0; h < H; h++) {
+            m1 += g[h];
+            m2 += g[h] * n[h];
+        }
+        m1 /= H;
+        m2 /= H;
+        float rs = frstd[i], cf = 1.0f - c[i];
+        for (int h = 0; h < H; h++)
+            dx[h] = cf * dy[h] + (g[h] - m1 - n[h] * m2) * rs;
+    }
+}
+
+// --- mixing ----------------------------------------------------------------------------------
+
+void mix_forward(BackendCtx *ctx, float *X, const float *R, const int32_t *partner, const float *a,
+                 int n_mix, int B, int H)
+{
+    (void)ctx;
+    for (int i = 0; i < B; i++) {
+        float *x = X + (size_t)i * H;
+        const float *r = R + (size_t)i * H;
+        if (i >= n_mix) {
+            memcpy(x, r, (size_t)H * sizeof *x);
+            continue;
+        }
+        const float *rb = R + (size_t)partner[i] * H;
+        float ai = a[i], am = 1.0f - ai;
+        for (int h = 0; h < H; h++)
+            x[h] = am * r[h] + ai * rb[h];
+    }
+}
+
+void mix_backward(BackendCtx *ctx, float *dR, const float *dX, const int32_t *partner, const float *a,
+                  int n_mix, int B, int H)
+{
+    (void)ctx;
+    for (int i = 0; i < B; i++) {
+        float s = i < n_mix ? 1.0f - a[i] : 1.0f;
+        float *d = dR + (size_t)i * H;
+        const float *x = dX + (size_t)i * H;
+        for (int h = 0; h < H; h++)
+            d[h] = s * x[h];
+    }
+    for (int i = 0; i < n_mix; i++) {
+        float *d = dR + (size_t)partner[i] * H, ai = a[i];
+        const float *x = dX + (size_t)i * H;
+        for (int h = 0; h < H; h++)
+            d[h] += ai * x[h];
+    }
+}
+
+// --- optimiser -------------------------------------------------------------------------------
+
+double backend_sumsq(BackendCtx *ctx, const float *x, size_t n)
+{
+    (void)ctx;
+    double s = 0.0;
+    for (size_t i = 0; i < n; i++)
+        s += (double)x[i] * x[i];
+    return s;
+}
+
+void adamw_update(BackendCtx *ctx, float *params, const float *grads, float *m, float *v, size_t n,
+                  float lr, float beta1, float beta2, float eps, float weight_decay, long t,
+                  float grad_scale)
+{
+    (void)ctx;
+    float bc1 = 1.0f - powf(beta1, (float)t), bc2 = 1.0f - powf(beta2, (float)t);
+    float step = lr / bc1, rbc2 = 1.0f / sqrtf(bc2), decay = 1.0f - lr * weight_decay;
+    for (size_t i = 0; i < n; i++) {
+        float g = grads[i] * grad_scale;
+        float mi = beta1 * m[i] + (1.0f - beta1) * g;
+        float vi = beta2 * v[i] + (1.0f - beta2) * g * g;
+        m[i] = mi;
+        v[i] = vi;
+        params[i] = params[i] * decay - step * mi / (sqrtf(vi) * rbc2 + eps);
+    }
+}
+
+// --- naive references ------------------------------------------------------------------------
+
+void linear_forward_naive(float *out, const float *inp, const float *weight, const float *bias, int B,
+                          int C, int OC, Activation act)
+{
+    for (int b = 0; b < B; b++)
+        for (int o = 0; o < OC; o++) {
+            double s = bias[o];
+            for (int i = 0; i < C; i++)
+                s += (double)inp[(size_t)b * C + i] * weight[(size_t)o * C + i];
+            out[(size_t)b * OC + o] = act == ACT_TANH ? (float)tanh(s) : (float)s;
+        }
+}
+
+void linear_backward_naive(float *dinp, float *dweight, float *dbias, float *dout, const float *inp,
+                           const float *weight, const float *out, int B, int C, int OC, Activation act)
+{
+    if (act == ACT_TANH)
+        for (size_t k = 0; k < (size_t)B * OC; k++)
+            dout[k] *= 1.0f - out[k] * out[k];
+    for (int o = 0; o < OC; o++) {
+        double s = 0.0;
+        for (int b = 0; b < B; b++)
+            s += dout[(size_t)b * OC + o];
+        dbias[o] = (float)s;
+        for (int i = 0; i < C; i++) {
+            double w = 0.0;
+            for (int b = 0; b < B; b++)
+                w += (double)dout[(size_t)b * OC + o] * inp[(size_t)b * C + i];
+            dweight[(size_t)o * C + i] = (float)w;
+        }
+    }
+    if (dinp)
+        for (int b = 0; b < B; b++)
+            for (int i = 0; i < C; i++) {
+                double s = 0.0;
+                for (int o = 0; o < OC; o++)
+                    s += (double)dout[(size_t)b * OC + o] * weight[(size_t)o * C + i];
+                dinp[(size_t)b * C + i] = (float)s;
+            }
+}
+
+void lmr_forward_naive(float *R, float *wts, const float *f, const float *fn, const float *keys,
+                       const float *keys_n, const uint8_t *key_ok, const int32_t *self_idx,
+                       const float *c, int B, int N, int H)
+{
+    for (int i = 0; i < B; i++) {
+        double mx = -INFINITY, sum = 0.0;
+        double *s = malloc((size_t)N * sizeof *s);
+        for (int j = 0; j < N; j++) {
+            double d = 0.0;
+            for (int h = 0; h < H; h++)
+                d += (double)fn[(size_t)i * H + h] * keys_n[(size_t)j * H + h];
+            s[j] = (key_ok[j] && j != self_idx[i]) ? d / H : -INFINITY;
+            if (s[j] > mx)
+                mx = s[j];
+        }
+        for (int j = 0; j < N; j++) {
+            s[j] = s[j] == -INFINITY ? 0.0 : exp(s[j] - mx);
+            sum += s[j];
+        }
+        for (int h = 0; h < H; h++) {
+            double r = 0.0;
+            for (int j = 0; j < N; j++)
+                r += sum > 0 ? s[j] / sum * keys[(size_t)j * H + h] : 0.0;
+            double fi = f[(size_t)i * H + h];
+            R[(size_t)i * H + h] = sum > 0 ? (float)(c[i] * r + (1.0 - c[i]) * fi) : (float)fi;
+        }
+        for (int j = 0; j < N; j++)
+            wts[(size_t)i * N + j] = sum > 0 ? (float)(s[j] / sum) : 0.0f;
+        free(s);
+    }
+}
