@@ -420,9 +420,8 @@ int shardwriter_put(ShardWriter *w, const uint8_t *rec, size_t len)
 int shardwriter_set_meta(ShardWriter *w, const ShardMeta *hint)
 {
     const ShardMeta *m = &w->meta;
-    if (m->n_records && ((hint->backbone[0] && m->backbone[0] && strcmp(hint->backbone, m->backbone)) ||
-                         (hint->weights_checksum[0] && m->weights_checksum[0] &&
-                          strcmp(hint->weights_checksum, m->weights_checksum))))
+    if ((hint->backbone[0] && m->backbone[0] && strcmp(hint->backbone, m->backbone)) ||
+        (hint->weights_checksum[0] && m->weights_checksum[0] && strcmp(hint->weights_checksum, m->weights_checksum)))
         return LMR_FAIL(w, LMR_EMISMATCH, "backbone %s (weights %s) differs from the shard's %s (weights %s)",
                         hint->backbone, hint->weights_checksum, m->backbone, m->weights_checksum);
     shardmeta_merge_hint(&w->meta, hint);

@@ -1,0 +1,4 @@
+# Tests of the clip record, the shard containers, classes and lmr-pack.
+add_executable(gen_records gen_records.c)
+target_link_libraries(gen_records PRIVATE lmrformats m)
+set_target_properties(gen_records PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
