@@ -1,0 +1,68 @@
+/* Helpers shared by the manifest and annotation readers (formats/ only): whole-file reads, a
+ * line-aware libcsv walker, strict number parsing, skip reporting and a clip-id set. */
+#ifndef LMR_ANNOT_INTERNAL_H
+#define LMR_ANNOT_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "manifest.h"
+
+/** Read a whole file into *data (owned, NUL-terminated; free()). @return 0, -errno, LMR_ENOMEM. */
+int annot_slurp(const char *path, char **data, size_t *len);
+
+/** Skip a UTF-8 byte order mark. */
+const char *annot_skip_bom(const char *p, size_t *len);
+
+/* One CSV row: fields NUL-terminated, borrowed until the callback returns. line = where the
+ * row starts (1-based). A negative return stops the walk and is passed on. */
+typedef int (*AnnotRowFn)(void *user, char **fields, int n_fields, int64_t line);
+
+/** Walk the CSV rows of buf with libcsv. A row may not span lines: an unterminated quote or
+ *  malformed quoting is reported through annot_skip (m, name) and that line is dropped.
+ *  @return 0, LMR_ENOMEM, or the first negative value of fn / annot_skip in strict mode. */
+int annot_csv_walk(const char *buf, size_t len, const char *name, Manifest *m, int strict,
+                   AnnotRowFn fn, void *user);
+
+/** Report "NAME:LINE: reason" through m->warn and count the skip.
+ *  @return 0 to go on, or LMR_EPARSE (message in m->last_error) when strict. */
+int annot_skip(Manifest *m, const char *name, int64_t line, int strict, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+/** Whole-string integer in [lo, hi] (surrounding blanks allowed). @return 0 or -1. */
+int annot_parse_int(const char *s, long lo, long hi, long *out);
+/** Whole-string finite double. @return 0 or -1. */
+int annot_parse_double(const char *s, double *out);
+
+/* A set of clip ids (borrowed strings that outlive the set), to find duplicates. */
+typedef struct {
+    const char **slots;
+    size_t cap, n;
+} AnnotIdSet;
+
+void annot_idset_init(AnnotIdSet *s);
+void annot_idset_free(AnnotIdSet *s);
+/** @return 1 added, 0 already present, LMR_ENOMEM. */
+int annot_idset_add(AnnotIdSet *s, const char *id);
+
+/** manifest_read on bytes in memory; name is used in messages. */
+int manifest_read_mem(Manifest *m, const char *buf, size_t len, const char *name, int strict);
+
+// --- per-dataset readers (annotations.c, annot_json.c, annot_list.c) -----------------------
+#include "annotations.h"
+
+/** The bytes of a file: data if given, else read path into *owned (free()). */
+int annot_bytes(const char *path, const char *data, size_t size, char **owned, const char **buf,
+                size_t *len);
+
+int annot_load_ssv2(Manifest *m, const AnnotOpts *o, const char *buf, size_t len);
+int annot_load_videolt(Manifest *m, const AnnotOpts *o, const char *buf, size_t len);
+/* Class lists; log carries warn / n_skipped / last_error. */
+int annot_classes_ssv2(AnnotClasses *c, Manifest *log, const char *name, const char *buf,
+                       size_t len, int strict);
+int annot_classes_videolt(AnnotClasses *c, Manifest *log, const char *name, const char *buf,
+                          size_t len, int strict);
+/** Size c for n classes (names NULL, counts -1). @return 0 or LMR_ENOMEM. */
+int annot_classes_alloc(AnnotClasses *c, int n);
+
+#endif

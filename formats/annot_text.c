@@ -1,0 +1,287 @@
+/* Text plumbing for the annotation readers: whole-file reads, a libcsv walker that keeps line
+ * numbers (libcsv itself does not) by feeding one line at a time, skip reporting in the
+ * "FILE:LINE: reason" form, strict numbers and a small open-addressing set of clip ids. */
+#include "annot_internal.h"
+
+#include <csv.h>
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+int annot_slurp(const char *path, char **data, size_t *len)
+{
+    *data = NULL;
+    *len = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return -errno;
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    int rc = 0;
+    if (!buf) {
+        rc = LMR_ENOMEM;
+        goto fail;
+    }
+    for (;;) {
+        if (cap - n < 2) {
+            char *p = realloc(buf, cap * 2);
+            if (!p) {
+                rc = LMR_ENOMEM;
+                goto fail;
+            }
+            buf = p;
+            cap *= 2;
+        }
+        size_t got = fread(buf + n, 1, cap - n - 1, f);
+        n += got;
+        if (got == 0) {
+            if (ferror(f)) {
+                rc = LMR_EIO;
+                goto fail;
+            }
+            break;
+        }
+    }
+    fclose(f);
+    buf[n] = '\0';
+    *data = buf;
+    *len = n;
+    return 0;
+fail:
+    free(buf);
+    fclose(f);
+    return rc;
+}
+
+const char *annot_skip_bom(const char *p, size_t *len)
+{
+    if (*len >= 3 && (unsigned char)p[0] == 0xEF && (unsigned char)p[1] == 0xBB &&
+        (unsigned char)p[2] == 0xBF) {
+        *len -= 3;
+        return p + 3;
+    }
+    return p;
+}
+
+int annot_skip(Manifest *m, const char *name, int64_t line, int strict, const char *fmt, ...)
+{
+    char reason[LMR_ERRLEN], msg[LMR_ERRLEN + 300];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(reason, sizeof reason, fmt, ap);
+    va_end(ap);
+    snprintf(msg, sizeof msg, "%s:%lld: %s", name, (long long)line, reason);
+    m->n_skipped++;
+    if (m->warn)
+        m->warn(m->warn_user, msg);
+    if (strict)
+        return lmr_fail(m->last_error, LMR_EPARSE, "%s", msg);
+    return 0;
+}
+
+int annot_parse_int(const char *s, long lo, long hi, long *out)
+{
+    while (*s == ' ' || *s == '\t')
+        s++;
+    if (*s == '\0')
+        return -1;
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    while (*end == ' ' || *end == '\t')
+        end++;
+    if (errno || *end != '\0' || v < lo || v > hi)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+int annot_parse_double(const char *s, double *out)
+{
+    while (*s == ' ' || *s == '\t')
+        s++;
+    if (*s == '\0')
+        return -1;
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    while (*end == ' ' || *end == '\t')
+        end++;
+    if (errno || *end != '\0' || !isfinite(v))
+        return -1;
+    *out = v;
+    return 0;
+}
+
+// --- CSV walking ----------------------------------------------------------------------------
+
+typedef struct {
+    LmrBuf text;        /* this row's fields, NUL-separated */
+    size_t *offs;       /* field start offsets into text */
+    int n, cap;
+    char **ptrs;        /* built at row end */
+    int ptr_cap;
+    int64_t line, row_line;
+    int rc, oom;
+    AnnotRowFn fn;
+    void *user;
+} CsvWalk;
+
+static void walk_field(void *s, size_t len, void *data)
+{
+    CsvWalk *w = data;
+    if (w->oom)
+        return;
+    if (w->n == 0)
+        w->row_line = w->line;
+    if (w->n == w->cap) {
+        int cap = w->cap ? w->cap * 2 : 32;
+        size_t *o = realloc(w->offs, (size_t)cap * sizeof *o);
+        if (!o) {
+            w->oom = 1;
+            return;
+        }
+        w->offs = o;
+        w->cap = cap;
+    }
+    if (buf_reserve(&w->text, w->text.len + len + 1)) {
+        w->oom = 1;
+        return;
+    }
+    w->offs[w->n++] = w->text.len;
+    if (len && s)
+        memcpy(w->text.data + w->text.len, s, len);
+    w->text.data[w->text.len + len] = '\0';
+    w->text.len += len + 1;
+}
+
+static void walk_row(int c, void *data)
+{
+    (void)c;
+    CsvWalk *w = data;
+    if (w->oom || w->rc < 0 || w->n == 0) {
+        w->n = 0;
+        w->text.len = 0;
+        return;
+    }
+    if (w->n > w->ptr_cap) {
+        char **p = realloc(w->ptrs, (size_t)w->cap * sizeof *p);
+        if (!p) {
+            w->oom = 1;
+            return;
+        }
+        w->ptrs = p;
+        w->ptr_cap = w->cap;
+    }
+    for (int i = 0; i < w->n; i++)
+        w->ptrs[i] = (char *)w->text.data + w->offs[i];
+    int rc = w->fn(w->user, w->ptrs, w->n, w->row_line);
+    if (rc < 0)
+        w->rc = rc;
+    w->n = 0;
+    w->text.len = 0;
+}
+
+static int walk_reset(struct csv_parser *p, CsvWalk *w)
+{
+    csv_free(p);
+    w->n = 0;
+    w->text.len = 0;
+    return csv_init(p, CSV_STRICT | CSV_STRICT_FINI | CSV_APPEND_NULL) ? LMR_ENOMEM : 0;
+}
+
+int annot_csv_walk(const char *buf, size_t len, const char *name, Manifest *m, int strict,
+                   AnnotRowFn fn, void *user)
+{
+    CsvWalk w = {.fn = fn, .user = user};
+    struct csv_parser p;
+    buf_init(&w.text);
+    if (csv_init(&p, CSV_STRICT | CSV_STRICT_FINI | CSV_APPEND_NULL))
+        return LMR_ENOMEM;
+    int rc = 0;
+    const char *pos = buf, *end = buf + len;
+    while (pos < end && rc == 0) {
+        const char *nl = memchr(pos, '\n', (size_t)(end - pos));
+        size_t n = nl ? (size_t)(nl - pos) + 1 : (size_t)(end - pos);
+        w.line++;
+        size_t used = csv_parse(&p, pos, n, walk_field, walk_row, &w);
+        pos += n;
+        if (w.oom) {
+            rc = LMR_ENOMEM;
+            break;
+        }
+        if (w.rc < 0) {
+            rc = w.rc;
+            break;
+        }
+        /* A quote problem, or a quoted field still open at the end of the line: none of the
+         * published files has a line break inside a field, so drop this line and resync. */
+        int open = nl && p.pstate != 0 && p.quoted;
+        if (used != n || open) {
+            int64_t at = w.n ? w.row_line : w.line;
+            rc = annot_skip(m, name, at, strict, "%s",
+                            used != n ? "malformed quoting" : "unterminated quote");
+            if (rc == 0)
+                rc = walk_reset(&p, &w);
+        }
+    }
+    if (rc == 0) {
+        if (csv_fini(&p, walk_field, walk_row, &w) != 0)
+            rc = annot_skip(m, name, w.line, strict, "unterminated quote at end of file");
+        if (w.oom)
+            rc = LMR_ENOMEM;
+        else if (rc == 0 && w.rc < 0)
+            rc = w.rc;
+    }
+    csv_free(&p);
+    buf_free(&w.text);
+    free(w.offs);
+    free(w.ptrs);
+    return rc;
+}
+
+// --- id set ---------------------------------------------------------------------------------
+
+void annot_idset_init(AnnotIdSet *s) { memset(s, 0, sizeof *s); }
+
+void annot_idset_free(AnnotIdSet *s)
+{
+    if (!s)
+        return;
+    free(s->slots);
+    memset(s, 0, sizeof *s);
+}
+
+static size_t idset_slot(const AnnotIdSet *s, const char *id)
+{
+    size_t mask = s->cap - 1, i = (size_t)XXH3_64bits(id, strlen(id)) & mask;
+    while (s->slots[i] && strcmp(s->slots[i], id) != 0)
+        i = (i + 1) & mask;
+    return i;
+}
+
+int annot_idset_add(AnnotIdSet *s, const char *id)
+{
+    if ((s->n + 1) * 2 > s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 1024;
+        AnnotIdSet grown = {.slots = calloc(cap, sizeof(char *)), .cap = cap};
+        if (!grown.slots)
+            return LMR_ENOMEM;
+        for (size_t i = 0; i < s->cap; i++)
+            if (s->slots[i])
+                grown.slots[idset_slot(&grown, s->slots[i])] = s->slots[i];
+        free(s->slots);
+        s->slots = grown.slots;
+        s->cap = cap;
+    }
+    size_t i = idset_slot(s, id);
+    if (s->slots[i])
+        return 0;
+    s->slots[i] = id;
+    s->n++;
+    return 1;
+}

@@ -1,0 +1,2 @@
+# Datasets: annotation readers, NPY parser, VideoLT import, fuzz corpus regressions.
+lmr_add_test(test_annotations SOURCES test_annotations.c LIBS lmrformats LABELS unit)
