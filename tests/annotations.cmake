@@ -1,2 +1,3 @@
 # Datasets: annotation readers, NPY parser, VideoLT import, fuzz corpus regressions.
 lmr_add_test(test_annotations SOURCES test_annotations.c LIBS lmrformats LABELS unit)
+lmr_add_test(test_npy SOURCES test_npy.c LIBS lmrformats LABELS unit)
