@@ -1,0 +1,87 @@
+/* Test and bench driver: raw frames (n, h, w, 3) u8 in a file -> backbone_run -> raw (n, dim)
+ * f32 file. With --repeat R it times R extra passes and prints frames/s. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "backbone.h"
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+int main(int argc, char **argv)
+{
+    BackboneOpts o = {0};
+    int repeat = 0, i = 1;
+    o.device = "cpu";
+    for (; i < argc && strncmp(argv[i], "--", 2) == 0 && i + 1 < argc; i += 2) {
+        if (strcmp(argv[i], "--device") == 0)
+            o.device = argv[i + 1];
+        else if (strcmp(argv[i], "--threads") == 0)
+            o.threads = atoi(argv[i + 1]);
+        else if (strcmp(argv[i], "--batch") == 0)
+            o.batch = atoi(argv[i + 1]);
+        else if (strcmp(argv[i], "--repeat") == 0)
+            repeat = atoi(argv[i + 1]);
+        else
+            break;
+    }
+    if (argc - i != 7) {
+        fprintf(stderr, "usage: resnet_features [--device D] [--threads T] [--batch B] [--repeat R] "
+                        "NAME WEIGHTS FRAMES.u8 N H W OUT.f32\n");
+        return 2;
+    }
+    o.name = argv[i];
+    o.weights = argv[i + 1];
+    int n = atoi(argv[i + 3]), h = atoi(argv[i + 4]), w = atoi(argv[i + 5]);
+    size_t nb = (size_t)n * h * w * 3;
+    char err[LMR_ERRLEN] = "";
+    Backbone *b = NULL;
+    uint8_t *px = malloc(nb ? nb : 1);
+    float *out = NULL;
+    int rc = backbone_open(&b, &o, err);
+    if (rc < 0) {
+        fprintf(stderr, "resnet_features: %s\n", err);
+        free(px);
+        return rc == LMR_ENODEV ? 77 : 1; /* no GPU: the caller's test is skipped */
+    }
+    FILE *f = fopen(argv[i + 2], "rb");
+    size_t got = f ? fread(px, 1, nb, f) : 0;
+    if (f)
+        fclose(f);
+    if (got != nb) {
+        fprintf(stderr, "resnet_features: %s: cannot read %zu bytes\n", argv[i + 2], nb);
+        rc = 1;
+        goto done;
+    }
+    out = malloc((size_t)n * backbone_dim(b) * sizeof(float));
+    if ((rc = backbone_run(b, px, n, h, w, out)) < 0) {
+        fprintf(stderr, "resnet_features: %s\n", backbone_error(b));
+        goto done;
+    }
+    if (repeat > 0) {
+        double t0 = now();
+        for (int r = 0; r < repeat && rc == 0; r++)
+            rc = backbone_run(b, px, n, h, w, out);
+        double dt = now() - t0;
+        printf("lmr %s %s: %d x %d frames of %dx%d in %.3f s: %.2f frames/s\n", o.name, o.device, repeat, n, h, w,
+               dt, repeat * n / dt);
+    }
+    f = fopen(argv[i + 6], "wb");
+    if (!f || fwrite(out, sizeof(float), (size_t)n * backbone_dim(b), f) != (size_t)n * backbone_dim(b) ||
+        fclose(f) != 0) {
+        fprintf(stderr, "resnet_features: %s: write failed\n", argv[i + 6]);
+        rc = 1;
+    }
+done:
+    backbone_close(&b);
+    free(px);
+    free(out);
+    return rc < 0 ? 1 : rc;
+}
