@@ -1,0 +1,465 @@
+/* The extraction run: group the selected clips by video into units (time-ordered, bounded),
+ * hand units to worker threads (each with its own decoder, scaler, backbone and zstd context),
+ * and deliver finished clips to the caller strictly in manifest order through a bounded
+ * reorder window, so memory stays bounded and the bytes do not depend on the thread count. */
+#include "run.h"
+
+#include <libgen.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "annotations.h"
+#include "record.h"
+
+#define UNIT_CLIPS 16 /* clips of one video per work unit */
+
+typedef struct {
+    size_t first_pos; /* smallest output position among its clips */
+    size_t *pos;      /* output positions, in time order */
+    int n;
+} Unit;
+
+typedef struct {
+    int state; /* 0 pending, 1 done */
+    LmrBuf rec;
+    char *reason; /* failure, owned */
+} Slot;
+
+typedef struct Run {
+    const Manifest *m;
+    const size_t *sel;
+    size_t n_sel;
+    const ExtractOpts *o;
+    Unit *units;
+    size_t n_units;
+    Slot *slots;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    size_t next_unit, next_write, window;
+    int abort;
+    ExtractStats stats;
+} Run;
+
+typedef struct {
+    Run *r;
+    Backbone *bb;
+    RecordCtx rc;
+    Decoder *dec;
+    char dec_video[1024];   /* the video dec (or dec_err) belongs to */
+    char dec_path[2048];    /* its path, as messages name it */
+    DecoderStats dstats;    /* of decoders already closed */
+    int dec_rc;
+    char dec_err[LMR_ERRLEN];
+    int64_t *idx, *uniq;    /* (V*T) */
+    int *map;               /* (V*T) position in uniq */
+    int *x0, *y0;           /* (views) */
+    uint8_t *imgs;          /* (n_uniq, out_h, out_w, 3) */
+    size_t imgs_cap;
+    uint8_t *frames;        /* (views, T, size, size, 3) */
+    float *feat;            /* (views, T, D) */
+    LmrBuf out;
+    pthread_t tid;
+} Worker;
+
+void extract_opts_init(ExtractOpts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->sample = (SampleOpts){SAMPLE_SEGMENT, SAMPLE_TEST, 8, 1, 1, 4.0, 0};
+    o->decode = (DecoderOpts){1, 224, 30.0, 1, 0};
+    o->backbone.name = "none";
+    o->threads = 1;
+    o->size = 224;
+}
+
+int extract_record_shape(const ExtractOpts *o, uint8_t *kind, uint8_t *dtype, uint32_t dims[4],
+                         char *weights_checksum, char *err)
+{
+    Backbone *bb = NULL;
+    LMR_TRY(backbone_open(&bb, &o->backbone, err));
+    int dim = backbone_dim(bb);
+    uint32_t views = (uint32_t)(o->sample.views * o->sample.crops), T = (uint32_t)o->sample.frames;
+    if (weights_checksum)
+        snprintf(weights_checksum, 24, "%s", backbone_weights_checksum(bb));
+    backbone_close(&bb);
+    if (dim == 0) {
+        *kind = LMR_KIND_FRAMES;
+        *dtype = LMR_DT_U8;
+        uint32_t d[4] = {views, T, (uint32_t)o->size, (uint32_t)o->size * 3};
+        memcpy(dims, d, sizeof d);
+    } else {
+        *kind = LMR_KIND_FEATURES;
+        *dtype = LMR_DT_F32;
+        uint32_t d[4] = {views, T, (uint32_t)dim, 1};
+        memcpy(dims, d, sizeof d);
+    }
+    return 0;
+}
+
+// --- one clip -------------------------------------------------------------------------------
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void worker_close_decoder(Worker *w)
+{
+    if (w->dec) {
+        const DecoderStats *ds = decoder_stats(w->dec);
+        w->dstats.frames_decoded += ds->frames_decoded;
+        w->dstats.frames_scaled += ds->frames_scaled;
+        w->dstats.seeks += ds->seeks;
+    }
+    decoder_close(&w->dec);
+}
+
+/* Open (or keep) the decoder for a video; remembers an open failure for the unit's other clips. */
+static int worker_decoder(Worker *w, const char *video)
+{
+    if (strcmp(w->dec_video, video) == 0 && (w->dec || w->dec_rc < 0))
+        return w->dec_rc;
+    worker_close_decoder(w);
+    snprintf(w->dec_video, sizeof w->dec_video, "%s", video);
+    const ExtractOpts *o = w->r->o;
+    char *path = w->dec_path;
+    snprintf(path, sizeof w->dec_path, "%s/%s", o->videos && *o->videos ? o->videos : ".", video);
+    DecoderOpts d = o->decode;
+    struct stat sb;
+    if (o->epic_fps && stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        char tmp[2048];
+        snprintf(tmp, sizeof tmp, "%s", path);
+        d.folder_fps = annot_epic_fps(basename(tmp));
+    }
+    w->dec_rc = decoder_open(&w->dec, path, &d, w->dec_err);
+    if (w->dec_rc < 0)
+        decoder_close(&w->dec);
+    return w->dec_rc;
+}
+
+/* Strip a leading "PATH: " from a library message: the caller names the video itself. */
+static const char *strip_path(const char *msg, const char *path)
+{
+    size_t n = strlen(path);
+    return strncmp(msg, path, n) == 0 && msg[n] == ':' && msg[n + 1] == ' ' ? msg + n + 2 : msg;
+}
+
+static int grow(void **p, size_t *cap, size_t need)
+{
+    if (need <= *cap)
+        return 0;
+    void *q = realloc(*p, need);
+    if (!q)
+        return LMR_ENOMEM;
+    *p = q;
+    *cap = need;
+    return 0;
+}
+
+/* Extract one clip into w->out. @return 0, or an lmr code with the reason in err. */
+static int clip_run(Worker *w, const ManifestRow *row, char *err)
+{
+    const ExtractOpts *o = w->r->o;
+    int rc = worker_decoder(w, row->video);
+    if (rc < 0)
+        return lmr_fail(err, rc, "%s", strip_path(w->dec_err, w->dec_path));
+    const DecoderInfo *in = decoder_info(w->dec);
+    if (row->stop_sec < 0 && in->n_frames <= 0)
+        return lmr_fail(err, LMR_EUNSUPPORTED, "the video's length is unknown");
+    int64_t first, last;
+    sample_clip_range(row->start_sec, row->stop_sec, in->fps, in->n_frames, &first, &last);
+    int V = o->sample.views, T = o->sample.frames, C = o->sample.crops, S = o->size, nv = V * C;
+    if ((rc = sample_indices(&o->sample, row->clip_id, first, last, in->fps, w->idx)) < 0)
+        return lmr_fail(err, rc, "bad sampling options");
+    memcpy(w->uniq, w->idx, sizeof(int64_t) * V * T);
+    qsort(w->uniq, (size_t)V * T, sizeof(int64_t), cmp_i64);
+    int n_u = 0;
+    for (int i = 0; i < V * T; i++)
+        if (n_u == 0 || w->uniq[n_u - 1] != w->uniq[i])
+            w->uniq[n_u++] = w->uniq[i];
+    for (int i = 0; i < V * T; i++) {
+        const int64_t *hit = bsearch(&w->idx[i], w->uniq, (size_t)n_u, sizeof(int64_t), cmp_i64);
+        w->map[i] = (int)(hit - w->uniq);
+    }
+    size_t isz = (size_t)in->out_w * in->out_h * 3;
+    if (grow((void **)&w->imgs, &w->imgs_cap, isz * n_u) < 0)
+        return lmr_fail(err, LMR_ENOMEM, "out of memory");
+    rc = decoder_fetch(w->dec, first, w->uniq, n_u, w->imgs);
+    if (rc < 0) {
+        lmr_fail(err, rc, "%s", strip_path(decoder_error(w->dec), w->dec_path));
+        if (rc != LMR_ERANGE) // the decoder's state is suspect: reopen for the next clip
+            w->dec_video[0] = 0;
+        return rc;
+    }
+    sample_crops(&o->sample, row->clip_id, in->out_w, in->out_h, S, w->x0, w->y0);
+    size_t fsz = (size_t)S * S * 3;
+    for (int v = 0; v < V; v++)
+        for (int c = 0; c < C; c++) {
+            int view = v * C + c;
+            for (int t = 0; t < T; t++) {
+                const uint8_t *src = w->imgs + isz * w->map[v * T + t];
+                uint8_t *dst = w->frames + fsz * ((size_t)view * T + t);
+                for (int y = 0; y < S; y++)
+                    memcpy(dst + (size_t)y * S * 3,
+                           src + ((size_t)(y + w->y0[view]) * in->out_w + w->x0[view]) * 3, (size_t)S * 3);
+            }
+        }
+    RecordInfo ri;
+    memset(&ri, 0, sizeof ri);
+    ri.ndim = 4;
+    ri.id = row->clip_id;
+    ri.id_len = (uint16_t)strlen(row->clip_id);
+    ri.n_labels = (uint16_t)row->n_labels;
+    memcpy(ri.labels, row->labels, sizeof(int32_t) * (size_t)row->n_labels);
+    const void *payload = w->frames;
+    int D = backbone_dim(w->bb);
+    if (D == 0) {
+        ri.kind = LMR_KIND_FRAMES;
+        ri.dtype = LMR_DT_U8;
+        uint32_t d[4] = {(uint32_t)nv, (uint32_t)T, (uint32_t)S, (uint32_t)S * 3};
+        memcpy(ri.dims, d, sizeof d);
+    } else {
+        for (int view = 0; view < nv; view++)
+            if ((rc = backbone_run(w->bb, w->frames + fsz * view * T, T, S, S,
+                                   w->feat + (size_t)view * T * D)) < 0)
+                return lmr_fail(err, rc, "%s", backbone_error(w->bb));
+        ri.kind = LMR_KIND_FEATURES;
+        ri.dtype = LMR_DT_F32;
+        uint32_t d[4] = {(uint32_t)nv, (uint32_t)T, (uint32_t)D, 1};
+        memcpy(ri.dims, d, sizeof d);
+        payload = w->feat;
+    }
+    if ((rc = record_encode(&w->rc, &ri, payload, &w->out)) < 0)
+        return lmr_fail(err, rc, "%s", w->rc.last_error);
+    return 0;
+}
+
+// --- workers and ordering -------------------------------------------------------------------
+
+static void *worker_main(void *arg)
+{
+    Worker *w = arg;
+    Run *r = w->r;
+    for (;;) {
+        pthread_mutex_lock(&r->mu);
+        while (!r->abort && r->next_unit < r->n_units &&
+               r->units[r->next_unit].first_pos >= r->next_write + r->window)
+            pthread_cond_wait(&r->cv, &r->mu);
+        if (r->abort || r->next_unit >= r->n_units) {
+            pthread_mutex_unlock(&r->mu);
+            break;
+        }
+        Unit *u = &r->units[r->next_unit++];
+        pthread_mutex_unlock(&r->mu);
+        for (int i = 0; i < u->n; i++) {
+            size_t pos = u->pos[i];
+            char err[LMR_ERRLEN] = {0};
+            int rc = clip_run(w, &r->m->rows[r->sel[pos]], err);
+            pthread_mutex_lock(&r->mu);
+            Slot *s = &r->slots[pos];
+            if (rc < 0) {
+                s->reason = strdup(err[0] ? err : lmr_strerror(rc));
+            } else {
+                // Hand the encoded bytes over without copying: the worker takes a fresh buffer.
+                s->rec = w->out;
+                buf_init(&w->out);
+            }
+            s->state = 1;
+            pthread_cond_broadcast(&r->cv);
+            int stop = r->abort;
+            pthread_mutex_unlock(&r->mu);
+            if (stop)
+                break;
+        }
+    }
+    worker_close_decoder(w);
+    pthread_mutex_lock(&r->mu);
+    r->stats.frames_decoded += w->dstats.frames_decoded;
+    r->stats.frames_scaled += w->dstats.frames_scaled;
+    r->stats.seeks += w->dstats.seeks;
+    pthread_mutex_unlock(&r->mu);
+    return NULL;
+}
+
+// --- units --------------------------------------------------------------------------------
+
+typedef struct {
+    const char *video;
+    double start;
+    size_t pos;
+} ClipKey;
+
+static int cmp_clip(const void *a, const void *b)
+{
+    const ClipKey *x = a, *y = b;
+    int c = strcmp(x->video, y->video);
+    if (c)
+        return c;
+    if (x->start != y->start)
+        return x->start < y->start ? -1 : 1;
+    return x->pos < y->pos ? -1 : x->pos > y->pos;
+}
+
+static int cmp_unit(const void *a, const void *b)
+{
+    const Unit *x = a, *y = b;
+    return x->first_pos < y->first_pos ? -1 : x->first_pos > y->first_pos;
+}
+
+/* Clips of one video, in time order, cut into units of at most UNIT_CLIPS; units ordered by
+ * their earliest output position so the reorder window drains steadily. */
+static int build_units(Run *r, size_t **store)
+{
+    ClipKey *k = malloc(sizeof *k * (r->n_sel ? r->n_sel : 1));
+    *store = malloc(sizeof(size_t) * (r->n_sel ? r->n_sel : 1));
+    r->units = malloc(sizeof(Unit) * (r->n_sel ? r->n_sel : 1));
+    if (!k || !*store || !r->units) {
+        free(k);
+        return LMR_ENOMEM;
+    }
+    for (size_t i = 0; i < r->n_sel; i++) {
+        const ManifestRow *row = &r->m->rows[r->sel[i]];
+        k[i] = (ClipKey){row->video, row->start_sec, i};
+    }
+    qsort(k, r->n_sel, sizeof *k, cmp_clip);
+    r->n_units = 0;
+    for (size_t i = 0; i < r->n_sel; i++) {
+        (*store)[i] = k[i].pos;
+        Unit *u = r->n_units ? &r->units[r->n_units - 1] : NULL;
+        if (!u || u->n >= UNIT_CLIPS || strcmp(k[i].video, k[i - 1].video) != 0) {
+            u = &r->units[r->n_units++];
+            *u = (Unit){k[i].pos, &(*store)[i], 0};
+        }
+        u->n++;
+        if (k[i].pos < u->first_pos)
+            u->first_pos = k[i].pos;
+    }
+    free(k);
+    qsort(r->units, r->n_units, sizeof(Unit), cmp_unit);
+    return 0;
+}
+
+// --- the run ------------------------------------------------------------------------------
+
+static void worker_free(Worker *w)
+{
+    backbone_close(&w->bb);
+    record_ctx_free(&w->rc);
+    decoder_close(&w->dec);
+    free(w->idx);
+    free(w->uniq);
+    free(w->map);
+    free(w->x0);
+    free(w->y0);
+    free(w->imgs);
+    free(w->frames);
+    free(w->feat);
+    buf_free(&w->out);
+}
+
+static int worker_init(Worker *w, Run *r, char *err)
+{
+    memset(w, 0, sizeof *w);
+    w->r = r;
+    const ExtractOpts *o = r->o;
+    LMR_TRY(backbone_open(&w->bb, &o->backbone, err));
+    if (record_ctx_init(&w->rc, 3) < 0)
+        return lmr_fail(err, LMR_ENOMEM, "out of memory");
+    size_t vt = (size_t)o->sample.views * o->sample.frames, nv = (size_t)o->sample.views * o->sample.crops;
+    size_t D = (size_t)backbone_dim(w->bb);
+    w->idx = malloc(sizeof(int64_t) * vt);
+    w->uniq = malloc(sizeof(int64_t) * vt);
+    w->map = malloc(sizeof(int) * vt);
+    w->x0 = malloc(sizeof(int) * nv);
+    w->y0 = malloc(sizeof(int) * nv);
+    w->frames = malloc((size_t)o->size * o->size * 3 * nv * o->sample.frames);
+    w->feat = malloc(sizeof(float) * (D ? D : 1) * nv * o->sample.frames);
+    if (!w->idx || !w->uniq || !w->map || !w->x0 || !w->y0 || !w->frames || !w->feat)
+        return lmr_fail(err, LMR_ENOMEM, "out of memory");
+    return 0;
+}
+
+int extract_run(const Manifest *m, const size_t *sel, size_t n_sel, const ExtractOpts *o,
+                ExtractClipFn fn, void *user, ExtractStats *stats, char *err)
+{
+    const SampleOpts *so = &o->sample;
+    if (so->frames < 1 || so->views < 1 || (so->crops != 1 && so->crops != 3) || o->size < 1 ||
+        o->decode.size != o->size || o->threads < 1)
+        return lmr_fail(err, LMR_EINVAL, "bad extract options");
+    Run r;
+    memset(&r, 0, sizeof r);
+    r.m = m;
+    r.sel = sel;
+    r.n_sel = n_sel;
+    r.o = o;
+    r.window = (size_t)3 * UNIT_CLIPS * o->threads;
+    size_t *store = NULL;
+    int nw = 0, rc = 0;
+    Worker *ws = calloc((size_t)o->threads, sizeof *ws);
+    r.slots = calloc(n_sel ? n_sel : 1, sizeof(Slot));
+    if (!ws || !r.slots || build_units(&r, &store) < 0) {
+        rc = lmr_fail(err, LMR_ENOMEM, "out of memory");
+        goto fail;
+    }
+    pthread_mutex_init(&r.mu, NULL);
+    pthread_cond_init(&r.cv, NULL);
+    for (nw = 0; nw < o->threads; nw++) {
+        if ((rc = worker_init(&ws[nw], &r, err)) < 0 ||
+            (pthread_create(&ws[nw].tid, NULL, worker_main, &ws[nw]) != 0 &&
+             (rc = lmr_fail(err, LMR_ENOMEM, "cannot start a worker thread")) < 0)) {
+            worker_free(&ws[nw]);
+            break;
+        }
+    }
+    for (size_t pos = 0; rc == 0 && pos < n_sel; pos++) {
+        pthread_mutex_lock(&r.mu);
+        while (!r.slots[pos].state)
+            pthread_cond_wait(&r.cv, &r.mu);
+        Slot s = r.slots[pos];
+        memset(&r.slots[pos], 0, sizeof(Slot));
+        pthread_mutex_unlock(&r.mu);
+        const ManifestRow *row = &m->rows[sel[pos]];
+        int stop = fn(user, row, s.reason ? NULL : s.rec.data, s.rec.len, s.reason);
+        if (s.reason)
+            r.stats.n_failed++;
+        else
+            r.stats.n_written++;
+        buf_free(&s.rec);
+        free(s.reason);
+        pthread_mutex_lock(&r.mu);
+        r.next_write = pos + 1;
+        if (stop) {
+            r.abort = 1;
+            rc = stop < 0 ? stop : LMR_EIO;
+            lmr_fail(err, rc, "stopped after clip %s", row->clip_id);
+        }
+        pthread_cond_broadcast(&r.cv);
+        pthread_mutex_unlock(&r.mu);
+    }
+    if (rc < 0) { // a worker that failed to start, or the caller stopped: let the others finish
+        pthread_mutex_lock(&r.mu);
+        r.abort = 1;
+        pthread_cond_broadcast(&r.cv);
+        pthread_mutex_unlock(&r.mu);
+    }
+    for (int i = 0; i < nw; i++) {
+        pthread_join(ws[i].tid, NULL);
+        worker_free(&ws[i]);
+    }
+    pthread_cond_destroy(&r.cv);
+    pthread_mutex_destroy(&r.mu);
+fail:
+    for (size_t i = 0; r.slots && i < n_sel; i++) {
+        buf_free(&r.slots[i].rec);
+        free(r.slots[i].reason);
+    }
+    if (stats)
+        *stats = r.stats;
+    free(r.slots);
+    free(r.units);
+    free(store);
+    free(ws);
+    return rc;
+}
