@@ -8,87 +8,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-
-// --- groups --------------------------------------------------------------------------------
-
-const char *eval_group_name(int group)
-{
-    switch (group) {
-    case EVAL_GROUP_HEAD: return "head";
-    case EVAL_GROUP_MEDIUM: return "medium";
-    case EVAL_GROUP_TAIL: return "tail";
-    case EVAL_GROUP_FEW: return "few";
-    default: return "none";
-    }
-}
-
-int eval_group_parse(const char *name)
-{
-    static const char *const names[] = {"head", "medium", "tail", "few"};
-    for (int g = 0; g < EVAL_N_GROUPS; g++)
-        if (strcasecmp(name, names[g]) == 0)
-            return g;
-    if (strcasecmp(name, "many") == 0)
-        return EVAL_GROUP_HEAD;
-    if (strcasecmp(name, "none") == 0)
-        return EVAL_GROUP_NONE;
-    return -2;
-}
-
-typedef struct {
-    int64_t count;
-    int idx;
-} ClassCount;
-
-static int cmp_count_desc(const void *pa, const void *pb)
-{
-    const ClassCount *a = pa, *b = pb;
-    if (a->count != b->count)
-        return a->count > b->count ? -1 : 1;
-    return a->idx - b->idx;
-}
-
-int eval_groups_share(const int64_t *counts, int n_classes, double head_share, int8_t *groups)
-{
-    if (!(head_share >= 0.0 && head_share <= 1.0) || n_classes < 0)
-        return LMR_EINVAL;
-    ClassCount *order = malloc((size_t)(n_classes ? n_classes : 1) * sizeof *order);
-    if (!order)
-        return LMR_ENOMEM;
-    int64_t total = 0;
-    for (int c = 0; c < n_classes; c++) {
-        order[c] = (ClassCount){counts[c], c};
-        total += counts[c];
-    }
-    qsort(order, (size_t)n_classes, sizeof *order, cmp_count_desc);
-    // Head grows from the most frequent class while the share stays within the limit.
-    int64_t cum = 0;
-    int in_head = 1;
-    for (int i = 0; i < n_classes; i++) {
-        int c = order[i].idx;
-        if (counts[c] <= EVAL_FEW_MAX) {
-            groups[c] = EVAL_GROUP_FEW;
-            continue;
-        }
-        if (in_head && (double)(cum + counts[c]) <= head_share * (double)total) {
-            cum += counts[c];
-            groups[c] = EVAL_GROUP_HEAD;
-        } else {
-            in_head = 0;
-            groups[c] = EVAL_GROUP_TAIL;
-        }
-    }
-    free(order);
-    return 0;
-}
-
-void eval_groups_videolt(const int64_t *counts, int n_classes, int8_t *groups)
-{
-    for (int c = 0; c < n_classes; c++)
-        groups[c] = counts[c] <= 100 ? EVAL_GROUP_TAIL
-                  : counts[c] <= 500 ? EVAL_GROUP_MEDIUM : EVAL_GROUP_HEAD;
-}
 
 // --- accumulation --------------------------------------------------------------------------
 
@@ -268,22 +187,22 @@ double eval_average_precision(EvalScorePair *pairs, int64_t n)
 }
 
 /* Mean of v over classes with v >= 0 in each group, and over all of them. */
-static void group_means(const double *v, const int8_t *groups, int C, double *all, double *per,
+static void group_means(const double *v, const int *groups, int C, double *all, double *per,
                         int *n_all, int *n_per)
 {
-    double sum = 0, gsum[EVAL_N_GROUPS] = {0};
-    int n = 0, gn[EVAL_N_GROUPS] = {0};
+    double sum = 0, gsum[LMR_N_GROUPS] = {0};
+    int n = 0, gn[LMR_N_GROUPS] = {0};
     for (int c = 0; c < C; c++) {
         if (v[c] < 0)
             continue;
         sum += v[c];
         n++;
-        int g = groups ? groups[c] : EVAL_GROUP_NONE;
-        if (g >= 0 && g < EVAL_N_GROUPS)
+        int g = groups ? groups[c] : LMR_GROUP_NONE;
+        if (g >= 0 && g < LMR_N_GROUPS)
             gsum[g] += v[c], gn[g]++;
     }
     *all = n ? sum / n : -1.0;
-    for (int g = 0; g < EVAL_N_GROUPS; g++)
+    for (int g = 0; g < LMR_N_GROUPS; g++)
         per[g] = gn[g] ? gsum[g] / gn[g] : -1.0;
     if (n_all)
         *n_all = n;
@@ -314,7 +233,7 @@ static int compute_ap(const EvalAcc *a, double *class_ap)
     return 0;
 }
 
-int eval_finish(const EvalAcc *a, const int8_t *groups, EvalResult *r)
+int eval_finish(const EvalAcc *a, const int *groups, EvalResult *r)
 {
     memset(r, 0, sizeof *r);
     int C = a->n_classes;
@@ -336,7 +255,7 @@ int eval_finish(const EvalAcc *a, const int8_t *groups, EvalResult *r)
     group_means(r->class_acc, groups, C, &r->avg_class_acc, r->group_acc, &r->n_present,
                 r->group_present);
     r->map = -1.0;
-    for (int g = 0; g < EVAL_N_GROUPS; g++)
+    for (int g = 0; g < LMR_N_GROUPS; g++)
         r->group_map[g] = -1.0;
     if (a->keep_scores && a->n_labelled) {
         int rc = compute_ap(a, r->class_ap);

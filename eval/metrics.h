@@ -7,26 +7,10 @@
 
 #include <stdint.h>
 
+#include "classes.h"
 #include "lmr_error.h"
 
-/* Class groups. The LMR rule uses head/tail/few; VideoLT's rule head/medium/tail. */
-enum { EVAL_GROUP_NONE = -1, EVAL_GROUP_HEAD = 0, EVAL_GROUP_MEDIUM = 1, EVAL_GROUP_TAIL = 2,
-       EVAL_GROUP_FEW = 3, EVAL_N_GROUPS = 4 };
-
-#define EVAL_FEW_MAX 20 /* few-shot: at most this many training clips */
-
-/** Name of a group ("head", "medium", "tail", "few", "none"). Never NULL. */
-const char *eval_group_name(int group);
-/** Group of a name as written in a class-groups file (case-insensitive), or -2 when unknown. */
-int eval_group_parse(const char *name);
-
-/** LMR rule: few = count <= EVAL_FEW_MAX; head = the largest set of most frequent (non-few)
- *  classes whose share of all training clips does not exceed head_share (ties broken by the
- *  lower class index); tail = the rest. groups: [n_classes] out.
- *  @return 0 or LMR_EINVAL (head_share outside [0, 1]). */
-int eval_groups_share(const int64_t *counts, int n_classes, double head_share, int8_t *groups);
-/** VideoLT rule: tail <= 100, medium 101-500, head > 500 training clips. */
-void eval_groups_videolt(const int64_t *counts, int n_classes, int8_t *groups);
+/* Class groups are formats/classes.h's LMR_GROUP_* (head, tail, few, medium; NONE). */
 
 /* Accumulates clips; then eval_finish computes the numbers. */
 typedef struct {
@@ -68,17 +52,18 @@ typedef struct {
     int64_t n_clips, n_unlabelled;
     double top1, top5;              /* fractions of labelled clips, -1 when none */
     double avg_class_acc;           /* mean over present classes, -1 when none */
-    double group_acc[EVAL_N_GROUPS];/* mean over present classes of each group, -1 when empty */
-    int n_present, group_present[EVAL_N_GROUPS];
+    double group_acc[LMR_N_GROUPS];/* mean over present classes of each group, -1 when empty */
+    int n_present, group_present[LMR_N_GROUPS];
     double map;                     /* mean AP over present classes, -1 when not computed */
-    double group_map[EVAL_N_GROUPS];
+    double group_map[LMR_N_GROUPS];
     double *class_acc;              /* [C] owned, -1 for absent classes */
     double *class_ap;               /* [C] owned, -1 for absent classes or when not computed */
 } EvalResult;
 
-/** Compute the metrics. groups: [C] per class (EVAL_GROUP_*; NONE counts only in the average).
+/** Compute the metrics. groups: [C] per class (LMR_GROUP_*; NONE counts only in the average),
+ *  or NULL.
  *  @return 0, LMR_ENOMEM. @note free the result with eval_result_free. */
-int eval_finish(const EvalAcc *a, const int8_t *groups, EvalResult *r);
+int eval_finish(const EvalAcc *a, const int *groups, EvalResult *r);
 void eval_result_free(EvalResult *r);
 
 typedef struct {

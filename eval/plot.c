@@ -7,24 +7,27 @@
 #include <math.h>
 #include <stdio.h>
 
-#include "metrics.h"
+#include "classes.h"
 
 #ifdef LMR_HAVE_CAIRO
 #include <cairo.h>
 
 enum { PANEL_W = 560, PANEL_H = 420, MARGIN_L = 62, MARGIN_R = 18, MARGIN_T = 34, MARGIN_B = 48 };
 
-static const double group_rgb[EVAL_N_GROUPS + 1][3] = {
+static const double group_rgb[LMR_N_GROUPS + 1][3] = {
     {0.12, 0.47, 0.71}, /* head: blue */
-    {0.17, 0.63, 0.17}, /* medium: green */
     {1.00, 0.50, 0.05}, /* tail: orange */
     {0.84, 0.15, 0.16}, /* few: red */
+    {0.17, 0.63, 0.17}, /* medium: green */
     {0.50, 0.50, 0.50}, /* none: grey */
 };
+/* Legend order: from the largest classes to the smallest. */
+static const int legend_order[LMR_N_GROUPS] = {LMR_GROUP_HEAD, LMR_GROUP_MEDIUM, LMR_GROUP_TAIL,
+                                              LMR_GROUP_FEW};
 
 static const double *colour_of(int g)
 {
-    return group_rgb[g >= 0 && g < EVAL_N_GROUPS ? g : EVAL_N_GROUPS];
+    return group_rgb[g >= 0 && g < LMR_N_GROUPS ? g : LMR_N_GROUPS];
 }
 
 typedef struct {
@@ -76,7 +79,7 @@ static void draw_axes(cairo_t *cr, const Frame *f)
         draw_text(cr, x, f->y0 + f->h + 16, buf, 0.5);
     }
     // The few-shot boundary: the classes LMR is about sit left of it.
-    double xf = map_x(f, EVAL_FEW_MAX);
+    double xf = map_x(f, LMR_FEW_MAX);
     if (xf > f->x0 && xf < f->x0 + f->w) {
         cairo_set_source_rgba(cr, 0.84, 0.15, 0.16, 0.35);
         cairo_move_to(cr, xf, f->y0);
@@ -98,8 +101,8 @@ static void draw_axes(cairo_t *cr, const Frame *f)
 
 static void draw_panel(cairo_t *cr, const PlotPanel *p, const Frame *f)
 {
-    double sum[EVAL_N_GROUPS] = {0};
-    int n[EVAL_N_GROUPS] = {0};
+    double sum[LMR_N_GROUPS] = {0};
+    int n[LMR_N_GROUPS] = {0};
     draw_axes(cr, f);
     for (int c = 0; c < p->n_classes; c++) {
         if (p->class_acc[c] < 0)
@@ -111,7 +114,7 @@ static void draw_panel(cairo_t *cr, const PlotPanel *p, const Frame *f)
         cairo_arc(cr, map_x(f, p->train_counts[c]), map_y(f, p->class_acc[c] + jitter), 3.2, 0,
                   2 * M_PI);
         cairo_fill(cr);
-        if (g >= 0 && g < EVAL_N_GROUPS)
+        if (g >= 0 && g < LMR_N_GROUPS)
             sum[g] += p->class_acc[c], n[g]++;
     }
     // Group means as dashed lines, and the legend with them.
@@ -119,7 +122,8 @@ static void draw_panel(cairo_t *cr, const PlotPanel *p, const Frame *f)
     char buf[64];
     int row = 0;
     cairo_set_font_size(cr, 11);
-    for (int g = 0; g < EVAL_N_GROUPS; g++) {
+    for (int i = 0; i < LMR_N_GROUPS; i++) {
+        int g = legend_order[i];
         if (!n[g])
             continue;
         const double *rgb = colour_of(g);
@@ -134,7 +138,7 @@ static void draw_panel(cairo_t *cr, const PlotPanel *p, const Frame *f)
         cairo_arc(cr, f->x0 + 12, ly - 4, 3.5, 0, 2 * M_PI);
         cairo_fill(cr);
         cairo_set_source_rgb(cr, 0, 0, 0);
-        snprintf(buf, sizeof buf, "%s (%d classes, mean %.3f)", eval_group_name(g), n[g], mean);
+        snprintf(buf, sizeof buf, "%s (%d classes, mean %.3f)", classes_group_name(g), n[g], mean);
         draw_text(cr, f->x0 + 20, ly, buf, 0.0);
     }
     cairo_set_source_rgb(cr, 0, 0, 0);

@@ -12,7 +12,7 @@ typedef struct {
     int n_classes;
     const int64_t *train_counts; /* [C] borrowed */
     const double *class_acc;     /* [C] borrowed, < 0 for classes not in the evaluation data */
-    const int8_t *groups;        /* [C] borrowed, EVAL_GROUP_* */
+    const int *groups;           /* [C] borrowed, LMR_GROUP_* */
 } PlotPanel;
 
 /** Draw n_panels panels side by side and write a PNG.

@@ -31,21 +31,20 @@ static void test_topk(void)
 
 static void test_groups(void)
 {
-    TEST(2, "groups: head-share rule, an empty head, VideoLT rule");
+    TEST(2, "groups as lmr-eval uses them: head-share rule with an empty head, VideoLT rule");
     int64_t counts[C7] = {1000, 500, 100, 50, 15, 5, 3};
-    int8_t g[C7];
-    CHECK_RC(eval_groups_share(counts, C7, 0.95, g), 0);
-    int8_t want95[C7] = {0, 0, 2, 2, 3, 3, 3};
+    int g[C7];
+    CHECK_RC(classes_partition(counts, C7, 0.95, LMR_FEW_MAX, g), 0);
+    int want95[C7] = {LMR_GROUP_HEAD, LMR_GROUP_HEAD, LMR_GROUP_TAIL, LMR_GROUP_TAIL,
+                      LMR_GROUP_FEW, LMR_GROUP_FEW, LMR_GROUP_FEW};
     CHECK(memcmp(g, want95, sizeof g) == 0);
-    CHECK_RC(eval_groups_share(counts, C7, 0.5, g), 0); // 1000/1673 > 0.5: no head at all
-    int8_t want50[C7] = {2, 2, 2, 2, 3, 3, 3};
-    CHECK(memcmp(g, want50, sizeof g) == 0);
-    CHECK_RC(eval_groups_share(counts, C7, 1.5, g), LMR_EINVAL);
+    CHECK_RC(classes_partition(counts, C7, 0.5, LMR_FEW_MAX, g), 0); // 1000/1673 > 0.5
+    for (int c = 0; c < 4; c++)
+        CHECK(g[c] == LMR_GROUP_TAIL);
     int64_t vc[4] = {100, 101, 500, 501};
-    eval_groups_videolt(vc, 4, g);
-    CHECK(g[0] == EVAL_GROUP_TAIL && g[1] == EVAL_GROUP_MEDIUM && g[2] == EVAL_GROUP_MEDIUM &&
-          g[3] == EVAL_GROUP_HEAD);
-    CHECK(eval_group_parse("Few") == EVAL_GROUP_FEW && eval_group_parse("bogus") == -2);
+    classes_partition_videolt(vc, 4, g);
+    CHECK(g[0] == LMR_GROUP_TAIL && g[1] == LMR_GROUP_MEDIUM && g[2] == LMR_GROUP_MEDIUM &&
+          g[3] == LMR_GROUP_HEAD);
 }
 
 static void test_hand_case(void)
@@ -65,8 +64,8 @@ static void test_hand_case(void)
     add(&a, c6, 5), add(&a, c7, -1);
     int32_t bad = 7;
     CHECK_RC(eval_acc_add(&a, c1, &bad, 1), LMR_ERANGE);
-    int8_t g[C7];
-    CHECK_RC(eval_groups_share(counts, C7, 0.95, g), 0);
+    int g[C7];
+    CHECK_RC(classes_partition(counts, C7, 0.95, LMR_FEW_MAX, g), 0);
     EvalResult r;
     CHECK_RC(eval_finish(&a, g, &r), 0);
     CHECK(r.n_clips == 6 && r.n_unlabelled == 1); // the rejected clip counts nowhere
@@ -76,19 +75,19 @@ static void test_hand_case(void)
     CHECK(r.class_acc[2] == -1.0 && r.class_acc[6] == -1.0); // absent classes
     CHECK(r.n_present == 5);
     CHECK_CLOSE(r.avg_class_acc, (0.5 + 1 + 0 + 0 + 1) / 5, 1e-12, 0);
-    CHECK_CLOSE(r.group_acc[EVAL_GROUP_HEAD], 0.75, 1e-12, 0);
-    CHECK_CLOSE(r.group_acc[EVAL_GROUP_TAIL], 0.0, 1e-12, 0); // only class 3 present
-    CHECK_CLOSE(r.group_acc[EVAL_GROUP_FEW], 0.5, 1e-12, 0);
-    CHECK(r.group_acc[EVAL_GROUP_MEDIUM] == -1.0);
+    CHECK_CLOSE(r.group_acc[LMR_GROUP_HEAD], 0.75, 1e-12, 0);
+    CHECK_CLOSE(r.group_acc[LMR_GROUP_TAIL], 0.0, 1e-12, 0); // only class 3 present
+    CHECK_CLOSE(r.group_acc[LMR_GROUP_FEW], 0.5, 1e-12, 0);
+    CHECK(r.group_acc[LMR_GROUP_MEDIUM] == -1.0);
     CHECK(r.map == -1.0);
     CHECK(a.confusion[0 * C7 + 0] == 1 && a.confusion[0 * C7 + 1] == 1 && a.confusion[4 * C7 + 2] == 1);
     CHECK(a.confusion[3 * C7 + 0] == 1 && a.confusion[5 * C7 + 5] == 1);
     eval_result_free(&r);
 
-    CHECK_RC(eval_groups_share(counts, C7, 0.5, g), 0); // empty head group
+    CHECK_RC(classes_partition(counts, C7, 0.5, LMR_FEW_MAX, g), 0); // empty head group
     CHECK_RC(eval_finish(&a, g, &r), 0);
-    CHECK(r.group_acc[EVAL_GROUP_HEAD] == -1.0 && r.group_present[EVAL_GROUP_HEAD] == 0);
-    CHECK_CLOSE(r.group_acc[EVAL_GROUP_TAIL], (0.5 + 1 + 0) / 3, 1e-12, 0);
+    CHECK(r.group_acc[LMR_GROUP_HEAD] == -1.0 && r.group_present[LMR_GROUP_HEAD] == 0);
+    CHECK_CLOSE(r.group_acc[LMR_GROUP_TAIL], (0.5 + 1 + 0) / 3, 1e-12, 0);
     eval_result_free(&r);
     eval_acc_free(&a);
     eval_acc_free(&a); // idempotent

@@ -1,0 +1,559 @@
+/* lmr-eval: score every clip of a shard set with one or more checkpoints and report top-1/top-5,
+ * per-class, head/tail/few and (multi-label) mAP metrics (DESIGN section 7). Clips are read in
+ * batches; worker threads decode and average the features, then each checkpoint scores the
+ * whole batch with one forward. */
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "classes.h"
+#include "metrics.h"
+#include "plot.h"
+#include "record.h"
+#include "report.h"
+#include "score.h"
+#include "shard.h"
+
+#define MAX_MODELS 4
+#define BATCH 256
+
+typedef struct {
+    const char *models[MAX_MODELS];
+    int n_models;
+    const char **data;
+    int n_data;
+    const char *class_groups, *groups_rule, *json, *per_class, *confusion, *plot, *predictions;
+    const char *device;
+    double head_share;
+    int threads, quiet;
+} Opts;
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+        "usage: lmr-eval --model CKPT --data SHARD [SHARD...] [options]\n"
+        "Score every clip of the shards (softmax summed over views) and report top-1/top-5,\n"
+        "per-class accuracy, head/tail/few-shot group means and, for multi-label data, mAP.\n"
+        "  --model CKPT         checkpoint written by lmr-train\n"
+        "  --data SHARD...      one or more shard files (LMDB or HDF5) of features records\n"
+        "  --compare CKPT       also score this checkpoint, side by side (repeatable, up to %d)\n"
+        "  --class-groups F     CSV class,group (head/tail/few/medium) instead of the share rule\n"
+        "  --head-share X       head = most frequent classes holding <= X of training clips (0.5)\n"
+        "  --groups videolt     VideoLT's rule: tail <= 100, medium 101-500, head > 500\n"
+        "  --json F             metrics as JSON     --per-class F.csv   per-class table\n"
+        "  --confusion F.csv    true,pred,count     --plot F.png        accuracy vs training count\n"
+        "  --predictions F.csv  every clip's top-5 (unlabelled clips included)\n"
+        "  --device cpu|cuda    --threads N (decode threads, 0 = all cores)   --quiet\n"
+        "  --help  --version\n", MAX_MODELS - 1);
+}
+
+static int parse_args(int argc, char **argv, Opts *o)
+{
+    enum { O_MODEL = 256, O_DATA, O_COMPARE, O_GROUPS_FILE, O_SHARE, O_GROUPS, O_JSON, O_PER_CLASS,
+           O_CONFUSION, O_PLOT, O_PRED, O_DEVICE, O_THREADS, O_QUIET, O_HELP, O_VERSION };
+    static const struct option longs[] = {
+        {"model", required_argument, 0, O_MODEL}, {"data", required_argument, 0, O_DATA},
+        {"compare", required_argument, 0, O_COMPARE}, {"class-groups", required_argument, 0, O_GROUPS_FILE},
+        {"head-share", required_argument, 0, O_SHARE}, {"groups", required_argument, 0, O_GROUPS},
+        {"json", required_argument, 0, O_JSON}, {"per-class", required_argument, 0, O_PER_CLASS},
+        {"confusion", required_argument, 0, O_CONFUSION}, {"plot", required_argument, 0, O_PLOT},
+        {"predictions", required_argument, 0, O_PRED}, {"device", required_argument, 0, O_DEVICE},
+        {"threads", required_argument, 0, O_THREADS}, {"quiet", no_argument, 0, O_QUIET},
+        {"help", no_argument, 0, O_HELP}, {"version", no_argument, 0, O_VERSION}, {0, 0, 0, 0}};
+    memset(o, 0, sizeof *o);
+    o->head_share = LMR_HEAD_SHARE;
+    o->device = "cpu";
+    o->n_models = 1;
+    o->data = calloc((size_t)argc, sizeof *o->data);
+    if (!o->data)
+        return 1;
+    char *end;
+    int opt;
+    while ((opt = getopt_long(argc, argv, "", longs, NULL)) != -1) {
+        switch (opt) {
+        case O_MODEL: o->models[0] = optarg; break;
+        case O_DATA:
+            o->data[o->n_data++] = optarg;
+            while (optind < argc && argv[optind][0] != '-') // --data A B C
+                o->data[o->n_data++] = argv[optind++];
+            break;
+        case O_COMPARE:
+            if (o->n_models == MAX_MODELS) {
+                fprintf(stderr, "lmr-eval: at most %d --compare\n", MAX_MODELS - 1);
+                return 2;
+            }
+            o->models[o->n_models++] = optarg;
+            break;
+        case O_GROUPS_FILE: o->class_groups = optarg; break;
+        case O_SHARE:
+            o->head_share = strtod(optarg, &end);
+            if (*end || !(o->head_share >= 0 && o->head_share <= 1)) {
+                fprintf(stderr, "lmr-eval: --head-share wants a number in [0, 1], not '%s'\n", optarg);
+                return 2;
+            }
+            break;
+        case O_GROUPS:
+            if (strcmp(optarg, "videolt") != 0 && strcmp(optarg, "share") != 0) {
+                fprintf(stderr, "lmr-eval: --groups videolt|share, not '%s'\n", optarg);
+                return 2;
+            }
+            o->groups_rule = optarg;
+            break;
+        case O_JSON: o->json = optarg; break;
+        case O_PER_CLASS: o->per_class = optarg; break;
+        case O_CONFUSION: o->confusion = optarg; break;
+        case O_PLOT: o->plot = optarg; break;
+        case O_PRED: o->predictions = optarg; break;
+        case O_DEVICE: o->device = optarg; break;
+        case O_THREADS:
+            o->threads = (int)strtol(optarg, &end, 10);
+            if (*end || o->threads < 0) {
+                fprintf(stderr, "lmr-eval: --threads wants a count, not '%s'\n", optarg);
+                return 2;
+            }
+            break;
+        case O_QUIET: o->quiet = 1; break;
+        case O_HELP: usage(stdout); exit(0);
+        case O_VERSION: printf("lmr-eval %s\n", LMR_VERSION); exit(0);
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "lmr-eval: unexpected argument '%s'\n", argv[optind]);
+        return 2;
+    }
+    if (!o->models[0] || o->n_data == 0) {
+        fprintf(stderr, "lmr-eval: --model and --data are required (see --help)\n");
+        return 2;
+    }
+    if (strcmp(o->device, "cpu") != 0 && strcmp(o->device, "cuda") != 0) {
+        fprintf(stderr, "lmr-eval: --device cpu|cuda, not '%s'\n", o->device);
+        return 2;
+    }
+    if (o->threads == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        o->threads = n > 0 ? (int)n : 1;
+    }
+    return 0;
+}
+
+// --- batch decoding ------------------------------------------------------------------------
+
+typedef struct {
+    int32_t labels[LMR_MAX_LABELS];
+    int n_labels;
+    char *id; /* owned, for --predictions */
+} ClipRow;
+
+typedef struct {
+    ShardSet *set;
+    uint64_t start;
+    int n, tid, n_threads, views, D, keep_ids;
+    float *x;       /* (n * views, D) output, shared: each worker writes its own clips */
+    ClipRow *rows;  /* (n) shared likewise */
+    RecordCtx rctx; /* per worker */
+    LmrBuf scratch, payload;
+    float *row;     /* (D) one f16 row converted */
+    int rc;
+    char err[LMR_ERRLEN];
+} Worker;
+
+static int decode_clip(Worker *w, uint64_t i, float *x, ClipRow *row)
+{
+    RecordInfo info;
+    int rc = shardset_get(w->set, i, &w->scratch, &info);
+    if (rc < 0)
+        return lmr_fail(w->err, rc, "clip %llu: %s", (unsigned long long)i, shardset_error(w->set));
+    int id_len = info.id_len;
+    if (info.kind != LMR_KIND_FEATURES || (info.dtype != LMR_DT_F16 && info.dtype != LMR_DT_F32) ||
+        (int)info.dims[0] != w->views || (int)info.dims[2] != w->D || info.dims[1] == 0)
+        return lmr_fail(w->err, LMR_EMISMATCH, "clip %.*s: record [%u, %u, %u] kind %d dtype %d, "
+                        "want f16/f32 features [%d, T, %d]", id_len, info.id, info.dims[0], info.dims[1],
+                        info.dims[2], info.kind, info.dtype, w->views, w->D);
+    if ((rc = buf_reserve(&w->payload, info.raw_size)) < 0)
+        return lmr_fail(w->err, rc, "clip %.*s: out of memory", id_len, info.id);
+    if ((rc = record_payload(&w->rctx, &info, w->payload.data, w->payload.cap)) < 0)
+        return lmr_fail(w->err, rc, "clip %.*s: %s", id_len, info.id, w->rctx.last_error);
+    int T = (int)info.dims[1], D = w->D;
+    for (int v = 0; v < w->views; v++) {
+        float *out = x + (size_t)v * D;
+        memset(out, 0, (size_t)D * sizeof *out);
+        for (int t = 0; t < T; t++) {
+            size_t off = ((size_t)v * T + t) * D;
+            const float *src = (const float *)w->payload.data + off;
+            if (info.dtype == LMR_DT_F16) {
+                lmr_f16_to_f32((const uint16_t *)w->payload.data + off, w->row, (size_t)D);
+                src = w->row;
+            }
+            for (int d = 0; d < D; d++)
+                out[d] += src[d];
+        }
+        for (int d = 0; d < D; d++)
+            out[d] /= (float)T;
+    }
+    row->n_labels = info.n_labels;
+    memcpy(row->labels, info.labels, (size_t)info.n_labels * sizeof *info.labels);
+    if (w->keep_ids) {
+        row->id = strndup(info.id, (size_t)id_len);
+        if (!row->id)
+            return lmr_fail(w->err, LMR_ENOMEM, "out of memory");
+    }
+    return 0;
+}
+
+static void *worker_run(void *arg)
+{
+    Worker *w = arg;
+    w->rc = 0;
+    for (int k = w->tid; k < w->n && w->rc == 0; k += w->n_threads)
+        w->rc = decode_clip(w, w->start + (uint64_t)k, w->x + (size_t)k * w->views * w->D, &w->rows[k]);
+    return NULL;
+}
+
+/* Decode clips [start, start + n) into x and rows with every worker. @return 0 or the first error. */
+static int decode_batch(Worker *ws, int n_threads, uint64_t start, int n, char *err)
+{
+    pthread_t th[64];
+    int started = 0;
+    for (int t = 0; t < n_threads; t++) {
+        ws[t].start = start;
+        ws[t].n = n;
+        if (t == 0 || pthread_create(&th[t], NULL, worker_run, &ws[t]) != 0)
+            continue; // worker 0 (and any that could not start) runs below
+        started |= 1 << t;
+    }
+    worker_run(&ws[0]);
+    for (int t = 1; t < n_threads; t++) {
+        if (started & (1 << t))
+            pthread_join(th[t], NULL);
+        else
+            worker_run(&ws[t]);
+    }
+    for (int t = 0; t < n_threads; t++)
+        if (ws[t].rc < 0)
+            return lmr_fail(err, ws[t].rc, "%s", ws[t].err);
+    return 0;
+}
+
+// --- the run -------------------------------------------------------------------------------
+
+typedef struct {
+    Opts o;
+    ShardSet *set;
+    Scorer sc[MAX_MODELS];
+    EvalAcc acc[MAX_MODELS];
+    EvalResult res[MAX_MODELS];
+    Worker ws[32];
+    int n_threads, views, D, C, multi_label;
+    int *groups;
+    char rule[600];
+    FILE *pred;
+    char err[LMR_ERRLEN];
+} Run;
+
+static const char *base_name(const char *path, char *buf, size_t n)
+{
+    const char *b = strrchr(path, '/');
+    snprintf(buf, n, "%s", b ? b + 1 : path);
+    char *dot = strstr(buf, ".safetensors");
+    if (dot && dot != buf)
+        *dot = '\0';
+    return buf;
+}
+
+/* Open the shards and checkpoints and check they fit each other. */
+static int run_open(Run *r)
+{
+    int rc = shardset_open(&r->set, r->o.data, r->o.n_data, r->err);
+    if (rc < 0)
+        return rc;
+    const ShardMeta *m = shardset_meta(r->set);
+    if (shardset_count(r->set) == 0)
+        return lmr_fail(r->err, LMR_EINVAL, "%s: no clips in the shard%s", r->o.data[0],
+                        r->o.n_data > 1 ? " set" : "");
+    if (m->kind != LMR_KIND_FEATURES)
+        return lmr_fail(r->err, LMR_EMISMATCH, "%s: holds frames, not features: extract with a "
+                        "backbone (--backbone pool|resnet50) first", r->o.data[0]);
+    r->views = (int)m->dims[0];
+    r->D = (int)m->dims[2];
+    r->multi_label = m->multi_label;
+    for (int i = 0; i < r->o.n_models; i++) {
+        Scorer *s = &r->sc[i];
+        if ((rc = scorer_open(s, r->o.models[i], r->o.device, r->o.threads, r->err)) < 0)
+            return rc;
+        if (scorer_dim(s) != r->D)
+            return lmr_fail(r->err, LMR_EMISMATCH, "%s: the checkpoint reads %d-dim features, the "
+                            "shards hold %d-dim ones (backbone %s)", r->o.models[i], scorer_dim(s),
+                            r->D, m->backbone);
+        if (i == 0)
+            r->C = scorer_classes(s);
+        if (scorer_classes(s) != r->C)
+            return lmr_fail(r->err, LMR_EMISMATCH, "%s: %d classes, but %s has %d", r->o.models[i],
+                            scorer_classes(s), r->o.models[0], r->C);
+        if (m->n_classes > 0 && m->n_classes != r->C)
+            return lmr_fail(r->err, LMR_EMISMATCH, "%s: %d classes, but the shards have %d",
+                            r->o.models[i], r->C, m->n_classes);
+        if ((rc = eval_acc_init(&r->acc[i], r->C, r->multi_label, i == 0 && r->o.confusion)) < 0)
+            return lmr_fail(r->err, rc, "out of memory for %d classes", r->C);
+    }
+    return 0;
+}
+
+/* Groups from the main checkpoint's training counts (or a file). In VideoLT mode the few
+ * group is still reported: the classes with <= LMR_FEW_MAX clips, a subset of tail. */
+static int run_groups(Run *r)
+{
+    const int64_t *counts = model_class_counts(&r->sc[0].model);
+    r->groups = malloc((size_t)r->C * sizeof *r->groups);
+    if (!r->groups)
+        return LMR_ENOMEM;
+    for (int i = 1; i < r->o.n_models && counts; i++) {
+        const int64_t *other = model_class_counts(&r->sc[i].model);
+        if (other && memcmp(other, counts, (size_t)r->C * sizeof *counts) != 0 && !r->o.quiet)
+            fprintf(stderr, "lmr-eval: warning: %s was trained on other class counts than %s; "
+                    "groups follow %s\n", r->o.models[i], r->o.models[0], r->o.models[0]);
+    }
+    if (r->o.class_groups) {
+        int rc = classes_read_groups(r->o.class_groups, r->C, r->groups, r->err);
+        if (rc < 0)
+            return rc;
+        snprintf(r->rule, sizeof r->rule, "file %s", r->o.class_groups);
+        int n[LMR_N_GROUPS];
+        classes_group_sizes(r->groups, r->C, n);
+        for (int c = 0; c < r->C && counts && n[LMR_GROUP_FEW] == 0; c++)
+            if (counts[c] <= LMR_FEW_MAX) // lists without a few group: few = count <= 20
+                r->groups[c] = LMR_GROUP_FEW;
+        return 0;
+    }
+    if (!counts) {
+        for (int c = 0; c < r->C; c++)
+            r->groups[c] = LMR_GROUP_NONE;
+        snprintf(r->rule, sizeof r->rule, "none: the checkpoint has no class counts");
+        return 0;
+    }
+    if (r->o.groups_rule && strcmp(r->o.groups_rule, "videolt") == 0) {
+        classes_partition_videolt(counts, r->C, r->groups);
+        snprintf(r->rule, sizeof r->rule, "videolt: tail <= 100, medium 101-500, head > 500");
+        return 0;
+    }
+    snprintf(r->rule, sizeof r->rule, "head-share %.2f", r->o.head_share);
+    return classes_partition(counts, r->C, r->o.head_share, LMR_FEW_MAX, r->groups);
+}
+
+static void write_prediction(FILE *f, const ClipRow *row, const float *scores, int C, int views)
+{
+    int top[5], k = C < 5 ? C : 5;
+    eval_topk(scores, C, k, top);
+    fprintf(f, "%s,", row->id ? row->id : "");
+    for (int l = 0; l < row->n_labels; l++)
+        fprintf(f, "%s%d", l ? ";" : "", row->labels[l]);
+    fprintf(f, ",%d,", top[0]);
+    for (int j = 0; j < k; j++)
+        fprintf(f, "%s%d", j ? ";" : "", top[j]);
+    fprintf(f, ",%.6f\n", scores[top[0]] / views);
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int run_score(Run *r)
+{
+    uint64_t n = shardset_count(r->set);
+    int rc = 0;
+    float *x = malloc((size_t)BATCH * r->views * r->D * sizeof *x);
+    float *scores = malloc((size_t)BATCH * r->C * sizeof *scores);
+    ClipRow *rows = calloc(BATCH, sizeof *rows);
+    if (!x || !scores || !rows) {
+        rc = lmr_fail(r->err, LMR_ENOMEM, "out of memory for a batch");
+        goto done;
+    }
+    r->n_threads = r->o.threads > 30 ? 30 : r->o.threads;
+    for (int t = 0; t < r->n_threads; t++) {
+        Worker *w = &r->ws[t];
+        *w = (Worker){.set = r->set, .tid = t, .n_threads = r->n_threads, .views = r->views, .D = r->D,
+                      .keep_ids = r->pred != NULL, .x = x, .rows = rows};
+        w->row = malloc((size_t)r->D * sizeof *w->row);
+        if (!w->row || record_ctx_init(&w->rctx, 3) < 0) {
+            rc = lmr_fail(r->err, LMR_ENOMEM, "out of memory for a decoder");
+            goto done;
+        }
+    }
+    int tty = isatty(STDERR_FILENO);
+    double t0 = now_s(), last = t0;
+    for (uint64_t start = 0; start < n; start += BATCH) {
+        int nb = n - start < BATCH ? (int)(n - start) : BATCH;
+        if ((rc = decode_batch(r->ws, r->n_threads, start, nb, r->err)) < 0)
+            goto done;
+        for (int i = 0; i < r->o.n_models; i++) {
+            if ((rc = scorer_run(&r->sc[i], x, nb, r->views, scores)) < 0) {
+                lmr_fail(r->err, rc, "%s", r->sc[i].last_error);
+                goto done;
+            }
+            for (int k = 0; k < nb; k++) {
+                rc = eval_acc_add(&r->acc[i], scores + (size_t)k * r->C, rows[k].labels, rows[k].n_labels);
+                if (rc < 0) {
+                    lmr_fail(r->err, rc, "clip %llu: %s", (unsigned long long)(start + k), r->acc[i].last_error);
+                    goto done;
+                }
+                if (i == 0 && r->pred)
+                    write_prediction(r->pred, &rows[k], scores + (size_t)k * r->C, r->C, r->views);
+            }
+        }
+        for (int k = 0; k < nb; k++) {
+            free(rows[k].id);
+            rows[k].id = NULL;
+        }
+        double t = now_s();
+        if (!r->o.quiet && (tty ? t - last > 0.5 : t - last > 10.0)) {
+            uint64_t done_n = start + (uint64_t)nb;
+            double rate = (double)done_n / (t - t0);
+            fprintf(stderr, "lmr-eval: %llu/%llu clips, %.0f clips/s, ETA %.0f s%s",
+                    (unsigned long long)done_n, (unsigned long long)n, rate,
+                    (double)(n - done_n) / rate, tty ? "\r" : "\n");
+            last = t;
+        }
+    }
+    if (!r->o.quiet && tty && now_s() - t0 > 0.5)
+        fprintf(stderr, "\n");
+done:
+    for (int k = 0; rows && k < BATCH; k++)
+        free(rows[k].id);
+    free(x);
+    free(scores);
+    free(rows);
+    return rc;
+}
+
+static int run_finish(Run *r)
+{
+    const int64_t *counts = model_class_counts(&r->sc[0].model);
+    int videolt = r->o.groups_rule && strcmp(r->o.groups_rule, "videolt") == 0 && !r->o.class_groups;
+    int *few = NULL;
+    if (videolt && counts) {
+        few = malloc((size_t)r->C * sizeof *few);
+        if (!few)
+            return LMR_ENOMEM;
+        for (int c = 0; c < r->C; c++)
+            few[c] = counts[c] <= LMR_FEW_MAX ? LMR_GROUP_FEW : LMR_GROUP_NONE;
+    }
+    for (int i = 0; i < r->o.n_models; i++) {
+        int rc = eval_finish(&r->acc[i], r->groups, &r->res[i]);
+        if (rc == 0 && few) {
+            EvalResult fr;
+            rc = eval_finish(&r->acc[i], few, &fr);
+            if (rc == 0) {
+                r->res[i].group_acc[LMR_GROUP_FEW] = fr.group_acc[LMR_GROUP_FEW];
+                r->res[i].group_map[LMR_GROUP_FEW] = fr.group_map[LMR_GROUP_FEW];
+                r->res[i].group_present[LMR_GROUP_FEW] = fr.group_present[LMR_GROUP_FEW];
+                eval_result_free(&fr);
+            }
+        }
+        if (rc < 0) {
+            free(few);
+            return lmr_fail(r->err, rc, "out of memory computing the metrics");
+        }
+    }
+    free(few);
+    return 0;
+}
+
+static int run_report(Run *r)
+{
+    char names[MAX_MODELS][128];
+    ReportColumn cols[MAX_MODELS];
+    for (int i = 0; i < r->o.n_models; i++)
+        cols[i] = (ReportColumn){base_name(r->o.models[i], names[i], sizeof names[i]), r->o.models[i],
+                                 &r->acc[i], r->res[i]};
+    Report rep = {r->C, model_class_counts(&r->sc[0].model), r->groups, r->rule, r->multi_label,
+                  (uint64_t)r->o.n_data, cols, r->o.n_models};
+    report_table(stdout, &rep);
+    int rc = 0;
+    if (r->o.json && (rc = report_json(r->o.json, &rep, r->err)) < 0)
+        return rc;
+    if (r->o.per_class && (rc = report_per_class(r->o.per_class, &rep, r->err)) < 0)
+        return rc;
+    if (r->o.confusion && (rc = report_confusion(r->o.confusion, &rep, r->err)) < 0)
+        return rc;
+    if (r->o.plot) {
+        const int64_t *counts = model_class_counts(&r->sc[0].model);
+        if (!counts)
+            return lmr_fail(r->err, LMR_EINVAL, "%s: no class counts in %s to plot against",
+                            r->o.plot, r->o.models[0]);
+        PlotPanel panels[MAX_MODELS];
+        for (int i = 0; i < r->o.n_models; i++)
+            panels[i] = (PlotPanel){cols[i].name, r->C, counts, r->res[i].class_acc, r->groups};
+        if ((rc = plot_write_png(r->o.plot, panels, r->o.n_models, r->err)) < 0)
+            return rc;
+        if (!r->o.quiet)
+            printf("plot: %s\n", r->o.plot);
+    }
+    return 0;
+}
+
+static void run_close(Run *r)
+{
+    for (int i = 0; i < MAX_MODELS; i++) {
+        scorer_close(&r->sc[i]);
+        eval_acc_free(&r->acc[i]);
+        eval_result_free(&r->res[i]);
+    }
+    for (int t = 0; t < 32; t++) {
+        record_ctx_free(&r->ws[t].rctx);
+        buf_free(&r->ws[t].scratch);
+        buf_free(&r->ws[t].payload);
+        free(r->ws[t].row);
+    }
+    shardset_close(&r->set);
+    free(r->groups);
+    if (r->pred)
+        fclose(r->pred);
+    free(r->o.data);
+}
+
+int main(int argc, char **argv)
+{
+    Run *r = calloc(1, sizeof *r); // large: keep it off the stack
+    if (!r) {
+        fprintf(stderr, "lmr-eval: out of memory\n");
+        return 1;
+    }
+    int rc = parse_args(argc, argv, &r->o);
+    if (rc) {
+        free(r->o.data);
+        free(r);
+        return rc;
+    }
+    if (r->o.predictions) {
+        r->pred = fopen(r->o.predictions, "w");
+        if (!r->pred)
+            rc = lmr_fail(r->err, -errno, "%s: cannot write: %s", r->o.predictions, strerror(errno));
+        else
+            fprintf(r->pred, "clip_id,labels,pred,top5,score\n");
+    }
+    if (rc == 0)
+        rc = run_open(r);
+    if (rc == 0 && (rc = run_groups(r)) < 0 && !r->err[0])
+        lmr_fail(r->err, rc, "cannot form the class groups");
+    if (rc == 0)
+        rc = run_score(r);
+    if (rc == 0)
+        rc = run_finish(r);
+    if (rc == 0)
+        rc = run_report(r);
+    if (rc == 0 && r->pred && (ferror(r->pred) || fflush(r->pred) != 0))
+        rc = lmr_fail(r->err, LMR_EIO, "%s: write failed", r->o.predictions);
+    if (rc < 0)
+        fprintf(stderr, "lmr-eval: %s\n", r->err[0] ? r->err : lmr_strerror(rc));
+    run_close(r);
+    free(r);
+    return rc < 0 ? 1 : 0;
+}
