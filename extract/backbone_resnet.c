@@ -150,9 +150,9 @@ int backbone_resnet_init(Backbone *b, const BackboneOpts *o)
         goto fail;
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     r->cpu.n_threads = o->threads > 0 ? o->threads : (cores > 0 ? (int)cores : 1);
-    /* OpenBLAS's thread count is per process: only touch it when asked to */
-    if (o->threads > 0)
-        openblas_set_num_threads(o->threads);
+    /* convolutions split their pixels over our own threads, each calling a single-threaded
+     * sgemm: OpenBLAS's own pool would spin against ours (its count is per process) */
+    openblas_set_num_threads(1);
     r->batch = o->batch > 0 ? o->batch : (cuda ? GPU_BATCH : CPU_BATCH);
     b->dim = r->net.dim;
 #ifdef LMR_HAVE_RESNET_CUDA

@@ -89,99 +89,115 @@ void resnet_normalize_forward(float *out, const uint8_t *in, size_t n_pix, int n
 // --- convolution ---------------------------------------------------------------------------
 
 typedef struct {
-    float *col;        // (rows, k*k*c_in)
     const float *in;   // (n, h, w, c_in)
+    const float *res;  // (n, oh, ow, c_out) or NULL
+    float *out;        // (n, oh, ow, c_out)
     const ResnetConv *c;
-    int h, w, oh, ow;
-    size_t row0;       /* first output pixel of the chunk */
-    float *out;        // (rows, c_out), the chunk's GEMM result
-    const float *res;  // (rows, c_out) or NULL
-    int relu;
+    int h, w, oh, ow, relu, direct;
+    size_t m;          /* output pixels = GEMM rows */
+    size_t chunk;      /* rows per GEMM */
+    float *cols;       /* one im2col buffer of chunk * k*k*c_in floats per part */
+    size_t n_parts;
 } ConvArgs;
 
-static void im2col_range(void *p, size_t lo, size_t hi)
+/* Rows [r0, r0 + rows) of the im2col matrix: one row per output pixel, (ky, kx, c_in) order to
+ * match the folded weights. */
+static void im2col(float *col, const ConvArgs *a, size_t r0, size_t rows)
 {
-    ConvArgs *a = p;
     const ResnetConv *c = a->c;
-    size_t kdim = (size_t)c->k * c->k * c->c_in, ohw = (size_t)a->oh * a->ow;
-    size_t cb = (size_t)c->c_in * sizeof(float);
-    for (size_t r = lo; r < hi; r++) {
-        size_t pix = a->row0 + r, img = pix / ohw, rem = pix % ohw;
+    size_t ohw = (size_t)a->oh * a->ow, cb = (size_t)c->c_in * sizeof(float);
+    for (size_t r = 0; r < rows; r++) {
+        size_t pix = r0 + r, img = pix / ohw, rem = pix % ohw;
         int oy = (int)(rem / (size_t)a->ow), ox = (int)(rem % (size_t)a->ow);
-        float *dst = a->col + r * kdim;
         const float *src = a->in + img * (size_t)a->h * a->w * c->c_in;
         for (int ky = 0; ky < c->k; ky++) {
             int iy = oy * c->stride - c->pad + ky;
-            for (int kx = 0; kx < c->k; kx++, dst += c->c_in) {
+            for (int kx = 0; kx < c->k; kx++, col += c->c_in) {
                 int ix = ox * c->stride - c->pad + kx;
                 if (iy < 0 || iy >= a->h || ix < 0 || ix >= a->w)
-                    memset(dst, 0, cb);
+                    memset(col, 0, cb);
                 else
-                    memcpy(dst, src + ((size_t)iy * a->w + ix) * c->c_in, cb);
+                    memcpy(col, src + ((size_t)iy * a->w + ix) * c->c_in, cb);
             }
         }
     }
 }
 
-static void epilogue_range(void *p, size_t lo, size_t hi)
+/* out = act(out + b [+ res]) on rows of c_out values, while they are still in cache */
+static void epilogue(float *restrict out, const float *restrict res, const float *restrict b, size_t rows,
+                     int co, int relu)
+{
+    for (size_t r = 0; r < rows; r++, out += co) {
+        if (res) {
+            for (int j = 0; j < co; j++)
+                out[j] += b[j] + res[j];
+            res += co;
+        } else {
+            for (int j = 0; j < co; j++)
+                out[j] += b[j];
+        }
+        if (relu)
+            for (int j = 0; j < co; j++)
+                out[j] = out[j] > 0.0f ? out[j] : 0.0f;
+    }
+}
+
+/* One thread's share of output pixels: im2col + single-threaded sgemm + epilogue, chunk by
+ * chunk, so a conv runs entirely on our threads with nothing handed between thread pools. */
+static void conv_parts(void *p, size_t part, size_t part_end)
 {
     ConvArgs *a = p;
-    int co = a->c->c_out;
-    const float *b = a->c->b;
-    for (size_t r = lo; r < hi; r++) {
-        float *o = a->out + r * co;
-        const float *res = a->res ? a->res + r * co : NULL;
-        if (res && a->relu)
-            for (int j = 0; j < co; j++) {
-                float v = o[j] + b[j] + res[j];
-                o[j] = v > 0.0f ? v : 0.0f;
+    const ResnetConv *c = a->c;
+    size_t kdim = (size_t)c->k * c->k * c->c_in, co = (size_t)c->c_out;
+    for (; part < part_end; part++) {
+        size_t lo = a->m * part / a->n_parts, hi = a->m * (part + 1) / a->n_parts;
+        float *col = a->direct ? NULL : a->cols + part * a->chunk * kdim;
+        for (size_t r0 = lo; r0 < hi; r0 += a->chunk) {
+            size_t rows = hi - r0 < a->chunk ? hi - r0 : a->chunk;
+            const float *A = a->in + r0 * kdim;
+            if (!a->direct) {
+                im2col(col, a, r0, rows);
+                A = col;
             }
-        else if (res)
-            for (int j = 0; j < co; j++)
-                o[j] += b[j] + res[j];
-        else if (a->relu)
-            for (int j = 0; j < co; j++) {
-                float v = o[j] + b[j];
-                o[j] = v > 0.0f ? v : 0.0f;
-            }
-        else
-            for (int j = 0; j < co; j++)
-                o[j] += b[j];
+            float *C = a->out + r0 * co;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, c->c_out, (int)kdim, 1.0f, A,
+                        (int)kdim, c->w, (int)kdim, 0.0f, C, c->c_out);
+            epilogue(C, a->res ? a->res + r0 * co : NULL, c->b, rows, c->c_out, a->relu);
+        }
     }
 }
 
 int resnet_conv_forward(ResnetCpu *cpu, float *out, const float *in, const float *residual,
                         const ResnetConv *c, int n, int h, int w, int relu)
 {
-    int oh = resnet_out_size(h, c->k, c->stride, c->pad), ow = resnet_out_size(w, c->k, c->stride, c->pad);
-    size_t m = (size_t)n * oh * ow, kdim = (size_t)c->k * c->k * c->c_in;
-    int direct = c->k == 1 && c->stride == 1 && c->pad == 0;
-    size_t chunk = direct ? m : COL_MAX_FLOATS / kdim;
-    if (chunk < 64)
-        chunk = 64;
-    if (chunk > m)
-        chunk = m;
-    if (!direct && cpu->col_cap < chunk * kdim) {
-        float *col = realloc(cpu->col, chunk * kdim * sizeof(float));
-        if (!col)
-            return LMR_ENOMEM;
-        cpu->col = col;
-        cpu->col_cap = chunk * kdim;
-    }
+    ConvArgs a = {in, residual, out, c, h, w, resnet_out_size(h, c->k, c->stride, c->pad),
+                  resnet_out_size(w, c->k, c->stride, c->pad), relu, c->k == 1 && c->stride == 1 && c->pad == 0,
+                  0, 0, NULL, 1};
+    size_t kdim = (size_t)c->k * c->k * c->c_in;
+    a.m = (size_t)n * a.oh * a.ow;
     int nt = cpu->n_threads > 0 ? cpu->n_threads : 1;
-    for (size_t row0 = 0; row0 < m; row0 += chunk) {
-        size_t rows = m - row0 < chunk ? m - row0 : chunk;
-        ConvArgs a = {cpu->col, in, c, h, w, oh, ow, row0, out + row0 * c->c_out,
-                      residual ? residual + row0 * c->c_out : NULL, relu};
-        const float *A = in + row0 * kdim;
-        if (!direct) {
-            resnet_parallel_for(rows * kdim < 65536 ? 1 : nt, rows, im2col_range, &a);
-            A = cpu->col;
+    /* enough work per thread to pay for a thread start and a weight packing */
+    size_t flops_per_row = kdim * (size_t)c->c_out;
+    a.n_parts = (size_t)nt;
+    while (a.n_parts > 1 && a.m * flops_per_row / a.n_parts < ((size_t)1 << 20))
+        a.n_parts--;
+    if (a.n_parts > a.m)
+        a.n_parts = a.m ? a.m : 1;
+    a.chunk = a.direct ? a.m : COL_MAX_FLOATS / (kdim * a.n_parts);
+    if (a.chunk < 32)
+        a.chunk = 32;
+    if (!a.direct) {
+        size_t need = a.chunk * kdim * a.n_parts;
+        if (cpu->col_cap < need) {
+            free(cpu->col);
+            cpu->col = malloc(need * sizeof(float));
+            cpu->col_cap = cpu->col ? need : 0;
+            if (!cpu->col)
+                return LMR_ENOMEM;
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, c->c_out, (int)kdim, 1.0f, A,
-                    (int)kdim, c->w, (int)kdim, 0.0f, a.out, c->c_out);
-        resnet_parallel_for(rows * c->c_out < 65536 ? 1 : nt, rows, epilogue_range, &a);
+        a.cols = cpu->col;
     }
+    resnet_parallel_for((int)a.n_parts, a.n_parts, conv_parts, &a);
     return 0;
 }
 
