@@ -1,0 +1,323 @@
+/* lmr-eval end to end on a generated shard and checkpoint: every clip's prediction and the
+ * metrics are recomputed here in double precision (LayerNorm, linear head, softmax per view,
+ * summed); then the bad inputs: dims or classes that do not match, an empty shard, a label out
+ * of range, --device cuda without CUDA, bad usage. */
+#include <jansson.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "backend.h"
+#include "check.h"
+#include "record.h"
+#include "safetensors.h"
+#include "shard.h"
+
+enum { D = 6, C = 4, V = 2, N = 41 };
+static const int64_t counts[C] = {100, 30, 10, 5};
+
+static char dir[] = "/tmp/lmr-test-eval-XXXXXX";
+static const char *bin;
+
+static uint64_t lcg(uint64_t *x)
+{
+    *x = *x * 6364136223846793005ULL + 1442695040888963407ULL;
+    return *x >> 33;
+}
+
+static double unif(uint64_t *x) { return (double)lcg(x) / 2147483648.0; }
+
+static void write_ckpt(const char *path, const float *w2, const float *b2, int d, int n_classes)
+{
+    float ln_w[16], ln_b[16];
+    for (int i = 0; i < d; i++)
+        ln_w[i] = 1.0f, ln_b[i] = 0.0f;
+    StWriteTensor t[4] = {
+        {"ln.weight", ST_F32, 1, {d}, ln_w},
+        {"ln.bias", ST_F32, 1, {d}, ln_b},
+        {"head.weight", ST_F32, 2, {n_classes, d}, w2},
+        {"head.bias", ST_F32, 1, {n_classes}, b2},
+    };
+    char dims[16], classes[16], cc[128] = "[";
+    snprintf(dims, sizeof dims, "%d", d);
+    snprintf(classes, sizeof classes, "%d", n_classes);
+    for (int c = 0; c < n_classes; c++)
+        snprintf(cc + strlen(cc), sizeof cc - strlen(cc), "%s%lld", c ? "," : "", (long long)counts[c % C]);
+    strcat(cc, "]");
+    const char *k[] = {"stage", "dims", "hidden", "classes", "class_counts", "loss"};
+    const char *v[] = {"lmr", dims, "0", classes, cc, "softmax"};
+    char err[LMR_ERRLEN];
+    CHECK_RC(st_write(path, t, 4, k, v, 6, err), 0);
+}
+
+/* Record for one clip: T varies with i; labels n_labels (0 = unlabelled). */
+static void put_clip(ShardWriter *w, RecordCtx *rc, int i, const float *x, int T, const int32_t *labels,
+                     int n_labels)
+{
+    uint16_t h[V * 8 * D];
+    lmr_f32_to_f16(x, h, (size_t)V * T * D);
+    char id[32];
+    snprintf(id, sizeof id, "clip%03d", i);
+    RecordInfo info = {.kind = LMR_KIND_FEATURES, .dtype = LMR_DT_F16, .ndim = 4,
+                       .dims = {V, (uint32_t)T, D, 1}, .n_labels = (uint16_t)n_labels, .id = id,
+                       .id_len = (uint16_t)strlen(id)};
+    memcpy(info.labels, labels, (size_t)n_labels * sizeof *labels);
+    LmrBuf b;
+    buf_init(&b);
+    CHECK_RC(record_encode(rc, &info, h, &b), 0);
+    CHECK_RC(shardwriter_put(w, b.data, b.len), 0);
+    buf_free(&b);
+}
+
+/* Reference score of one clip, in double: LN (eps 1e-6, gain 1, bias 0) of the mean over T of
+ * the f16-rounded features, logits W LN + b, softmax per view, summed. */
+static int reference_top1(const float *x, int T, const float *w2, const float *b2)
+{
+    double s[C] = {0};
+    for (int v = 0; v < V; v++) {
+        double m[D] = {0}, mu = 0, var = 0, z[C], zmax = -1e300, sum = 0;
+        for (int t = 0; t < T; t++)
+            for (int d = 0; d < D; d++) {
+                uint16_t h;
+                float f;
+                lmr_f32_to_f16(&x[((size_t)v * T + t) * D + d], &h, 1);
+                lmr_f16_to_f32(&h, &f, 1);
+                m[d] += f / T;
+            }
+        for (int d = 0; d < D; d++)
+            mu += m[d] / D;
+        for (int d = 0; d < D; d++)
+            var += (m[d] - mu) * (m[d] - mu) / D;
+        for (int c = 0; c < C; c++) {
+            z[c] = b2[c];
+            for (int d = 0; d < D; d++)
+                z[c] += w2[c * D + d] * (m[d] - mu) / sqrt(var + 1e-6);
+            zmax = z[c] > zmax ? z[c] : zmax;
+        }
+        for (int c = 0; c < C; c++)
+            sum += exp(z[c] - zmax);
+        for (int c = 0; c < C; c++)
+            s[c] += exp(z[c] - zmax) / sum;
+    }
+    int best = 0;
+    for (int c = 1; c < C; c++)
+        if (s[c] > s[best])
+            best = c;
+    return best;
+}
+
+static int run(const char *args, const char *want_in_stderr)
+{
+    char cmd[2048], errf[512];
+    snprintf(errf, sizeof errf, "%s/stderr.txt", dir);
+    snprintf(cmd, sizeof cmd, "'%s/lmr-eval' %s > '%s/stdout.txt' 2> '%s'", bin, args, dir, errf);
+    int st = system(cmd);
+    int code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    if (want_in_stderr) {
+        char buf[4096] = "";
+        FILE *f = fopen(errf, "r");
+        size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+        buf[n] = '\0';
+        if (f)
+            fclose(f);
+        if (!strstr(buf, want_in_stderr)) {
+            fprintf(stderr, "stderr of `%s` lacks '%s': %s\n", args, want_in_stderr, buf);
+            check_failures++;
+        }
+    }
+    return code;
+}
+
+static double jnum(json_t *o, const char *k)
+{
+    json_t *v = json_object_get(o, k);
+    if (!json_is_number(v)) {
+        fprintf(stderr, "json: no number '%s'\n", k);
+        check_failures++;
+        return -99;
+    }
+    return json_number_value(v);
+}
+
+static void make_shard(const char *path, int n_classes, int n_clips, int bad_label, float *xs, int *Ts,
+                       int32_t *labels)
+{
+    ShardWriter *w = NULL;
+    ShardWriterOpts o = {.format = SHARD_LMDB};
+    char err[LMR_ERRLEN];
+    CHECK_RC(shardwriter_open(&w, path, &o, err), 0);
+    RecordCtx rc;
+    CHECK_RC(record_ctx_init(&rc, 3), 0);
+    for (int i = 0; i < n_clips && w; i++) {
+        int32_t l = bad_label && i == 3 ? C : labels[i];
+        put_clip(w, &rc, i, xs + (size_t)i * V * 8 * D, Ts[i], &l, l < 0 ? 0 : 1);
+    }
+    ShardMeta m;
+    shardmeta_init(&m);
+    m.n_classes = n_classes;
+    snprintf(m.dataset, sizeof m.dataset, "test");
+    snprintf(m.backbone, sizeof m.backbone, "pool");
+    if (w)
+        CHECK_RC(shardwriter_set_meta(w, &m), 0);
+    CHECK_RC(shardwriter_close(&w), 0);
+    record_ctx_free(&rc);
+}
+
+int main(void)
+{
+    bin = getenv("LMR_BIN");
+    if (!bin) {
+        printf("skipped: LMR_BIN not set\n");
+        return 77;
+    }
+    CHECK(mkdtemp(dir) != NULL);
+    char p_ckpt[256], p_shard[256], buf[2048];
+    snprintf(p_ckpt, sizeof p_ckpt, "%s/m.safetensors", dir);
+    snprintf(p_shard, sizeof p_shard, "%s/val.lmdb", dir);
+
+    // Head: class c reads feature c (plus a little of feature c+1); clips are noisy class means.
+    float w2[C * D] = {0}, b2[C] = {0.1f, 0, 0, -0.1f};
+    for (int c = 0; c < C; c++)
+        w2[c * D + c] = 3.0f, w2[c * D + c + 1] = 0.5f;
+    write_ckpt(p_ckpt, w2, b2, D, C);
+    static float xs[N * V * 8 * D];
+    int Ts[N];
+    int32_t labels[N];
+    uint64_t seed = 7;
+    for (int i = 0; i < N; i++) {
+        labels[i] = i == N - 1 ? -1 : i % C; // the last clip is unlabelled
+        Ts[i] = 1 + i % 5 + (i % 5 == 4 ? 3 : 0);
+        for (int k = 0; k < V * Ts[i] * D; k++)
+            xs[(size_t)i * V * 8 * D + k] = (float)(unif(&seed) * 2.2 + (labels[i] >= 0 && k % D == labels[i]));
+    }
+    make_shard(p_shard, C, N, 0, xs, Ts, labels);
+
+    TEST(1, "predictions and metrics against a double-precision reference");
+    snprintf(buf, sizeof buf, "--model '%s' --data '%s' --json '%s/m.json' --per-class '%s/pc.csv' "
+             "--predictions '%s/pred.csv' --confusion '%s/conf.csv' --plot '%s/p.png' --threads 3",
+             p_ckpt, p_shard, dir, dir, dir, dir, dir);
+    CHECK(run(buf, NULL) == 0);
+    int hits = 0, correct[C] = {0}, n_c[C] = {0}, pred[N];
+    for (int i = 0; i < N; i++) {
+        pred[i] = reference_top1(xs + (size_t)i * V * 8 * D, Ts[i], w2, b2);
+        if (labels[i] >= 0) {
+            n_c[labels[i]]++;
+            correct[labels[i]] += pred[i] == labels[i];
+            hits += pred[i] == labels[i];
+        }
+    }
+    double acc[C], avg = 0;
+    for (int c = 0; c < C; c++)
+        acc[c] = (double)correct[c] / n_c[c], avg += acc[c] / C;
+    printf("  reference top-1 %d/%d\n", hits, N - 1);
+    CHECK(hits > 10 && hits < N - 1); // neither trivial nor hopeless
+    snprintf(buf, sizeof buf, "%s/m.json", dir);
+    json_t *j = json_load_file(buf, 0, NULL);
+    CHECK(j != NULL);
+    if (j) {
+        CHECK_CLOSE(jnum(j, "top1"), (double)hits / (N - 1), 1e-9, 0);
+        CHECK_CLOSE(jnum(j, "avg_class_acc"), avg, 1e-9, 0);
+        // counts {100,30,10,5}, share 0.5: 100 > 72.5 so no head; tail {0,1}; few {2,3}
+        CHECK(jnum(j, "head_acc") == -1.0);
+        CHECK_CLOSE(jnum(j, "tail_acc"), (acc[0] + acc[1]) / 2, 1e-9, 0);
+        CHECK_CLOSE(jnum(j, "few_acc"), (acc[2] + acc[3]) / 2, 1e-9, 0);
+        CHECK(jnum(j, "n_unlabelled") == 1 && jnum(j, "n_clips") == N - 1);
+        CHECK(json_object_get(j, "map") == NULL); // single-label data
+        json_decref(j);
+    }
+    snprintf(buf, sizeof buf, "%s/pred.csv", dir);
+    FILE *f = fopen(buf, "r");
+    int n_lines = 0, pred_ok = 0;
+    char line[512];
+    while (f && fgets(line, sizeof line, f)) {
+        int i, p;
+        if (n_lines++ == 0)
+            continue;
+        char *l1 = strchr(line, ','), *l2 = l1 ? strchr(l1 + 1, ',') : NULL;
+        if (sscanf(line, "clip%d,", &i) == 1 && l2 && sscanf(l2 + 1, "%d", &p) == 1 && i >= 0 && i < N)
+            pred_ok += p == pred[i];
+    }
+    if (f)
+        fclose(f);
+    CHECK(n_lines == N + 1); // header + every clip, the unlabelled one included
+    CHECK(pred_ok == N);
+    snprintf(buf, sizeof buf, "%s/pc.csv", dir);
+    f = fopen(buf, "r");
+    CHECK(f && fgets(line, sizeof line, f) && strcmp(line, "class,train_count,group,n_eval,correct,accuracy\n") == 0);
+    CHECK(f && fgets(line, sizeof line, f) && strncmp(line, "0,100,tail,10,", 14) == 0);
+    if (f)
+        fclose(f);
+    snprintf(buf, sizeof buf, "%s/p.png", dir);
+    f = fopen(buf, "rb");
+    unsigned char magic[8] = {0};
+    CHECK(f && fread(magic, 1, 8, f) == 8 && memcmp(magic, "\x89PNG\r\n\x1a\n", 8) == 0);
+    if (f)
+        fclose(f);
+
+    TEST(2, "--compare and --class-groups");
+    snprintf(buf, sizeof buf, "%s/groups.csv", dir);
+    f = fopen(buf, "w");
+    if (f) {
+        fputs("class,group\n0,head\n1,tail\n2,tail\n", f); // no few group: few = count <= 20
+        fclose(f);
+    }
+    snprintf(buf, sizeof buf, "--model '%s' --compare '%s' --data '%s' --class-groups '%s/groups.csv' "
+             "--json '%s/c.json' --quiet", p_ckpt, p_ckpt, p_shard, dir, dir);
+    CHECK(run(buf, NULL) == 0);
+    snprintf(buf, sizeof buf, "%s/c.json", dir);
+    j = json_load_file(buf, 0, NULL);
+    if (j) {
+        CHECK_CLOSE(jnum(j, "head_acc"), acc[0], 1e-9, 0);
+        CHECK_CLOSE(jnum(j, "tail_acc"), acc[1], 1e-9, 0); // class 2 became few
+        CHECK_CLOSE(jnum(j, "few_acc"), (acc[2] + acc[3]) / 2, 1e-9, 0);
+        json_t *cmp = json_array_get(json_object_get(j, "compare"), 0);
+        CHECK(cmp && jnum(cmp, "top1") == jnum(j, "top1"));
+        json_decref(j);
+    } else {
+        CHECK(!"c.json readable");
+    }
+
+    TEST(3, "bad input: dims, classes, empty shard, label out of range");
+    char p_bad[256];
+    snprintf(p_bad, sizeof p_bad, "%s/d5.safetensors", dir);
+    float w5[C * 5] = {0}, b5[C] = {0};
+    write_ckpt(p_bad, w5, b5, 5, C);
+    snprintf(buf, sizeof buf, "--model '%s' --data '%s'", p_bad, p_shard);
+    CHECK(run(buf, "5-dim features, the shards hold 6-dim") == 1);
+    snprintf(p_bad, sizeof p_bad, "%s/c6.safetensors", dir);
+    float w6[6 * D] = {0}, b6[6] = {0};
+    write_ckpt(p_bad, w6, b6, D, 6);
+    snprintf(buf, sizeof buf, "--model '%s' --data '%s'", p_bad, p_shard);
+    CHECK(run(buf, "6 classes, but the shards have 4") == 1);
+    snprintf(p_bad, sizeof p_bad, "%s/empty.lmdb", dir);
+    make_shard(p_bad, C, 0, 0, xs, Ts, labels);
+    snprintf(buf, sizeof buf, "--model '%s' --data '%s'", p_ckpt, p_bad);
+    CHECK(run(buf, "no clips") == 1);
+    snprintf(p_bad, sizeof p_bad, "%s/badlabel.lmdb", dir);
+    make_shard(p_bad, 0, 8, 1, xs, Ts, labels);
+    snprintf(buf, sizeof buf, "--model '%s' --data '%s'", p_ckpt, p_bad);
+    CHECK(run(buf, "4 classes, but the shards have 5") == 1); // the writer counts label 4
+    snprintf(buf, sizeof buf, "--model '%s' --data '%s/missing.lmdb'", p_ckpt, dir);
+    CHECK(run(buf, "missing.lmdb") == 1);
+
+    TEST(4, "--device cuda without CUDA, bad usage, --help, --version");
+    snprintf(buf, sizeof buf, "--model '%s' --data '%s' --device cuda", p_ckpt, p_shard);
+    if (!backend_available(BACKEND_CUDA))
+        CHECK(run(buf, "") == 1);
+    else
+        CHECK(run(buf, NULL) == 0);
+    CHECK(run("--model x", "--data are required") == 2);
+    CHECK(run("--model x --data y --head-share 2", "--head-share") == 2);
+    CHECK(run("--bogus", NULL) == 2);
+    CHECK(run("--help", NULL) == 0);
+    CHECK(run("--version", NULL) == 0);
+
+    if (getenv("LMR_KEEP")) return check_failures ? 1 : 0;
+    snprintf(buf, sizeof buf, "rm -rf '%s'", dir);
+    if (check_failures == 0 && system(buf) != 0)
+        fprintf(stderr, "could not remove %s\n", dir);
+    CHECK_DONE();
+}
