@@ -37,6 +37,8 @@ void backend_release(BackendCtx *ctx, void *ptr);
 int backend_upload(BackendCtx *ctx, void *dst, const void *host_src, size_t bytes);
 int backend_download(BackendCtx *ctx, void *host_dst, const void *src, size_t bytes);
 int backend_zero(BackendCtx *ctx, void *dst, size_t bytes);
+/** Copy between two backend buffers. */
+int backend_copy(BackendCtx *ctx, void *dst, const void *src, size_t bytes);
 /** Wait until every queued op has finished (no-op on cpu). */
 int backend_sync(BackendCtx *ctx);
 

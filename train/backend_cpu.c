@@ -89,6 +89,11 @@ int backend_zero(BackendCtx *ctx, void *dst, size_t bytes)
     return 0;
 }
 
+int backend_copy(BackendCtx *ctx, void *dst, const void *src, size_t bytes)
+{
+    return backend_upload(ctx, dst, src, bytes);
+}
+
 int backend_sync(BackendCtx *ctx)
 {
     (void)ctx;

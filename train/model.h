@@ -37,7 +37,7 @@ typedef struct {
     float *w2, *b2;     /* (C,F), (C) with F = H or D */
 } ModelViews;
 
-typedef struct {
+typedef struct Model {
     ModelConfig cfg;
     int F; /* dim of the features f the classifier reads: H, or D when H = 0 */
     ModelTensor tensors[MODEL_MAX_TENSORS];

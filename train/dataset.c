@@ -1,0 +1,222 @@
+/* Datasets for lmr-train: the label index and per-class counts built once at open (a few bytes
+ * per clip), and the per-clip feature read: fetch the record, decompress and verify it, then
+ * average the chosen view over T in float. */
+#include "dataset.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static int index_labels(Dataset *d, int n_classes, char *err)
+{
+    uint64_t total = 0;
+    int maxl = 0, top = -1;
+    for (uint64_t i = 0; i < d->n; i++) {
+        const int32_t *l;
+        int k = shardset_labels(d->set, i, &l);
+        total += (uint64_t)k;
+        for (int j = 0; j < k; j++)
+            top = l[j] > top ? l[j] : top;
+    }
+    d->label_off = malloc((d->n + 1) * sizeof *d->label_off);
+    d->labels = malloc((total ? total : 1) * sizeof *d->labels);
+    if (!d->label_off || !d->labels)
+        return lmr_fail(err, LMR_ENOMEM, "out of memory for %llu labels", (unsigned long long)total);
+    uint64_t o = 0;
+    for (uint64_t i = 0; i < d->n; i++) {
+        const int32_t *l;
+        int k = shardset_labels(d->set, i, &l);
+        d->label_off[i] = o;
+        memcpy(d->labels + o, l, (size_t)k * sizeof *l);
+        o += (uint64_t)k;
+        maxl = k > maxl ? k : maxl;
+    }
+    d->label_off[d->n] = o;
+    d->max_labels = maxl;
+    int meta_c = shardset_meta(d->set)->n_classes;
+    d->C = n_classes > 0 ? n_classes : (meta_c > top + 1 ? meta_c : top + 1);
+    return 0;
+}
+
+/* Check every label is in [0, C) and every clip has one; count clips per class. */
+static int count_labels(Dataset *d, char *err)
+{
+    d->counts = calloc((size_t)(d->C > 0 ? d->C : 1), sizeof *d->counts);
+    if (!d->counts)
+        return lmr_fail(err, LMR_ENOMEM, "out of memory");
+    for (uint64_t i = 0; i < d->n; i++) {
+        const int32_t *l;
+        int k = dataset_n_labels(d, i, &l);
+        if (k == 0)
+            return lmr_fail(err, LMR_EINVAL, "clip %llu has no label: training needs labelled clips",
+                            (unsigned long long)i);
+        for (int j = 0; j < k; j++) {
+            if (l[j] < 0 || l[j] >= d->C)
+                return lmr_fail(err, LMR_ERANGE, "clip %llu: label %d outside the %d classes",
+                                (unsigned long long)i, l[j], d->C);
+            d->counts[l[j]]++;
+        }
+    }
+    return 0;
+}
+
+int dataset_open(Dataset *d, const char *const *paths, int n_paths, int n_classes, char *err)
+{
+    memset(d, 0, sizeof *d);
+    int rc = shardset_open(&d->set, paths, n_paths, err);
+    if (rc < 0)
+        return rc;
+    const ShardMeta *m = shardset_meta(d->set);
+    if (m->kind != LMR_KIND_FEATURES) {
+        rc = lmr_fail(err, LMR_EMISMATCH, "%s: holds frames, not features: run a backbone first (lmr-extract --backbone)",
+                      paths[0]);
+        goto fail;
+    }
+    if (m->dtype != LMR_DT_F16 && m->dtype != LMR_DT_F32) {
+        rc = lmr_fail(err, LMR_EMISMATCH, "%s: feature dtype %d, expected f16 or f32", paths[0], m->dtype);
+        goto fail;
+    }
+    d->n = shardset_count(d->set);
+    d->views = (int)m->dims[0];
+    d->D = (int)m->dims[2];
+    if (d->n == 0 || d->views <= 0 || d->D <= 0) {
+        rc = lmr_fail(err, LMR_EINVAL, "%s: no clips (or empty dims)", paths[0]);
+        goto fail;
+    }
+    if ((rc = index_labels(d, n_classes, err)) < 0 || (rc = count_labels(d, err)) < 0)
+        goto fail;
+    return 0;
+fail:;
+    char keep[LMR_ERRLEN];
+    snprintf(keep, sizeof keep, "%s", err ? err : "");
+    dataset_close(d);
+    if (err)
+        snprintf(err, LMR_ERRLEN, "%s", keep);
+    return rc;
+}
+
+int dataset_from_memory(Dataset *d, const float *x, uint64_t n, int views, int D, const int32_t *labels,
+                        const uint64_t *label_off, int C, char *err)
+{
+    memset(d, 0, sizeof *d);
+    if (n == 0 || views <= 0 || D <= 0 || C <= 0)
+        return lmr_fail(err, LMR_EINVAL, "in-memory dataset: bad sizes");
+    d->mem = x;
+    d->n = n;
+    d->views = views;
+    d->D = D;
+    d->C = C;
+    uint64_t total = label_off ? label_off[n] : n;
+    d->label_off = malloc((n + 1) * sizeof *d->label_off);
+    d->labels = malloc((total ? total : 1) * sizeof *d->labels);
+    if (!d->label_off || !d->labels) {
+        dataset_close(d);
+        return lmr_fail(err, LMR_ENOMEM, "out of memory");
+    }
+    for (uint64_t i = 0; i <= n; i++)
+        d->label_off[i] = label_off ? label_off[i] : i;
+    memcpy(d->labels, labels, total * sizeof *labels);
+    int maxl = 0;
+    for (uint64_t i = 0; i < n; i++) {
+        int k = (int)(d->label_off[i + 1] - d->label_off[i]);
+        maxl = k > maxl ? k : maxl;
+    }
+    d->max_labels = maxl;
+    int rc = count_labels(d, err);
+    if (rc < 0)
+        dataset_close(d);
+    return rc;
+}
+
+void dataset_close(Dataset *d)
+{
+    if (!d)
+        return;
+    shardset_close(&d->set);
+    free(d->mem_owned);
+    free(d->label_off);
+    free(d->labels);
+    free(d->counts);
+    memset(d, 0, sizeof *d);
+}
+
+int dataset_reader_init(DatasetReader *r)
+{
+    memset(r, 0, sizeof *r);
+    buf_init(&r->scratch);
+    buf_init(&r->payload);
+    return record_ctx_init(&r->rctx, 0);
+}
+
+void dataset_reader_free(DatasetReader *r)
+{
+    if (!r)
+        return;
+    record_ctx_free(&r->rctx);
+    buf_free(&r->scratch);
+    buf_free(&r->payload);
+    memset(r, 0, sizeof *r);
+}
+
+int dataset_read(Dataset *d, DatasetReader *r, uint64_t i, int view, float *out, char *err)
+{
+    int D = d->D;
+    if (d->mem) {
+        memcpy(out, d->mem + ((size_t)i * d->views + (size_t)view) * D, (size_t)D * sizeof *out);
+        return 0;
+    }
+    RecordInfo info;
+    int rc = shardset_get(d->set, i, &r->scratch, &info);
+    if (rc < 0)
+        return lmr_fail(err, rc, "%s", shardset_error(d->set));
+    uint32_t T = info.dims[1];
+    if (info.kind != LMR_KIND_FEATURES || (int)info.dims[0] != d->views || (int)info.dims[2] != D || T == 0)
+        return lmr_fail(err, LMR_EMISMATCH, "clip %.*s: dims [%u,%u,%u] do not match the set's [%d,T,%d]",
+                        (int)info.id_len, info.id, info.dims[0], T, info.dims[2], d->views, D);
+    // room for the payload, then one f32 row for f16 conversion
+    if ((rc = buf_reserve(&r->payload, info.raw_size + 64 + (size_t)D * sizeof(float))) < 0)
+        return lmr_fail(err, rc, "out of memory");
+    if ((rc = record_payload(&r->rctx, &info, r->payload.data, r->payload.cap)) < 0)
+        return lmr_fail(err, rc, "%s", r->rctx.last_error);
+    memset(out, 0, (size_t)D * sizeof *out);
+    size_t row0 = (size_t)view * T;
+    if (info.dtype == LMR_DT_F32) {
+        const float *x = (const float *)r->payload.data + row0 * D;
+        for (uint32_t t = 0; t < T; t++)
+            for (int k = 0; k < D; k++)
+                out[k] += x[(size_t)t * D + k];
+    } else {
+        const uint16_t *x = (const uint16_t *)r->payload.data + row0 * D;
+        float *tmp = (float *)(r->payload.data + ((info.raw_size + 63) & ~(uint64_t)63));
+        for (uint32_t t = 0; t < T; t++) {
+            lmr_f16_to_f32(x + (size_t)t * D, tmp, (size_t)D);
+            for (int k = 0; k < D; k++)
+                out[k] += tmp[k];
+        }
+    }
+    float inv = 1.0f / (float)T;
+    for (int k = 0; k < D; k++)
+        out[k] *= inv;
+    return 0;
+}
+
+int dataset_preload(Dataset *d, char *err)
+{
+    if (d->mem)
+        return 0;
+    size_t rows = (size_t)d->n * (size_t)d->views;
+    float *x = malloc(rows * (size_t)d->D * sizeof *x);
+    if (!x)
+        return lmr_fail(err, LMR_ENOMEM, "--preload: out of memory for %zu x %d features", rows, d->D);
+    DatasetReader r;
+    int rc = dataset_reader_init(&r);
+    for (uint64_t i = 0; rc == 0 && i < d->n; i++)
+        for (int v = 0; rc == 0 && v < d->views; v++)
+            rc = dataset_read(d, &r, i, v, x + ((size_t)i * d->views + (size_t)v) * d->D, err);
+    dataset_reader_free(&r);
+    if (rc < 0) {
+        free(x);
+        return rc;
+    }
+    d->mem = d->mem_owned = x;
+    return 0;
+}

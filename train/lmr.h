@@ -1,0 +1,59 @@
+/* LMR (DESIGN section 6, steps 1-7) around the numeric ops of backend.h: the class weights and
+ * their monotonicity check, the few-shot set, the memory bank of the last K batches (current one
+ * appended before use), the per-step mixing draws and the soft targets. */
+#ifndef LMR_TRAIN_LMR_H
+#define LMR_TRAIN_LMR_H
+
+#include <stdint.h>
+
+#include "backend.h"
+#include "lmr_error.h"
+#include "rng.h"
+
+typedef struct {
+    double l, h, d, eps; /* class weight: c~ = 1/log((n + eps) d), rescaled to [h, l] */
+    double p;            /* mix fraction: the first floor(p B) rows are mixed */
+    int omega;           /* few-shot: n <= omega */
+    int K;               /* memory bank: batches */
+    int allow_nonmonotone;
+} LmrParams;
+
+/** Fill params from a preset name ("epic100-verbs", "ssv2-lt", "videolt-lt").
+ *  @return 0 or LMR_ENOTFOUND. */
+int lmr_preset(LmrParams *p, const char *name);
+
+/** Step 1: class weights c (C) from counts (C). Classes with no clips get weight 0 and take no
+ *  part in the min/max. @return 0; LMR_EINVAL when some class with clips has (n + eps) d <= 1
+ *  and allow_nonmonotone is off (err names the class and the smallest d that works), or when
+ *  (n + eps) d == 1 exactly (division by zero even in the original behaviour). */
+int lmr_class_weights(const LmrParams *p, const int64_t *counts, int C, float *c, char *err);
+
+/* Step 3: ring of K slots of B keys each, contiguous so the filled part is one (N, F) matrix. */
+typedef struct {
+    int K, B, F;
+    int n_filled; /* slots holding a batch (<= K) */
+    long n_pushed;
+    float *keys, *keys_n; /* (K*B, F) backend memory: features and LN0(features) */
+    uint8_t *key_ok;      /* (K*B) backend memory: 0 for keys of few-shot classes */
+    BackendCtx *ctx;      /* borrowed */
+} LmrBank;
+
+int lmr_bank_init(LmrBank *b, BackendCtx *ctx, int K, int B, int F);
+void lmr_bank_free(LmrBank *b);
+/** Append the current batch (f, fn (B,F) backend memory; ok (B) host), dropping the oldest when
+ *  full. @return the slot used; the batch's keys are rows slot*B .. slot*B+B-1. */
+int lmr_bank_push(LmrBank *b, const float *f, const float *fn, const uint8_t *ok_host);
+/** Keys in use: n_filled * B. */
+static inline int lmr_bank_keys(const LmrBank *b) { return b->n_filled * b->B; }
+
+/** Step 6 draws for one step: partner (B) uniform in [0, B), a (B) ~ U(0,1), for the first
+ *  floor(p B) rows (others: partner = i, a = 0). @return n_mix. */
+int lmr_draw_mix(Rng *rng, double p, int B, int32_t *partner, float *a);
+
+/** Soft targets (B,C) on the host: row i is (1-a_i) y(i) + a_i y(partner_i) for i < n_mix, else
+ *  y(i), where y(j) is the one-hot of clip j (multi-label: multi-hot / L; with multi_hot the
+ *  multi-hot itself, for --loss bce). labels of row j: lab[off[j] .. off[j+1]). */
+void lmr_targets(float *Y, const int32_t *lab, const int32_t *off, const int32_t *partner,
+                 const float *a, int n_mix, int B, int C, int multi_hot);
+
+#endif

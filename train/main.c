@@ -1,0 +1,290 @@
+/* lmr-train: the command line of DESIGN section 8 over train/trainer.h. Parses options (a preset
+ * first, then every flag over it), opens the shard sets, checks them, trains, and prints one line
+ * per problem as `lmr-train: reason`. Exit 0 ok, 1 failure, 2 bad usage. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dataset.h"
+#include "trainer.h"
+
+#define MAX_PATHS 256
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: lmr-train --stage init|lmr --train SHARD... --out CKPT [options]\n"
+            "  --val SHARD...          validate each epoch; best checkpoint kept as CKPT stem + .best.safetensors\n"
+            "  --init CKPT             init checkpoint (stage lmr)\n"
+            "  --lmr-off               stage lmr as plain cRT (class-balanced, new classifier, no LMR)\n"
+            "  --preset P              epic100-verbs | ssv2-lt | videolt-lt (LMR values; default ssv2-lt)\n"
+            "  --epochs E (30) --batch B (64) --lr LR (init 1e-3, lmr 1e-4) --hidden H (512; 0 = none)\n"
+            "  --schedule cosine|step|constant (cosine) --milestones E1,E2 --gamma G (0.1) --warmup EPOCHS (0)\n"
+            "  --smoothing S (0.2, init) --weight-decay W (0.05) --beta1 (0.9) --beta2 (0.999) --adam-eps (1e-8)\n"
+            "  --clip NORM (off) --loss softmax|bce (softmax) --classes C (from the shards)\n"
+            "  --lmr-l L --lmr-h H --lmr-d D --lmr-eps E --lmr-p P --lmr-omega N (20) --lmr-k K (8)\n"
+            "  --lmr-allow-nonmonotone  accept (n + eps) * d <= 1 (the published epic100-verbs setting)\n"
+            "  --device cpu|cuda --threads N --seed S (0) --resume --save-every STEPS --preload\n"
+            "  --prefetch N (4) --log F.jsonl --quiet --help --version\n");
+}
+
+typedef struct {
+    int tty;
+    int quiet;
+} NoteCtx;
+
+static void on_note(void *user, int progress, const char *msg)
+{
+    NoteCtx *n = user;
+    if (n->quiet && progress)
+        return;
+    if (progress && n->tty)
+        fprintf(stderr, "\rlmr-train: %s\033[K", msg);
+    else
+        fprintf(stderr, "%slmr-train: %s\n", n->tty ? "\r" : "", msg);
+}
+
+static int parse_num(const char *opt, const char *s, double *out)
+{
+    char *end;
+    *out = strtod(s, &end);
+    if (!*s || *end) {
+        fprintf(stderr, "lmr-train: %s: '%s' is not a number\n", opt, s);
+        return -1;
+    }
+    return 0;
+}
+
+static int parse_milestones(LrSchedule *s, const char *arg)
+{
+    const char *p = arg;
+    s->n_milestones = 0;
+    while (*p) {
+        char *end;
+        long v = strtol(p, &end, 10);
+        if (end == p || v < 0 || s->n_milestones == OPTIM_MAX_MILESTONES)
+            return -1;
+        s->milestones[s->n_milestones++] = (int)v;
+        p = *end == ',' ? end + 1 : end;
+        if (*end && *end != ',')
+            return -1;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    TrainOptions o;
+    train_options_default(&o);
+    const char *train[MAX_PATHS], *val[MAX_PATHS];
+    int n_train = 0, n_val = 0, classes = 0, stage_set = 0, preload = 0;
+    NoteCtx nc = {.tty = isatty(2), .quiet = 0};
+    o.note = on_note;
+    o.note_user = &nc;
+
+    // the preset first, so that single flags override it wherever they stand
+    for (int i = 1; i < argc - 1; i++)
+        if (strcmp(argv[i], "--preset") == 0 && lmr_preset(&o.lmr, argv[i + 1]) < 0) {
+            fprintf(stderr, "lmr-train: --preset: unknown '%s' (epic100-verbs, ssv2-lt, videolt-lt)\n", argv[i + 1]);
+            return 2;
+        }
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        double x = 0;
+#define NEEDV()                                                           \
+    do {                                                                  \
+        if (!v) {                                                         \
+            fprintf(stderr, "lmr-train: %s needs a value\n", a);          \
+            return 2;                                                     \
+        }                                                                 \
+        i++;                                                              \
+    } while (0)
+#define NUM()                                \
+    do {                                     \
+        NEEDV();                             \
+        if (parse_num(a, v, &x) < 0)         \
+            return 2;                        \
+    } while (0)
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            return 0;
+        } else if (!strcmp(a, "--version")) {
+            printf("lmr-train %s\n", LMR_VERSION);
+            return 0;
+        } else if (!strcmp(a, "--train") || !strcmp(a, "--val")) {
+            int *n = a[2] == 't' ? &n_train : &n_val;
+            const char **list = a[2] == 't' ? train : val;
+            while (i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0 && *n < MAX_PATHS)
+                list[(*n)++] = argv[++i];
+        } else if (!strcmp(a, "--stage")) {
+            NEEDV();
+            if (strcmp(v, "init") && strcmp(v, "lmr")) {
+                fprintf(stderr, "lmr-train: --stage: '%s' is not init or lmr\n", v);
+                return 2;
+            }
+            o.stage = strcmp(v, "init") ? STAGE_LMR : STAGE_INIT;
+            stage_set = 1;
+        } else if (!strcmp(a, "--out")) {
+            NEEDV();
+            o.out = v;
+        } else if (!strcmp(a, "--init")) {
+            NEEDV();
+            o.init = v;
+        } else if (!strcmp(a, "--log")) {
+            NEEDV();
+            o.log_path = v;
+        } else if (!strcmp(a, "--preset")) {
+            NEEDV();
+        } else if (!strcmp(a, "--lmr-off")) {
+            o.lmr_off = 1;
+        } else if (!strcmp(a, "--lmr-allow-nonmonotone")) {
+            o.lmr.allow_nonmonotone = 1;
+        } else if (!strcmp(a, "--resume")) {
+            o.resume = 1;
+        } else if (!strcmp(a, "--quiet")) {
+            nc.quiet = 1;
+        } else if (!strcmp(a, "--preload")) {
+            preload = 1;
+        } else if (!strcmp(a, "--device")) {
+            NEEDV();
+            if (strcmp(v, "cpu") && strcmp(v, "cuda")) {
+                fprintf(stderr, "lmr-train: --device: '%s' is not cpu or cuda\n", v);
+                return 2;
+            }
+            o.device = strcmp(v, "cpu") ? BACKEND_CUDA : BACKEND_CPU;
+        } else if (!strcmp(a, "--schedule")) {
+            NEEDV();
+            if (!strcmp(v, "cosine"))
+                o.sched.kind = SCHED_COSINE;
+            else if (!strcmp(v, "step"))
+                o.sched.kind = SCHED_STEP;
+            else if (!strcmp(v, "constant"))
+                o.sched.kind = SCHED_CONSTANT;
+            else {
+                fprintf(stderr, "lmr-train: --schedule: '%s' is not cosine, step or constant\n", v);
+                return 2;
+            }
+        } else if (!strcmp(a, "--milestones")) {
+            NEEDV();
+            if (parse_milestones(&o.sched, v) < 0) {
+                fprintf(stderr, "lmr-train: --milestones: '%s' is not a list of up to %d epochs\n", v,
+                        OPTIM_MAX_MILESTONES);
+                return 2;
+            }
+        } else if (!strcmp(a, "--loss")) {
+            NEEDV();
+            if (strcmp(v, "softmax") && strcmp(v, "bce")) {
+                fprintf(stderr, "lmr-train: --loss: '%s' is not softmax or bce\n", v);
+                return 2;
+            }
+            o.loss_bce = !strcmp(v, "bce");
+        } else if (!strcmp(a, "--seed")) {
+            NEEDV();
+            char *end;
+            o.seed = strtoull(v, &end, 10);
+            if (!*v || *end) {
+                fprintf(stderr, "lmr-train: --seed: '%s' is not an unsigned integer\n", v);
+                return 2;
+            }
+        } else {
+            // numeric options
+            static const char *const names[] = {"--epochs", "--batch", "--lr", "--hidden", "--threads",
+                                                "--classes", "--smoothing", "--gamma", "--warmup",
+                                                "--weight-decay", "--beta1", "--beta2", "--adam-eps", "--clip",
+                                                "--lmr-l", "--lmr-h", "--lmr-d", "--lmr-eps", "--lmr-p",
+                                                "--lmr-omega", "--lmr-k", "--save-every", "--stop-after",
+                                                "--prefetch", NULL};
+            int k = 0;
+            while (names[k] && strcmp(names[k], a))
+                k++;
+            if (!names[k]) {
+                fprintf(stderr, "lmr-train: unknown option '%s' (see --help)\n", a);
+                return 2;
+            }
+            NUM();
+            switch (k) {
+            case 0: o.epochs = (int)x; break;
+            case 1: o.batch = (int)x; break;
+            case 2: o.lr = x; break;
+            case 3: o.hidden = (int)x; break;
+            case 4: o.threads = (int)x; break;
+            case 5: classes = (int)x; break;
+            case 6: o.smoothing = x; break;
+            case 7: o.sched.gamma = x; break;
+            case 8: o.warmup_epochs = x; break;
+            case 9: o.adam.weight_decay = x; break;
+            case 10: o.adam.beta1 = x; break;
+            case 11: o.adam.beta2 = x; break;
+            case 12: o.adam.eps = x; break;
+            case 13: o.adam.clip = x; break;
+            case 14: o.lmr.l = x; break;
+            case 15: o.lmr.h = x; break;
+            case 16: o.lmr.d = x; break;
+            case 17: o.lmr.eps = x; break;
+            case 18: o.lmr.p = x; break;
+            case 19: o.lmr.omega = (int)x; break;
+            case 20: o.lmr.K = (int)x; break;
+            case 21: o.save_every = (long)x; break;
+            case 22: o.stop_after = (long)x; break;
+            case 23: o.prefetch = (int)x; break;
+            }
+        }
+#undef NUM
+#undef NEEDV
+    }
+    if (!stage_set || n_train == 0 || !o.out) {
+        fprintf(stderr, "lmr-train: --stage, --train and --out are required\n");
+        usage(stderr);
+        return 2;
+    }
+    if (o.lmr.p < 0 || o.lmr.p > 1 || o.epochs <= 0 || o.batch <= 0 || o.hidden < -1 || o.lmr.K < 1) {
+        fprintf(stderr, "lmr-train: out of range: --lmr-p in [0,1], --epochs/--batch/--lmr-k >= 1, --hidden >= 0\n");
+        return 2;
+    }
+    if (o.device == BACKEND_CUDA && !backend_available(BACKEND_CUDA)) {
+        fprintf(stderr, "lmr-train: --device cuda: not built with CUDA / no GPU\n");
+        return 1;
+    }
+    if (nc.quiet)
+        o.progress_every = 0;
+
+    char err[LMR_ERRLEN] = "";
+    Dataset tr, va;
+    memset(&va, 0, sizeof va);
+    int rc = dataset_open(&tr, train, n_train, classes, err);
+    if (rc < 0) {
+        fprintf(stderr, "lmr-train: --train: %s\n", err);
+        return 1;
+    }
+    if (n_val && (rc = dataset_open(&va, val, n_val, tr.C, err)) < 0) {
+        fprintf(stderr, "lmr-train: --val: %s\n", err);
+        dataset_close(&tr);
+        return 1;
+    }
+    if (preload && ((rc = dataset_preload(&tr, err)) < 0 || (n_val && (rc = dataset_preload(&va, err)) < 0))) {
+        fprintf(stderr, "lmr-train: %s\n", err);
+        dataset_close(&tr);
+        dataset_close(&va);
+        return 1;
+    }
+    TrainResult res;
+    rc = train_run(&o, &tr, n_val ? &va : NULL, &res, err);
+    if (nc.tty && !nc.quiet)
+        fprintf(stderr, "\n");
+    if (rc == LMR_DONE) {
+        fprintf(stderr, "lmr-train: %s is already complete\n", o.out);
+        rc = 0;
+    } else if (rc < 0) {
+        fprintf(stderr, "lmr-train: %s\n", err);
+    } else if (!nc.quiet) {
+        fprintf(stderr, "lmr-train: %s: %ld steps, final loss %.4f, %.0f samples/s%s\n", o.out, res.steps,
+                res.final_loss, res.samples_per_s, res.best_metric >= 0 ? "" : "");
+        if (res.best_metric >= 0)
+            fprintf(stderr, "lmr-train: best val avg class acc %.4f\n", res.best_metric);
+    }
+    dataset_close(&tr);
+    dataset_close(&va);
+    return rc < 0 ? 1 : 0;
+}

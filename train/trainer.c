@@ -1,0 +1,660 @@
+/* The training loop of lmr-train. Set-up checks every input before the first step; each step
+ * runs forward, LMR (stage lmr), loss and backward on preallocated buffers, then hands the
+ * complete gradients to the sync hook (all-reduce) and AdamW. Checkpoints carry everything a
+ * resumed run needs to finish bit-identical to an uninterrupted one. */
+#include "trainer.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "checkpoint.h"
+#include "classes.h"
+#include "loader.h"
+#include "model.h"
+#include "rng.h"
+#include "sampler.h"
+
+void train_options_default(TrainOptions *o)
+{
+    memset(o, 0, sizeof *o);
+    o->epochs = 30;
+    o->batch = 64;
+    o->hidden = -1;
+    o->smoothing = 0.2;
+    o->sched.kind = SCHED_COSINE;
+    o->sched.gamma = 0.1;
+    o->adam = (AdamWConfig){.beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .weight_decay = 0.05, .clip = 0};
+    lmr_preset(&o->lmr, "ssv2-lt");
+    o->seed = 0;
+    o->prefetch = 4;
+    o->progress_every = 2.0;
+}
+
+// --- buffers ---------------------------------------------------------------------------------
+
+/* Activations and per-step inputs in backend memory, sized once. */
+typedef struct {
+    float *x, *u, *mean, *rstd, *h;         /* input, LN, hidden */
+    float *fn, *fmean, *frstd;              /* LN0 of the features (LMR) */
+    float *R, *X, *wts, *dwts, *dr, *dfn;   /* LMR */
+    float *z, *dz, *losses, *Y;             /* head and loss */
+    float *dX, *dR, *df, *du;               /* backward */
+    float *c, *a;
+    int32_t *labels, *self_idx, *partner;
+} Acts;
+
+/* Host-side scratch for the per-step draws and targets. */
+typedef struct {
+    float *c_class;  /* (C) LMR class weights */
+    uint8_t *few;    /* (C) few-shot classes */
+    uint8_t *ok;     /* (B) */
+    float *c, *a;    /* (B) */
+    int32_t *self_idx, *partner; /* (B) */
+    float *Y;        /* (B, C) */
+    float *losses;   /* (B) */
+} Host;
+
+typedef struct {
+    const TrainOptions *o;
+    Dataset *train, *val;
+    BackendCtx *ctx;
+    Model model;
+    LmrBank bank;
+    Sampler sampler;
+    Acts A;
+    Host hs;
+    void *allocs[40];
+    int n_allocs;
+    int B, D, F, C, lmr_on, multi;
+    long spe; /* steps per epoch */
+    CkptInfo info;
+    LrSchedule sched_copy; /* the options' schedule with rate and step counts filled in */
+    char best_path[1024];
+    FILE *log;
+} Trainer;
+
+static int acts_alloc(Trainer *t, void *pp, size_t bytes)
+{
+    void **p = pp;
+    int rc = backend_alloc(t->ctx, p, bytes);
+    if (rc == 0)
+        t->allocs[t->n_allocs++] = *p;
+    return rc;
+}
+
+static int buffers_init(Trainer *t, int N)
+{
+    size_t B = (size_t)t->B, D = (size_t)t->D, F = (size_t)t->F, C = (size_t)t->C, H = (size_t)t->model.cfg.H;
+    size_t fs = sizeof(float), Nn = (size_t)N;
+    Acts *A = &t->A;
+    struct {
+        void *p;
+        size_t bytes;
+    } want[] = {
+        {&A->x, B * D * fs},   {&A->u, B * D * fs},    {&A->mean, B * fs},    {&A->rstd, B * fs},
+        {&A->h, B * (H ? H : 1) * fs}, {&A->fn, B * F * fs}, {&A->fmean, B * fs}, {&A->frstd, B * fs},
+        {&A->R, B * F * fs},   {&A->X, B * F * fs},    {&A->wts, B * Nn * fs}, {&A->dwts, B * Nn * fs},
+        {&A->dr, B * F * fs},  {&A->dfn, B * F * fs},  {&A->z, B * C * fs},   {&A->dz, B * C * fs},
+        {&A->losses, B * fs},  {&A->Y, B * C * fs},    {&A->dX, B * F * fs},  {&A->dR, B * F * fs},
+        {&A->df, B * F * fs},  {&A->du, B * D * fs},   {&A->c, B * fs},       {&A->a, B * fs},
+        {&A->labels, B * 4},   {&A->self_idx, B * 4},  {&A->partner, B * 4},
+    };
+    for (size_t i = 0; i < sizeof want / sizeof *want; i++)
+        if (acts_alloc(t, want[i].p, want[i].bytes) < 0)
+            return LMR_ENOMEM;
+    Host *hs = &t->hs;
+    hs->c_class = calloc(C, sizeof *hs->c_class);
+    hs->few = calloc(C, 1);
+    hs->ok = calloc(B, 1);
+    hs->c = calloc(B, fs);
+    hs->a = calloc(B, fs);
+    hs->self_idx = calloc(B, 4);
+    hs->partner = calloc(B, 4);
+    hs->Y = calloc(B * C, fs);
+    hs->losses = calloc(B, fs);
+    if (!hs->c_class || !hs->few || !hs->ok || !hs->c || !hs->a || !hs->self_idx || !hs->partner || !hs->Y ||
+        !hs->losses)
+        return LMR_ENOMEM;
+    return 0;
+}
+
+static void trainer_free(Trainer *t)
+{
+    for (int i = 0; i < t->n_allocs; i++)
+        backend_release(t->ctx, t->allocs[i]);
+    Host *hs = &t->hs;
+    free(hs->c_class);
+    free(hs->few);
+    free(hs->ok);
+    free(hs->c);
+    free(hs->a);
+    free(hs->self_idx);
+    free(hs->partner);
+    free(hs->Y);
+    free(hs->losses);
+    lmr_bank_free(&t->bank);
+    sampler_free(&t->sampler);
+    model_free(&t->model);
+    backend_free(&t->ctx);
+    if (t->log)
+        fclose(t->log);
+}
+
+static void note(const TrainOptions *o, int progress, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void note(const TrainOptions *o, int progress, const char *fmt, ...)
+{
+    if (!o->note)
+        return;
+    char msg[LMR_ERRLEN];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    o->note(o->note_user, progress, msg);
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+// --- one step --------------------------------------------------------------------------------
+
+/* Targets (B,C) on the host for rows without LMR: one-hot / multi-hot/L, smoothed for softmax. */
+static void plain_targets(Trainer *t, const Batch *b, float smoothing)
+{
+    Host *hs = &t->hs;
+    for (int i = 0; i < t->B; i++)
+        hs->partner[i] = i;
+    lmr_targets(hs->Y, b->lab, b->lab_off, hs->partner, hs->a, 0, t->B, t->C, t->o->loss_bce);
+    if (!t->o->loss_bce && smoothing > 0)
+        for (size_t k = 0; k < (size_t)t->B * t->C; k++)
+            hs->Y[k] = (1.0f - (float)smoothing) * hs->Y[k] + (float)smoothing / t->C;
+}
+
+/* LMR rows: class weight (mean over a clip's labels), whether the clip may serve as a key. */
+static void lmr_row_inputs(Trainer *t, const Batch *b, int slot)
+{
+    Host *hs = &t->hs;
+    for (int i = 0; i < t->B; i++) {
+        float c = 0.0f;
+        uint8_t ok = 1;
+        for (int q = b->lab_off[i]; q < b->lab_off[i + 1]; q++) {
+            c += hs->c_class[b->lab[q]];
+            ok &= (uint8_t)!hs->few[b->lab[q]];
+        }
+        hs->c[i] = c / (float)(b->lab_off[i + 1] - b->lab_off[i]);
+        hs->ok[i] = ok;
+        hs->self_idx[i] = slot * t->B + i; // the sample's own row in the bank, not row i of slot 0
+    }
+}
+
+static int train_step(Trainer *t, const Batch *b, double lr, long gstep, double *loss_out)
+{
+    BackendCtx *ctx = t->ctx;
+    Acts *A = &t->A;
+    Host *hs = &t->hs;
+    const ModelViews *p = &t->model.p, *g = &t->model.g;
+    int B = t->B, D = t->D, F = t->F, C = t->C, H = t->model.cfg.H, N = 0, n_mix = 0;
+
+    // forward: LN -> (Linear + tanh) -> features f
+    backend_upload(ctx, A->x, b->x, (size_t)B * D * sizeof(float));
+    layernorm_forward(ctx, A->u, A->mean, A->rstd, A->x, p->ln_w, p->ln_b, B, D, MODEL_LN_EPS);
+    float *f = A->u;
+    if (H > 0) {
+        linear_forward(ctx, A->h, A->u, p->w1, p->b1, B, D, H, ACT_TANH);
+        f = A->h;
+    }
+    const float *head_in = f;
+    if (t->lmr_on) {
+        // steps 3-6: bank (current batch appended first), reconstruction, mixing, soft targets
+        layernorm_forward(ctx, A->fn, A->fmean, A->frstd, f, NULL, NULL, B, F, MODEL_LN_EPS);
+        int slot = (int)(t->bank.n_pushed % t->bank.K);
+        lmr_row_inputs(t, b, slot);
+        lmr_bank_push(&t->bank, f, A->fn, hs->ok);
+        N = lmr_bank_keys(&t->bank);
+        backend_upload(ctx, A->c, hs->c, (size_t)B * sizeof(float));
+        backend_upload(ctx, A->self_idx, hs->self_idx, (size_t)B * sizeof(int32_t));
+        lmr_forward(ctx, A->R, A->wts, f, A->fn, t->bank.keys, t->bank.keys_n, t->bank.key_ok, A->self_idx, A->c, B,
+                    N, F);
+        Rng r;
+        rng_seed(&r, t->o->seed, RNG_MIX, (uint64_t)b->epoch, (uint64_t)b->step);
+        n_mix = lmr_draw_mix(&r, t->o->lmr.p, B, hs->partner, hs->a);
+        backend_upload(ctx, A->partner, hs->partner, (size_t)B * sizeof(int32_t));
+        backend_upload(ctx, A->a, hs->a, (size_t)B * sizeof(float));
+        mix_forward(ctx, A->X, A->R, A->partner, A->a, n_mix, B, F);
+        lmr_targets(hs->Y, b->lab, b->lab_off, hs->partner, hs->a, n_mix, B, C, t->o->loss_bce);
+        backend_upload(ctx, A->Y, hs->Y, (size_t)B * C * sizeof(float));
+        head_in = A->X;
+    }
+    linear_forward(ctx, A->z, head_in, p->w2, p->b2, B, F, C, ACT_NONE);
+
+    // loss and dlogits
+    float smoothing = t->o->stage == STAGE_INIT ? (float)t->o->smoothing : 0.0f;
+    if (!t->lmr_on && (t->multi || t->o->loss_bce)) {
+        plain_targets(t, b, smoothing);
+        backend_upload(ctx, A->Y, hs->Y, (size_t)B * C * sizeof(float));
+    }
+    if (t->o->loss_bce)
+        bce_forward_backward(ctx, A->losses, A->dz, A->z, A->Y, B, C);
+    else if (t->lmr_on || t->multi)
+        ce_soft_forward_backward(ctx, A->losses, A->dz, A->z, A->Y, B, C);
+    else {
+        backend_upload(ctx, A->labels, b->label1, (size_t)B * sizeof(int32_t));
+        ce_hard_forward_backward(ctx, A->losses, A->dz, A->z, A->labels, smoothing, B, C);
+    }
+
+    // backward
+    linear_backward(ctx, A->dX, g->w2, g->b2, A->dz, head_in, p->w2, NULL, B, F, C, ACT_NONE);
+    float *df = A->dX;
+    if (t->lmr_on) {
+        mix_backward(ctx, A->dR, A->dX, A->partner, A->a, n_mix, B, F);
+        lmr_backward(ctx, A->df, A->dR, A->wts, A->fn, A->frstd, t->bank.keys, t->bank.keys_n, A->c, A->dwts, A->dr,
+                     A->dfn, B, N, F);
+        df = A->df;
+    }
+    float *du = df;
+    if (H > 0) {
+        linear_backward(ctx, A->du, g->w1, g->b1, df, A->u, p->w1, A->h, B, D, H, ACT_TANH);
+        du = A->du;
+    }
+    layernorm_backward(ctx, NULL, g->ln_w, g->ln_b, du, A->x, p->ln_w, A->mean, A->rstd, B, D);
+
+    // every gradient is complete here: data-parallel all-reduce, then the optimiser
+    if (t->o->grad_sync) {
+        int rc = t->o->grad_sync(t->o->grad_sync_user, t->model.grads, t->model.n_params);
+        if (rc < 0)
+            return rc;
+    }
+    backend_download(ctx, hs->losses, A->losses, (size_t)B * sizeof(float));
+    double loss = 0.0;
+    for (int i = 0; i < B; i++)
+        loss += hs->losses[i];
+    *loss_out = loss / B;
+    if (!isfinite(*loss_out))
+        return LMR_ENAN; // before the update: the parameters stay the last good ones
+    optim_step(&t->model, &t->o->adam, lr, gstep);
+    return 0;
+}
+
+// --- validation ------------------------------------------------------------------------------
+
+int train_validate(Model *m, Dataset *d, const int64_t *train_counts, ValMetrics *out, char *err)
+{
+    int C = m->cfg.C, V = d->views, D = d->D, chunk = 64;
+    int *groups = malloc((size_t)C * sizeof *groups);
+    int64_t *n_c = calloc((size_t)C, sizeof *n_c), *hit_c = calloc((size_t)C, sizeof *hit_c);
+    float *x = malloc((size_t)chunk * V * D * sizeof *x), *z = malloc((size_t)chunk * V * C * sizeof *z);
+    double *score = malloc((size_t)C * sizeof *score);
+    DatasetReader r;
+    int rc = dataset_reader_init(&r);
+    if (!groups || !n_c || !hit_c || !x || !z || !score || rc < 0) {
+        rc = lmr_fail(err, LMR_ENOMEM, "validation: out of memory");
+        goto done;
+    }
+    classes_partition(train_counts, C, LMR_HEAD_SHARE, LMR_FEW_MAX, groups);
+    uint64_t hits = 0;
+    for (uint64_t i0 = 0; i0 < d->n; i0 += (uint64_t)chunk) {
+        int n = (int)(d->n - i0 < (uint64_t)chunk ? d->n - i0 : (uint64_t)chunk);
+        for (int k = 0; k < n; k++)
+            for (int v = 0; v < V; v++)
+                if ((rc = dataset_read(d, &r, i0 + (uint64_t)k, v, x + ((size_t)k * V + v) * D, err)) < 0)
+                    goto done;
+        if ((rc = model_logits(m, x, n * V, z)) < 0) {
+            lmr_fail(err, rc, "%s", m->last_error);
+            goto done;
+        }
+        for (int k = 0; k < n; k++) {
+            // softmax scores summed over views, then top-1
+            memset(score, 0, (size_t)C * sizeof *score);
+            for (int v = 0; v < V; v++) {
+                const float *zz = z + ((size_t)k * V + v) * C;
+                float mx = zz[0];
+                for (int c = 1; c < C; c++)
+                    mx = zz[c] > mx ? zz[c] : mx;
+                double s = 0.0;
+                for (int c = 0; c < C; c++)
+                    s += exp((double)zz[c] - mx);
+                for (int c = 0; c < C; c++)
+                    score[c] += exp((double)zz[c] - mx) / s;
+            }
+            int best = 0;
+            for (int c = 1; c < C; c++)
+                best = score[c] > score[best] ? c : best;
+            const int32_t *lab;
+            int nl = dataset_n_labels(d, i0 + (uint64_t)k, &lab), hit = 0;
+            for (int q = 0; q < nl; q++)
+                hit |= lab[q] == best;
+            hits += (uint64_t)hit;
+            for (int q = 0; q < nl; q++) {
+                n_c[lab[q]]++;
+                hit_c[lab[q]] += lab[q] == best;
+            }
+        }
+    }
+    double sum[LMR_N_GROUPS] = {0}, all = 0.0;
+    int cnt[LMR_N_GROUPS] = {0}, present = 0;
+    for (int c = 0; c < C; c++) {
+        if (!n_c[c])
+            continue;
+        double acc = (double)hit_c[c] / (double)n_c[c];
+        all += acc;
+        present++;
+        if (groups[c] >= 0) {
+            sum[groups[c]] += acc;
+            cnt[groups[c]]++;
+        }
+    }
+    out->avg_class_acc = present ? all / present : -1;
+    out->head_acc = cnt[LMR_GROUP_HEAD] ? sum[LMR_GROUP_HEAD] / cnt[LMR_GROUP_HEAD] : -1;
+    out->tail_acc = cnt[LMR_GROUP_TAIL] ? sum[LMR_GROUP_TAIL] / cnt[LMR_GROUP_TAIL] : -1;
+    out->few_acc = cnt[LMR_GROUP_FEW] ? sum[LMR_GROUP_FEW] / cnt[LMR_GROUP_FEW] : -1;
+    out->top1 = (double)hits / (double)d->n;
+    rc = 0;
+done:
+    dataset_reader_free(&r);
+    free(groups);
+    free(n_c);
+    free(hit_c);
+    free(x);
+    free(z);
+    free(score);
+    return rc;
+}
+
+// --- set-up ----------------------------------------------------------------------------------
+
+static int file_exists(const char *p)
+{
+    struct stat sb;
+    return stat(p, &sb) == 0;
+}
+
+/* Model dims from the options and, for the lmr stage, the init checkpoint; every shape is checked
+ * against the data before anything is trained. */
+static int setup_model(Trainer *t, char *err)
+{
+    const TrainOptions *o = t->o;
+    ModelConfig cfg = {.D = t->train->D, .H = o->hidden >= 0 ? o->hidden : 512, .C = t->train->C};
+    if (o->stage == STAGE_LMR) {
+        if (!o->init)
+            return lmr_fail(err, LMR_EINVAL, "--stage lmr needs --init CKPT (the init stage's checkpoint)");
+        CkptInfo ii;
+        ModelConfig ic;
+        int rc = checkpoint_read_info(o->init, &ii, &ic, err);
+        if (rc < 0)
+            return rc;
+        if (ic.D != cfg.D || ic.C != cfg.C || (o->hidden >= 0 && o->hidden != ic.H))
+            return lmr_fail(err, LMR_EMISMATCH,
+                            "%s: init checkpoint has dims %d, hidden %d, classes %d; this run has dims %d, hidden %d, "
+                            "classes %d",
+                            o->init, ic.D, ic.H, ic.C, cfg.D, o->hidden >= 0 ? o->hidden : ic.H, cfg.C);
+        cfg.H = ic.H;
+    }
+    int rc = model_init(&t->model, &cfg, t->ctx);
+    if (rc < 0)
+        return lmr_fail(err, rc, "%s", t->model.last_error);
+    t->model.class_counts = malloc((size_t)cfg.C * sizeof *t->model.class_counts);
+    if (!t->model.class_counts)
+        return lmr_fail(err, LMR_ENOMEM, "out of memory");
+    memcpy(t->model.class_counts, t->train->counts, (size_t)cfg.C * sizeof *t->model.class_counts);
+    snprintf(t->model.loss, sizeof t->model.loss, "%s", o->loss_bce ? "bce" : "softmax");
+    // weights are made on the host, then uploaded (a no-op copy on cpu)
+    Model host;
+    if ((rc = model_init(&host, &cfg, NULL)) < 0)
+        return lmr_fail(err, rc, "%s", host.last_error);
+    Rng r;
+    if (o->stage == STAGE_INIT) {
+        rng_seed(&r, o->seed, RNG_INIT, 0, 0);
+        model_init_weights(&host, &r);
+    } else {
+        if ((rc = checkpoint_load_params(o->init, &host, err)) < 0) {
+            model_free(&host);
+            return rc;
+        }
+        rng_seed(&r, o->seed, RNG_HEAD, 0, 0);
+        model_reinit_head(&host, &r);
+    }
+    backend_upload(t->ctx, t->model.params, host.params, host.n_params * sizeof(float));
+    model_free(&host);
+    t->F = t->model.F;
+    return 0;
+}
+
+static int setup_checks(Trainer *t, char *err)
+{
+    const TrainOptions *o = t->o;
+    Dataset *tr = t->train, *va = t->val;
+    if (o->epochs <= 0 || o->batch <= 0)
+        return lmr_fail(err, LMR_EINVAL, "--epochs and --batch must be positive");
+    if (va && va->D != tr->D)
+        return lmr_fail(err, LMR_EMISMATCH, "--val features have dims %d, --train has %d", va->D, tr->D);
+    if (va && va->C > tr->C)
+        return lmr_fail(err, LMR_EMISMATCH, "--val has labels up to %d, --train has %d classes", va->C - 1, tr->C);
+    for (int c = 0; c < tr->C; c++)
+        if (tr->counts[c] == 0)
+            note(o, 0, "warning: class %d has no training clips%s", c,
+                 o->stage == STAGE_LMR ? "; the class-balanced sampler skips it" : "");
+    return 0;
+}
+
+static void best_path(char *dst, size_t cap, const char *out)
+{
+    const char *ext = ".safetensors";
+    size_t n = strlen(out), e = strlen(ext);
+    if (n > e && strcmp(out + n - e, ext) == 0)
+        snprintf(dst, cap, "%.*s.best%s", (int)(n - e), out, ext);
+    else
+        snprintf(dst, cap, "%s.best", out);
+}
+
+/* Resume: load the state saved in o->out when its settings match this run.
+ * @return 1 resumed, 0 nothing to resume (fresh start), LMR_DONE finished, or an error. */
+static int try_resume(Trainer *t, char *err)
+{
+    const TrainOptions *o = t->o;
+    if (!o->resume || !file_exists(o->out))
+        return 0;
+    CkptInfo in;
+    ModelConfig c;
+    int rc = checkpoint_read_info(o->out, &in, &c, err);
+    if (rc < 0)
+        return rc;
+    const CkptInfo *me = &t->info;
+    if (strcmp(in.stage, me->stage) || in.lmr_off != me->lmr_off || in.epochs != me->epochs ||
+        in.batch != me->batch || in.seed != me->seed || c.D != t->model.cfg.D || c.H != t->model.cfg.H ||
+        c.C != t->model.cfg.C)
+        return lmr_fail(err, LMR_EMISMATCH,
+                        "%s: written by another run (stage %s, epochs %ld, batch %d, seed %llu, dims %d/%d/%d); "
+                        "resume needs the same settings",
+                        o->out, in.stage, in.epochs, in.batch, (unsigned long long)in.seed, c.D, c.H, c.C);
+    if (in.epoch >= in.epochs)
+        return LMR_DONE;
+    if ((rc = checkpoint_load_resume(o->out, &t->model, &t->bank, err)) < 0)
+        return rc;
+    t->info.epoch = in.epoch;
+    t->info.step_in_epoch = in.step_in_epoch;
+    t->info.global_step = in.global_step;
+    t->info.best_metric = in.best_metric;
+    return 1;
+}
+
+static int save(Trainer *t, char *err)
+{
+    return checkpoint_save(t->o->out, &t->model, &t->info, &t->bank, err);
+}
+
+// --- the run ---------------------------------------------------------------------------------
+
+static void log_epoch(Trainer *t, long epoch, double loss, double lr, double sps, double secs, const ValMetrics *vm)
+{
+    if (!t->log)
+        return;
+    fprintf(t->log,
+            "{\"stage\":\"%s\",\"epoch\":%ld,\"step\":%ld,\"loss\":%.6f,\"lr\":%.6g,\"samples_per_s\":%.1f,"
+            "\"seconds\":%.3f",
+            t->info.stage, epoch + 1, t->info.global_step, loss, lr, sps, secs);
+    if (vm)
+        fprintf(t->log,
+                ",\"val\":{\"avg_class_acc\":%.6f,\"head_acc\":%.6f,\"tail_acc\":%.6f,\"few_acc\":%.6f,\"top1\":%.6f}",
+                vm->avg_class_acc, vm->head_acc, vm->tail_acc, vm->few_acc, vm->top1);
+    fprintf(t->log, "}\n");
+    fflush(t->log);
+}
+
+static int run_loop(Trainer *t, TrainResult *res, char *err)
+{
+    const TrainOptions *o = t->o;
+    Loader *ld = NULL;
+    int rc = loader_open(&ld, t->train, &t->sampler, t->info.epoch, t->info.step_in_epoch, o->epochs, o->prefetch, err);
+    if (rc < 0)
+        return rc;
+    double t0 = now_s(), last_note = t0, epoch_t0 = t0, epoch_loss = 0.0;
+    long run_steps = 0, epoch_steps = 0, total = (long)o->epochs * t->spe;
+    Batch *b;
+    while ((rc = loader_next(ld, &b, err)) == 0) {
+        double lr = optim_lr(&t->sched_copy, t->info.global_step), loss;
+        rc = train_step(t, b, lr, t->info.global_step + 1, &loss);
+        long epoch = b->epoch, step = b->step;
+        loader_release(ld, b);
+        if (rc == LMR_ENAN) {
+            lmr_fail(err, rc, "loss is %s at epoch %ld step %ld (lr %.3g): stopped; %s keeps the last good checkpoint",
+                     isnan(loss) ? "NaN" : "inf", epoch + 1, step + 1, lr, o->out);
+            break;
+        }
+        if (rc < 0)
+            break;
+        t->info.global_step++;
+        run_steps++;
+        epoch_steps++;
+        epoch_loss += loss;
+        t->info.epoch = epoch;
+        t->info.step_in_epoch = step + 1;
+        if (t->info.step_in_epoch == t->spe) {
+            t->info.epoch = epoch + 1;
+            t->info.step_in_epoch = 0;
+        }
+        double now = now_s(), sps = (double)run_steps * t->B / (now - t0);
+        if (o->progress_every > 0 && now - last_note >= o->progress_every) {
+            double eta = sps > 0 ? (double)(total - t->info.global_step) * t->B / sps : 0;
+            note(o, 1, "%s epoch %ld/%d step %ld/%ld loss %.4f %.0f samples/s ETA %d:%02d", t->info.stage, epoch + 1,
+                 o->epochs, step + 1, t->spe, loss, sps, (int)(eta / 60), (int)eta % 60);
+            last_note = now;
+        }
+        if (step + 1 == t->spe) { // end of an epoch: validate, log, checkpoint
+            ValMetrics vm, *pv = NULL;
+            if (t->val) {
+                if ((rc = train_validate(&t->model, t->val, t->train->counts, &vm, err)) < 0)
+                    break;
+                pv = &vm;
+                if (vm.avg_class_acc > t->info.best_metric) {
+                    t->info.best_metric = vm.avg_class_acc;
+                    if ((rc = checkpoint_save(t->best_path, &t->model, &t->info, NULL, err)) < 0)
+                        break;
+                }
+                note(o, 0, "%s epoch %ld/%d: loss %.4f, val avg class acc %.4f (few %.4f, best %.4f)", t->info.stage,
+                     epoch + 1, o->epochs, epoch_loss / (double)epoch_steps, vm.avg_class_acc, vm.few_acc,
+                     t->info.best_metric);
+            }
+            log_epoch(t, epoch, epoch_loss / (double)epoch_steps, lr, sps, now - epoch_t0, pv);
+            res->final_loss = epoch_loss / (double)epoch_steps;
+            epoch_loss = 0.0;
+            epoch_steps = 0;
+            epoch_t0 = now;
+            if ((rc = save(t, err)) < 0)
+                break;
+        } else if (o->save_every > 0 && t->info.global_step % o->save_every == 0) {
+            if ((rc = save(t, err)) < 0)
+                break;
+        }
+        if (o->stop_after > 0 && run_steps >= o->stop_after) {
+            rc = save(t, err);
+            break;
+        }
+    }
+    res->steps = run_steps;
+    res->samples_per_s = run_steps ? (double)run_steps * t->B / (now_s() - t0) : 0;
+    res->best_metric = t->info.best_metric;
+    loader_close(&ld);
+    return rc == LMR_DONE ? 0 : rc;
+}
+
+int train_run(const TrainOptions *o, Dataset *train, Dataset *val, TrainResult *res, char *err)
+{
+    Trainer t;
+    memset(&t, 0, sizeof t);
+    memset(res, 0, sizeof *res);
+    t.o = o;
+    t.train = train;
+    t.val = val;
+    t.B = o->batch;
+    t.D = train->D;
+    t.C = train->C;
+    t.multi = train->max_labels > 1;
+    t.lmr_on = o->stage == STAGE_LMR && !o->lmr_off;
+    int rc = setup_checks(&t, err);
+    if (rc < 0)
+        return rc;
+    if ((rc = backend_init(&t.ctx, o->device, o->threads, err)) < 0)
+        return rc;
+    if ((rc = setup_model(&t, err)) < 0)
+        goto done;
+    if ((rc = sampler_init(&t.sampler, o->stage == STAGE_INIT ? SAMPLER_INSTANCE : SAMPLER_CLASS, train, t.B,
+                           o->seed)) < 0) {
+        lmr_fail(err, rc, "%s", t.sampler.last_error);
+        goto done;
+    }
+    t.spe = sampler_steps_per_epoch(&t.sampler);
+    int K = t.lmr_on ? o->lmr.K : 1;
+    if (K < 1) {
+        rc = lmr_fail(err, LMR_EINVAL, "--lmr-k must be at least 1");
+        goto done;
+    }
+    if ((rc = lmr_bank_init(&t.bank, t.ctx, K, t.B, t.F)) < 0 || (rc = buffers_init(&t, K * t.B)) < 0) {
+        lmr_fail(err, rc, "out of memory for batch %d", t.B);
+        goto done;
+    }
+    if (t.lmr_on) {
+        if ((rc = lmr_class_weights(&o->lmr, train->counts, t.C, t.hs.c_class, err)) < 0)
+            goto done;
+        for (int c = 0; c < t.C; c++)
+            t.hs.few[c] = train->counts[c] <= o->lmr.omega;
+    }
+    // run description, also the checkpoint metadata
+    CkptInfo *in = &t.info;
+    snprintf(in->stage, sizeof in->stage, "%s", o->stage == STAGE_INIT ? "init" : "lmr");
+    snprintf(in->sampler, sizeof in->sampler, "%s", o->stage == STAGE_INIT ? "instance" : "class");
+    in->lmr_off = o->lmr_off;
+    in->epochs = o->epochs;
+    in->batch = t.B;
+    in->seed = o->seed;
+    in->lr = o->lr > 0 ? o->lr : (o->stage == STAGE_INIT ? 1e-3 : 1e-4);
+    in->lmr = o->lmr;
+    in->best_metric = -1;
+    t.sched_copy = o->sched;
+    t.sched_copy.lr = in->lr;
+    t.sched_copy.steps_per_epoch = t.spe;
+    t.sched_copy.total_steps = (long)o->epochs * t.spe;
+    t.sched_copy.warmup_steps = (long)(o->warmup_epochs * (double)t.spe);
+    best_path(t.best_path, sizeof t.best_path, o->out);
+
+    rc = try_resume(&t, err);
+    if (rc < 0 || rc == LMR_DONE)
+        goto done;
+    if (rc == 1)
+        note(o, 0, "resuming %s at epoch %ld step %ld", o->out, in->epoch + 1, in->step_in_epoch);
+    if (o->log_path && !(t.log = fopen(o->log_path, rc == 1 ? "a" : "w"))) {
+        rc = lmr_fail(err, LMR_EIO, "%s: cannot open the log", o->log_path);
+        goto done;
+    }
+    rc = run_loop(&t, res, err);
+done:
+    trainer_free(&t);
+    return rc;
+}
