@@ -181,8 +181,10 @@ int manifest_read(Manifest *m, const char *path, int strict)
 
 static int put_field(FILE *f, const char *s)
 {
-    if (strpbrk(s, ",\"\r\n") || s[0] == ' ' || (s[0] && s[strlen(s) - 1] == ' '))
-        return csv_fwrite(f, s, strlen(s)) == 0 ? 0 : -1;
+    size_t n = strlen(s);
+    /* quote what libcsv would split on or trim (blanks at either end) */
+    if (strpbrk(s, ",\"\r\n") || (n && (s[0] == ' ' || s[0] == '\t' || s[n - 1] == ' ' || s[n - 1] == '\t')))
+        return csv_fwrite(f, s, n) == 0 ? 0 : -1;
     return fputs(s, f) < 0 ? -1 : 0;
 }
 

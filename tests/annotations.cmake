@@ -7,3 +7,9 @@ if(TARGET lmrpack)
     add_dependencies(test_videolt lmr-pack)
   endif()
 endif()
+# Fuzz corpus regressions: each libFuzzer harness (tests/fuzz/fuzz_<x>.c, run by
+# tests/fuzz/run.sh with clang) over its corpus through a plain main().
+foreach(x csv json list npy)
+  lmr_add_test(fuzz_${x}_corpus SOURCES fuzz/fuzz_${x}.c fuzz/driver.c LIBS lmrformats
+               ARGS ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/corpus/${x} LABELS unit)
+endforeach()
