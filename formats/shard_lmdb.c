@@ -170,7 +170,7 @@ int lmdbw_open(LmdbWriter **out, const char *path, uint64_t txn_bytes, ShardMeta
     buf_init(&w->pending);
     struct stat st;
     uint64_t existing = stat(path, &st) == 0 ? (uint64_t)st.st_size : 0;
-    w->map_size = (size_t)(256u << 20);
+    w->map_size = (size_t)(1u << 20); /* grows by doubling: small transactions, small start */
     while (w->map_size < 2 * existing + 4 * txn_bytes)
         w->map_size *= 2;
     int rc = mdb_env_create(&w->env);

@@ -2,3 +2,5 @@
 add_executable(gen_records gen_records.c)
 target_link_libraries(gen_records PRIVATE lmrformats m)
 set_target_properties(gen_records PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
+
+lmr_add_test(test_record SOURCES test_record.c LIBS lmrformats m LABELS unit)
