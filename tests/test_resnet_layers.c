@@ -9,29 +9,9 @@
 
 #include "backbone.h"
 #include "check.h"
+#include "resnet_test_weights.h"
 #include "resnet_internal.h"
 #include "safetensors.h"
-
-// --- helpers -------------------------------------------------------------------------------
-
-static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
-
-static float frand(float lo, float hi) /* splitmix64 -> uniform [lo, hi) */
-{
-    uint64_t z = (rng_state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    z ^= z >> 31;
-    return lo + (hi - lo) * (float)((z >> 40) * (1.0 / 16777216.0));
-}
-
-static float *rand_vec(size_t n, float lo, float hi)
-{
-    float *v = malloc(n * sizeof *v);
-    for (size_t i = 0; i < n; i++)
-        v[i] = frand(lo, hi);
-    return v;
-}
 
 /* max |got - want| / max |want| over n values; prints the first offender when above tol */
 static int close_rel(const char *what, const float *got, const double *want, size_t n, double tol)
@@ -200,83 +180,6 @@ static void test_normalize(void)
     free(out), free(ref);
 }
 
-// --- a random torchvision resnet18 on disk -------------------------------------------------
-
-#define MAX_T 128
-typedef struct {
-    StWriteTensor t[MAX_T];
-    int n;
-} Weights;
-
-static const float *add_t(Weights *wt, const char *name, int ndim, const int64_t *shape, float lo, float hi)
-{
-    size_t e = 1;
-    for (int i = 0; i < ndim; i++)
-        e *= (size_t)shape[i];
-    StWriteTensor *t = &wt->t[wt->n++];
-    t->name = strdup(name);
-    t->dtype = ST_F32;
-    t->ndim = ndim;
-    memcpy(t->shape, shape, (size_t)ndim * sizeof *shape);
-    t->data = rand_vec(e, lo, hi);
-    return t->data;
-}
-
-static const float *find_t(const Weights *wt, const char *name)
-{
-    for (int i = 0; i < wt->n; i++)
-        if (strcmp(wt->t[i].name, name) == 0)
-            return wt->t[i].data;
-    return NULL;
-}
-
-static void add_conv_bn(Weights *wt, const char *cname, const char *bname, int c_out, int c_in, int k)
-{
-    char key[96];
-    int64_t ws[4] = {c_out, c_in, k, k}, vs[1] = {c_out};
-    float a = (float)sqrt(3.0 / (c_in * k * k)); /* unit-variance outputs keep 18 layers in range */
-    snprintf(key, sizeof key, "%s.weight", cname);
-    add_t(wt, key, 4, ws, -a * 1.4f, a * 1.4f);
-    static const char *part[4] = {"weight", "bias", "running_mean", "running_var"};
-    static const float lo[4] = {0.5f, -0.2f, -0.1f, 0.5f}, hi[4] = {1.2f, 0.2f, 0.1f, 1.5f};
-    for (int i = 0; i < 4; i++) {
-        snprintf(key, sizeof key, "%s.%s", bname, part[i]);
-        add_t(wt, key, 1, vs, lo[i], hi[i]);
-    }
-}
-
-static void make_resnet18(Weights *wt)
-{
-    char cn[64], bn[64];
-    add_conv_bn(wt, "conv1", "bn1", 64, 3, 7);
-    int c_in = 64;
-    for (int l = 1; l <= 4; l++) {
-        int width = 64 << (l - 1);
-        for (int j = 0; j < 2; j++) {
-            int s = l > 1 && j == 0 ? 2 : 1;
-            snprintf(cn, sizeof cn, "layer%d.%d.conv1", l, j), snprintf(bn, sizeof bn, "layer%d.%d.bn1", l, j);
-            add_conv_bn(wt, cn, bn, width, c_in, 3);
-            snprintf(cn, sizeof cn, "layer%d.%d.conv2", l, j), snprintf(bn, sizeof bn, "layer%d.%d.bn2", l, j);
-            add_conv_bn(wt, cn, bn, width, width, 3);
-            if (s != 1 || c_in != width) {
-                snprintf(cn, sizeof cn, "layer%d.%d.downsample.0", l, j);
-                snprintf(bn, sizeof bn, "layer%d.%d.downsample.1", l, j);
-                add_conv_bn(wt, cn, bn, width, c_in, 1);
-            }
-            c_in = width;
-        }
-    }
-}
-
-static void free_weights(Weights *wt)
-{
-    for (int i = 0; i < wt->n; i++) {
-        free((void *)wt->t[i].name);
-        free((void *)wt->t[i].data);
-    }
-    wt->n = 0;
-}
-
 /* conv `cname` + bn `bname` of the reference model, on a double NHWC tensor */
 static double *ref_layer(const Weights *wt, const char *cname, const char *bname, const double *in, int n,
                          int *h, int *w, int c_in, int c_out, int k, int s, const double *res, int relu)
@@ -356,7 +259,7 @@ static int write_subset(const char *path, const Weights *wt, int n)
 static void test_weights_and_net(const char *dir)
 {
     Weights wt = {0};
-    make_resnet18(&wt);
+    make_resnet(&wt, 0, resnet18_layers);
     char path[512], err[LMR_ERRLEN];
     snprintf(path, sizeof path, "%s/r18.safetensors", dir);
     ResnetNet net;
