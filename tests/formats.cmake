@@ -4,3 +4,4 @@ target_link_libraries(gen_records PRIVATE lmrformats m)
 set_target_properties(gen_records PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
 
 lmr_add_test(test_record SOURCES test_record.c LIBS lmrformats m LABELS unit)
+lmr_add_test(test_shard SOURCES test_shard.c LIBS lmrformats Threads::Threads LABELS unit)
