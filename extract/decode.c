@@ -24,6 +24,8 @@ struct Decoder {
     AVCodecContext *ctx;
     AVStream *st;
     int vidx, is_folder;
+    int count_mode;         /* timestamps unreliable (AVI with B-frames): count frames */
+    int64_t anchor, n_out;  /* count mode: dts of the first packet since the seek, frames out */
     AVPacket *pkt;
     AVFrame *prev, *last;   /* prev: latest frame at or before the target; last: lookahead */
     int have_prev, have_last, eof, flushing, positioned;
@@ -33,7 +35,7 @@ struct Decoder {
     AVRational fps_q, tb;
     int64_t budget_frames, budget_packets, n_errors;
     struct SwsContext *sws;
-    int sws_key[4];         /* pixel format, colour space, range, valid */
+    int sws_key[6];         /* source size, pixel format, colour space, range, valid */
     uint8_t *tmp;           /* scaled image before rotation, aligned rows */
     int tmp_linesize, sw, sh; /* scaled size before rotation */
     DecoderOpts opts;
@@ -170,6 +172,10 @@ static void fill_info(Decoder *d)
     d->sw = rot90 ? in->out_h : in->out_w;
     d->sh = rot90 ? in->out_w : in->out_h;
     in->codec = d->ctx->codec ? d->ctx->codec->name : "?";
+    // AVI stores decode timestamps only; with B-frames the presentation times FFmpeg guesses
+    // are off by the reorder delay, so frames are numbered from the keyframe instead.
+    d->count_mode = (strcmp(d->fmt->iformat->name, "avi") == 0 && st->codecpar->video_delay > 0) ||
+                    (d->fmt->iformat->flags & AVFMT_NOTIMESTAMPS);
 }
 
 int decoder_open(Decoder **dp, const char *path, const DecoderOpts *o, char *err)
@@ -227,7 +233,9 @@ static int decode_next(Decoder *d, AVFrame *f)
             d->stats.frames_decoded++;
             if (--d->budget_frames < 0)
                 return LMR_FAIL(d, LMR_ETIMEOUT, "%s: decode limit reached (frames)", d->path);
-            if (f->best_effort_timestamp == AV_NOPTS_VALUE)
+            if (d->count_mode) // closed GOPs: the keyframe we sought to is shown first
+                f->best_effort_timestamp = d->anchor + d->n_out++ * d->frame_dur;
+            else if (f->best_effort_timestamp == AV_NOPTS_VALUE)
                 f->best_effort_timestamp = f->pts;
             return 0;
         }
@@ -256,7 +264,9 @@ static int decode_next(Decoder *d, AVFrame *f)
         // A non-reference frame can be dropped when a later frame that is still at or before
         // the current target was already sent: that later frame, not this one, is the answer.
         int64_t pts = d->pkt->pts;
-        int skip = d->opts.skip_nonref && pts != AV_NOPTS_VALUE && d->max_pkt_pts != INT64_MIN &&
+        if (d->count_mode && d->anchor == AV_NOPTS_VALUE)
+            d->anchor = d->pkt->dts != AV_NOPTS_VALUE ? d->pkt->dts : d->start_pts;
+        int skip = d->opts.skip_nonref && !d->count_mode && pts != AV_NOPTS_VALUE && d->max_pkt_pts != INT64_MIN &&
                    pts < d->max_pkt_pts && d->max_pkt_pts <= d->lim_now;
         d->ctx->skip_frame = skip ? AVDISCARD_NONREF : AVDISCARD_DEFAULT;
         if (pts != AV_NOPTS_VALUE && pts > d->max_pkt_pts)
@@ -274,6 +284,8 @@ static void reset_window(Decoder *d)
     av_frame_unref(d->last);
     d->have_prev = d->have_last = d->eof = d->flushing = 0;
     d->max_pkt_pts = INT64_MIN;
+    d->anchor = AV_NOPTS_VALUE;
+    d->n_out = 0;
 }
 
 static int seek_to(Decoder *d, int64_t ts)
@@ -369,13 +381,16 @@ static int scale_frame(Decoder *d, const AVFrame *f, uint8_t *dst)
     int full = f->color_range == AVCOL_RANGE_JPEG;
     enum AVPixelFormat fmt = unjpeg((enum AVPixelFormat)f->format, &full);
     int cs = f->colorspace == AVCOL_SPC_BT709 ? SWS_CS_ITU709 : SWS_CS_DEFAULT;
-    d->sws = sws_getCachedContext(d->sws, f->width, f->height, fmt, d->sw, d->sh, AV_PIX_FMT_RGB24,
-                                  SWS_BILINEAR, NULL, NULL, NULL);
-    if (!d->sws)
-        return LMR_FAIL(d, LMR_EDECODE, "%s: cannot scale %dx%d %s", d->path, f->width, f->height,
-                        av_get_pix_fmt_name(fmt) ? av_get_pix_fmt_name(fmt) : "?");
-    int key[4] = {fmt, cs, full, 1};
-    if (memcmp(key, d->sws_key, sizeof key) != 0) {
+    // One context per source geometry and colour setup. (sws_getCachedContext would rebuild a
+    // context behind our back and drop the range set below.)
+    int key[6] = {f->width, f->height, fmt, cs, full, 1};
+    if (!d->sws || memcmp(key, d->sws_key, sizeof key) != 0) {
+        sws_freeContext(d->sws);
+        d->sws = sws_getContext(f->width, f->height, fmt, d->sw, d->sh, AV_PIX_FMT_RGB24,
+                                SWS_BILINEAR, NULL, NULL, NULL);
+        if (!d->sws)
+            return LMR_FAIL(d, LMR_EDECODE, "%s: cannot scale %dx%d %s", d->path, f->width,
+                            f->height, av_get_pix_fmt_name(fmt) ? av_get_pix_fmt_name(fmt) : "?");
         const int *coef = sws_getCoefficients(cs);
         sws_setColorspaceDetails(d->sws, coef, full, coef, 1, 0, 1 << 16, 1 << 16);
         memcpy(d->sws_key, key, sizeof key);

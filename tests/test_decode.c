@@ -1,0 +1,301 @@
+/* The decoder on videos made here in several codecs and containers (and a JPEG frame folder):
+ * every frame straight through, then random access in shuffled order (backward and forward
+ * seeks) must give the same frames; VFR follows pts; rotation matches ffmpeg's autorotate; odd
+ * sizes; clamping at the end, a clip past the end, the decode limit; identical bytes with and
+ * without dropping non-reference frames and for any number of decoder threads. */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <libavutil/log.h>
+
+#include "check.h"
+#include "decode.h"
+#include "extract_videos.h"
+#include "sample.h"
+
+static char dir[256];
+
+static Decoder *open_video(const char *name, int size, int threads, int skip)
+{
+    char path[512], err[LMR_ERRLEN] = {0};
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    DecoderOpts o = {threads, size, 30, skip, 0};
+    Decoder *d = NULL;
+    int rc = decoder_open(&d, path, &o, err);
+    if (rc < 0)
+        fprintf(stderr, "open %s: %s\n", name, err);
+    CHECK_RC(rc, 0);
+    return d;
+}
+
+/* Fetch idx[0..n) and return the frame numbers the images show. */
+static int fetch_ids(Decoder *d, const int64_t *idx, int n, int *ids)
+{
+    const DecoderInfo *in = decoder_info(d);
+    size_t isz = (size_t)in->out_w * in->out_h * 3;
+    uint8_t *img = malloc(isz * n);
+    int rc = decoder_fetch(d, idx[0], idx, n, img);
+    for (int i = 0; i < n && rc == 0; i++)
+        ids[i] = vid_index(img + isz * i, in->out_w, in->out_h);
+    free(img);
+    return rc;
+}
+
+/* Straight through, then groups of 3 sorted indices in a shuffled order; expect[k] = frame shown at index k. */
+static void check_access(const char *name, int n, const int *expect)
+{
+    Decoder *d = open_video(name, 32, 1, 1);
+    if (!d)
+        return;
+    int64_t *idx = malloc(sizeof(int64_t) * n);
+    int *ids = malloc(sizeof(int) * n), bad = 0;
+    for (int k = 0; k < n; k++)
+        idx[k] = k;
+    CHECK_RC(fetch_ids(d, idx, n, ids), 0);
+    for (int k = 0; k < n; k++)
+        if (ids[k] != expect[k] && bad++ < 5)
+            fprintf(stderr, "%s: straight: index %d shows frame %d, want %d\n", name, k, ids[k], expect[k]);
+    SampleRng r;
+    sample_rng_seed(&r, 1, name, 0);
+    for (int g = 0; g < 40; g++) {
+        int64_t q[3];
+        for (int j = 0; j < 3; j++)
+            q[j] = sample_rng_below(&r, n);
+        if (q[0] > q[1]) { int64_t t = q[0]; q[0] = q[1]; q[1] = t; }
+        if (q[1] > q[2]) { int64_t t = q[1]; q[1] = q[2]; q[2] = t; }
+        if (q[0] > q[1]) { int64_t t = q[0]; q[0] = q[1]; q[1] = t; }
+        int got[3];
+        CHECK_RC(fetch_ids(d, q, 3, got), 0);
+        for (int j = 0; j < 3; j++)
+            if (got[j] != expect[q[j]] && bad++ < 5)
+                fprintf(stderr, "%s: random: index %lld shows frame %d, want %d\n", name,
+                        (long long)q[j], got[j], expect[q[j]]);
+    }
+    CHECK(bad == 0);
+    CHECK(decoder_stats(d)->seeks > 5);
+    free(idx);
+    free(ids);
+    decoder_close(&d);
+}
+
+static int make_all(void)
+{
+    const char *R = "";
+    (void)R;
+    char a[1024];
+    int rc = 0;
+    snprintf(a, sizeof a, "-c:v libx264 -crf 8 -bf 3 -g 25 -pix_fmt yuv420p %s/h264.mp4", dir);
+    rc |= vid_make(300, 64, 48, 30, 0, a);
+    snprintf(a, sizeof a, "-c:v libvpx-vp9 -deadline realtime -cpu-used 8 -crf 4 -b:v 0 -g 30 %s/vp9.webm", dir);
+    rc |= vid_make(90, 64, 48, 30, 0, a);
+    snprintf(a, sizeof a, "-c:v mpeg4 -q:v 2 -bf 2 -g 30 %s/mpeg4.avi", dir);
+    rc |= vid_make(90, 64, 48, 30, 0, a);
+    snprintf(a, sizeof a, "-c:v mjpeg -q:v 2 %s/mjpeg.avi", dir);
+    rc |= vid_make(90, 64, 48, 30, 0, a);
+    snprintf(a, sizeof a, "-c:v libx265 -preset ultrafast -x265-params log-level=none:crf=6 -pix_fmt yuv420p %s/hevc.mp4", dir);
+    rc |= vid_make(60, 64, 48, 30, 0, a);
+    snprintf(a, sizeof a, "-q:v 2 -start_number 1 %s/frames/frame_%%010d.jpg", dir);
+    rc |= vid_sh("mkdir -p %s/frames", dir);
+    rc |= vid_make(60, 64, 48, 30, 0, a);
+    // VFR: frame i at (i + floor(i/3)) / 30 s: every third gap is twice as long.
+    snprintf(a, sizeof a, "-vf setpts='(N+floor(N/3))/30/TB' -vsync vfr -c:v libx264 -crf 8 -bf 2 -g 20 %s/vfr.mp4", dir);
+    rc |= vid_make(90, 64, 48, 30, 0, a);
+    snprintf(a, sizeof a, "-c:v libx264 -crf 8 -pix_fmt yuv420p %s/quad.mp4", dir);
+    rc |= vid_make(3, 64, 48, 30, 1, a);
+    rc |= vid_sh("ffmpeg -v error -y -i %s/quad.mp4 -c copy -metadata:s:v:0 rotate=90 %s/rot90.mp4", dir, dir);
+    rc |= vid_sh("ffmpeg -v error -y -i %s/quad.mp4 -c copy -metadata:s:v:0 rotate=180 %s/rot180.mp4", dir, dir);
+    snprintf(a, sizeof a, "-c:v libx264 -crf 8 -pix_fmt yuv444p %s/odd.mp4", dir);
+    rc |= vid_make(30, 63, 47, 30, 0, a);
+    return rc;
+}
+
+/* Quadrant mean colours of an RGB image (TL, TR, BL, BR). */
+static void quadrants(const uint8_t *img, int w, int h, double q[4][3])
+{
+    memset(q, 0, sizeof(double) * 12);
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++)
+            for (int c = 0; c < 3; c++)
+                q[(y >= h / 2) * 2 + (x >= w / 2)][c] += img[((size_t)y * w + x) * 3 + c] / (w * h / 4.0);
+}
+
+static void check_rotation(const char *name)
+{
+    Decoder *d = open_video(name, 48, 1, 1);
+    if (!d)
+        return;
+    const DecoderInfo *in = decoder_info(d);
+    int w = in->out_w, h = in->out_h;
+    uint8_t *img = malloc((size_t)w * h * 3), *ref = malloc((size_t)w * h * 3);
+    int64_t i0 = 0;
+    CHECK_RC(decoder_fetch(d, 0, &i0, 1, img), 0);
+    // ffmpeg's CLI applies the display matrix itself (autorotate): the reference picture.
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "ffmpeg -v error -i %s/%s -frames:v 1 -f rawvideo -pix_fmt rgb24 -", dir, name);
+    FILE *p = popen(cmd, "r");
+    size_t got = p ? fread(ref, 1, (size_t)w * h * 3, p) : 0;
+    if (p)
+        pclose(p);
+    CHECK(got == (size_t)w * h * 3);
+    double qa[4][3], qb[4][3];
+    quadrants(img, w, h, qa);
+    quadrants(ref, w, h, qb);
+    for (int k = 0; k < 4; k++)
+        for (int c = 0; c < 3; c++)
+            CHECK_CLOSE(qa[k][c], qb[k][c], 12, 0);
+    free(img);
+    free(ref);
+    decoder_close(&d);
+}
+
+int main(void)
+{
+    av_log_set_level(AV_LOG_QUIET);
+    if (!vid_have_ffmpeg()) {
+        printf("ffmpeg CLI not found: skipped\n");
+        return 77;
+    }
+    snprintf(dir, sizeof dir, "%s/lmr-decode-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    CHECK(mkdtemp(dir) != NULL);
+    TEST(1, "make test videos (H.264, VP9, MPEG-4, MJPEG, HEVC, JPEG folder, VFR, rotated, odd size)");
+    CHECK(make_all() == 0);
+
+    TEST(2, "stream facts");
+    Decoder *d = open_video("h264.mp4", 32, 1, 1);
+    if (d) {
+        const DecoderInfo *in = decoder_info(d);
+        CHECK_CLOSE(in->fps, 30, 1e-9, 0);
+        CHECK(in->n_frames == 300);
+        CHECK(in->width == 64 && in->height == 48 && in->out_w == 43 && in->out_h == 32);
+        CHECK(in->rotation == 0);
+    }
+    decoder_close(&d);
+
+    TEST(3, "every codec: straight through and random access give the same frames");
+    int ident[300];
+    for (int k = 0; k < 300; k++)
+        ident[k] = k;
+    const char *names[] = {"h264.mp4", "vp9.webm", "mpeg4.avi", "mjpeg.avi", "hevc.mp4", "frames"};
+    const int counts[] = {300, 90, 90, 90, 60, 60};
+    for (int i = 0; i < 6; i++) {
+        printf("  %s\n", names[i]);
+        check_access(names[i], counts[i], ident);
+    }
+
+    TEST(4, "VFR: index k shows the last frame with pts <= (k + 0.5) / fps");
+    d = open_video("vfr.mp4", 32, 1, 1);
+    if (d) {
+        const DecoderInfo *in = decoder_info(d);
+        int n = (int)in->n_frames, exp[300];
+        CHECK(n > 60 && n < 300);
+        if (n > 300)
+            n = 300;
+        for (int k = 0; k < n; k++) {
+            double lim = (k + 0.5) / in->fps;
+            exp[k] = 0;
+            for (int i = 0; i < 90; i++)
+                if ((i + i / 3) / 30.0 <= lim + 1e-9)
+                    exp[k] = i;
+        }
+        decoder_close(&d);
+        check_access("vfr.mp4", n, exp);
+    }
+
+    TEST(5, "rotation metadata: upright like ffmpeg's autorotate");
+    check_rotation("rot90.mp4");
+    check_rotation("rot180.mp4");
+    d = open_video("rot90.mp4", 48, 1, 1);
+    CHECK(d && decoder_info(d)->rotation % 180 == 90 && decoder_info(d)->out_w == 48 &&
+          decoder_info(d)->out_h == 64);
+    decoder_close(&d);
+
+    TEST(6, "odd picture size");
+    d = open_video("odd.mp4", 48, 1, 1);
+    if (d) {
+        CHECK(decoder_info(d)->out_w == 64 && decoder_info(d)->out_h == 48);
+        int64_t q[2] = {3, 29};
+        int got[2] = {-1, -1};
+        CHECK_RC(fetch_ids(d, q, 2, got), 0);
+        CHECK(got[0] == 3 && got[1] == 29);
+    }
+    decoder_close(&d);
+
+    TEST(7, "end of video: clamp to the last frame; a clip past the end is an error");
+    d = open_video("h264.mp4", 32, 1, 1);
+    if (d) {
+        int64_t q[2] = {290, 320};
+        int got[2] = {-1, -1};
+        CHECK_RC(fetch_ids(d, q, 2, got), 0);
+        CHECK(got[0] == 290 && got[1] == 299);
+        uint8_t img[43 * 32 * 3];
+        int64_t past = 400;
+        CHECK_RC(decoder_fetch(d, 400, &past, 1, img), LMR_ERANGE);
+        CHECK(strstr(decoder_error(d), "after the end") != NULL);
+        int64_t first = 0; // and it still serves the start afterwards
+        CHECK_RC(fetch_ids(d, &first, 1, got), 0);
+        CHECK(got[0] == 0);
+    }
+    decoder_close(&d);
+
+    TEST(8, "decode limit: a fetch that needs too many frames stops");
+    {
+        char path[512], err[LMR_ERRLEN];
+        snprintf(path, sizeof path, "%s/h264.mp4", dir);
+        DecoderOpts o = {1, 32, 30, 0, 2};
+        CHECK_RC(decoder_open(&d, path, &o, err), 0);
+        uint8_t img[43 * 32 * 3];
+        int64_t q = 290; // keyframe at 275: 16 frames to decode
+        if (d) {
+            CHECK_RC(decoder_fetch(d, q, &q, 1, img), LMR_ETIMEOUT);
+            CHECK(strstr(decoder_error(d), "decode limit") != NULL);
+        }
+        decoder_close(&d);
+    }
+
+    TEST(9, "same bytes: with or without dropping non-reference frames, 1 or 3 decoder threads");
+    {
+        int64_t q[6] = {5, 6, 100, 101, 187, 260};
+        uint8_t *img[3];
+        int64_t decoded[3];
+        int cfg[3][2] = {{1, 1}, {1, 0}, {3, 1}};
+        size_t isz = 43 * 32 * 3 * 6;
+        for (int c = 0; c < 3; c++) {
+            img[c] = calloc(1, isz);
+            d = open_video("h264.mp4", 32, cfg[c][0], cfg[c][1]);
+            if (d) {
+                CHECK_RC(decoder_fetch(d, q[0], q, 3, img[c]), 0);
+                CHECK_RC(decoder_fetch(d, q[3], q + 3, 3, img[c] + isz / 2), 0);
+                decoded[c] = decoder_stats(d)->frames_decoded;
+            }
+            decoder_close(&d);
+        }
+        CHECK(memcmp(img[0], img[1], isz) == 0);
+        CHECK(memcmp(img[0], img[2], isz) == 0);
+        printf("  frames decoded: %lld (skip non-ref) vs %lld (all), 300 in the video\n",
+               (long long)decoded[0], (long long)decoded[1]);
+        CHECK(decoded[0] <= decoded[1] && decoded[0] < 200);
+        for (int c = 0; c < 3; c++)
+            free(img[c]);
+    }
+
+    TEST(10, "missing, empty and non-video inputs");
+    {
+        char path[512], err[LMR_ERRLEN];
+        DecoderOpts o = {1, 32, 30, 1, 0};
+        snprintf(path, sizeof path, "%s/none.mp4", dir);
+        CHECK_RC(decoder_open(&d, path, &o, err), LMR_ENOTFOUND);
+        decoder_close(&d);
+        snprintf(path, sizeof path, "%s/empty.mp4", dir);
+        fclose(fopen(path, "w"));
+        CHECK_RC(decoder_open(&d, path, &o, err), LMR_EDECODE);
+        CHECK(strstr(err, "empty") != NULL);
+        decoder_close(&d);
+        CHECK(vid_sh("ffmpeg -v error -y -f lavfi -i sine=d=0.5 %s/audio.m4a", dir) == 0);
+        snprintf(path, sizeof path, "%s/audio.m4a", dir);
+        CHECK_RC(decoder_open(&d, path, &o, err), LMR_ENOSTREAM);
+        decoder_close(&d);
+    }
+
+    vid_sh("rm -rf %s", dir);
+    CHECK_DONE();
+}
