@@ -1,2 +1,3 @@
 # Tests of formats/safetensors and train/ (lmr-train).
 lmr_add_test(test_safetensors SOURCES test_safetensors.c LIBS lmrformats LABELS unit)
+lmr_add_test(test_model SOURCES test_model.c LIBS lmrtrain LABELS unit)
