@@ -6,3 +6,11 @@ set_target_properties(gen_records PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BI
 lmr_add_test(test_record SOURCES test_record.c LIBS lmrformats m LABELS unit)
 lmr_add_test(test_shard SOURCES test_shard.c LIBS lmrformats Threads::Threads LABELS unit)
 lmr_add_test(test_classes SOURCES test_classes.c LIBS lmrformats LABELS unit)
+
+# Interop: plain h5py / python-lmdb read what lmr-pack wrote (Debian's python3).
+if(LMR_PYTHON)
+  add_test(NAME interop_shards COMMAND ${LMR_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/interop_shards.py
+           $<TARGET_FILE:gen_records>)
+  set_tests_properties(interop_shards PROPERTIES LABELS "integration"
+    ENVIRONMENT "LMR_BIN=${CMAKE_BINARY_DIR}/bin;LMR_SRC=${CMAKE_SOURCE_DIR};LMR_PYTHON=${LMR_PYTHON}")
+endif()
