@@ -1,0 +1,250 @@
+/* LMR: class weights against the published table, the monotonicity refusal, the self mask at the
+ * sample's true bank position, few-shot keys, all-masked rows, the bank ring, mixing draws and
+ * targets, and the gradient of the whole LMR loss (reconstruction over a bank + mixing + soft CE,
+ * draws fixed) against central finite differences. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+#include "check.h"
+#include "lmr.h"
+#include "train_fd.h"
+
+static unsigned st = 99;
+
+static void ln0(float *out, float *rstd, const float *x, int B, int H)
+{
+    float *mean = malloc((size_t)B * sizeof *mean);
+    layernorm_forward(NULL, out, mean, rstd, x, NULL, NULL, B, H, 1e-6f);
+    free(mean);
+}
+
+static void test_weights(void)
+{
+    LmrParams p;
+    CHECK_RC(lmr_preset(&p, "ssv2-lt"), 0);
+    int64_t counts[8] = {5, 10, 20, 50, 100, 500, 1000, 2500};
+    double want[8] = {0.600, 0.386, 0.251, 0.146, 0.097, 0.034, 0.017, 0.001};
+    float c[8];
+    char err[LMR_ERRLEN] = "";
+    CHECK_RC(lmr_class_weights(&p, counts, 8, c, err), 0);
+    for (int i = 0; i < 8; i++)
+        CHECK_CLOSE(c[i], want[i], 5e-4, 0);
+    // an empty class takes no part in min/max and gets 0
+    int64_t with0[3] = {5, 0, 2500};
+    float c0[3];
+    CHECK_RC(lmr_class_weights(&p, with0, 3, c0, err), 0);
+    CHECK_CLOSE(c0[0], 0.6, 1e-6, 0);
+    CHECK(c0[1] == 0.0f);
+    CHECK_CLOSE(c0[2], 0.001, 1e-6, 0);
+    CHECK_RC(lmr_preset(&p, "nope"), LMR_ENOTFOUND);
+}
+
+static void test_nonmonotone(void)
+{
+    LmrParams p;
+    lmr_preset(&p, "epic100-verbs");
+    CHECK(p.allow_nonmonotone == 1 && p.d == 0.15 && p.l == 1.0 && p.p == 1.0);
+    int64_t counts[4] = {300, 1, 40, 7};
+    float c[4];
+    char err[LMR_ERRLEN] = "";
+    p.allow_nonmonotone = 0;
+    CHECK_RC(lmr_class_weights(&p, counts, 4, c, err), LMR_EINVAL);
+    // class 1 (1 clip): (1 + 5) * 0.15 = 0.9; the smallest d that works is above 1/6
+    CHECK(strstr(err, "class 1 ") != NULL);
+    CHECK(strstr(err, "0.166667") != NULL && strstr(err, "--lmr-d 0.167") != NULL);
+    p.allow_nonmonotone = 1;
+    CHECK_RC(lmr_class_weights(&p, counts, 4, c, err), 0);
+    // the original behaviour: the 1-clip class has a negative c~ and gets the *lowest* weight
+    CHECK_CLOSE(c[1], 0.01, 1e-6, 0);
+    CHECK(c[3] > c[2] && c[2] > c[0]);
+    p.allow_nonmonotone = 0;
+    p.d = 1.0 / 6.0 + 1e-3;
+    CHECK_RC(lmr_class_weights(&p, counts, 4, c, err), 0);
+    CHECK(c[1] > c[3] && c[3] > c[2] && c[2] > c[0]);
+}
+
+/* A bank of K slots of B rows with distinct random keys; the current batch goes in last. */
+static void test_masks(void)
+{
+    int K = 3, B = 4, H = 8;
+    BackendCtx *ctx;
+    char err[LMR_ERRLEN];
+    CHECK_RC(backend_init(&ctx, BACKEND_CPU, 1, err), 0);
+    LmrBank bank;
+    CHECK_RC(lmr_bank_init(&bank, ctx, K, B, H), 0);
+    float f[32], fn[32], rstd[4], R[32], Rn[32], wts[4 * 12], wn[4 * 12], c[4] = {0.5f, 0.5f, 0.5f, 0.5f};
+    uint8_t ok[4] = {1, 1, 1, 1};
+    for (int k = 0; k < 2; k++) { // two earlier batches
+        fill_normal(f, 32, 1, &st);
+        ln0(fn, rstd, f, B, H);
+        lmr_bank_push(&bank, f, fn, ok);
+    }
+    fill_normal(f, 32, 1, &st);
+    ln0(fn, rstd, f, B, H);
+    uint8_t ok_cur[4] = {1, 1, 0, 1}; // row 2 is a few-shot clip: never a key
+    int slot = lmr_bank_push(&bank, f, fn, ok_cur);
+    CHECK(slot == 2 && lmr_bank_keys(&bank) == 12);
+    int32_t self[4];
+    for (int i = 0; i < B; i++)
+        self[i] = slot * B + i;
+    int N = lmr_bank_keys(&bank);
+    lmr_forward(ctx, R, wts, f, fn, bank.keys, bank.keys_n, bank.key_ok, self, c, B, N, H);
+    lmr_forward_naive(Rn, wn, f, fn, bank.keys, bank.keys_n, bank.key_ok, self, c, B, N, H);
+    for (int i = 0; i < B * H; i++)
+        CHECK_CLOSE(R[i], Rn[i], 1e-5, 1e-4);
+    for (int i = 0; i < B * N; i++)
+        CHECK_CLOSE(wts[i], wn[i], 1e-6, 1e-4);
+    for (int i = 0; i < B; i++) {
+        CHECK(wts[i * N + slot * B + i] == 0.0f); // the sample itself, at its true bank position
+        if (i != 2)
+            CHECK(wts[i * N + i] > 0.0f); // row i of the oldest batch is an ordinary key
+        CHECK(wts[i * N + slot * B + 2] == 0.0f); // the few-shot key
+        double s = 0;
+        for (int j = 0; j < N; j++)
+            s += wts[i * N + j];
+        CHECK_CLOSE(s, 1.0, 1e-5, 0);
+    }
+    // few-shot keys never contribute: changing their values changes nothing
+    float R2[32];
+    float keep = bank.keys[(slot * B + 2) * H];
+    bank.keys[(slot * B + 2) * H] += 100.0f;
+    lmr_forward(ctx, R2, wts, f, fn, bank.keys, bank.keys_n, bank.key_ok, self, c, B, N, H);
+    CHECK(memcmp(R, R2, sizeof R) == 0);
+    bank.keys[(slot * B + 2) * H] = keep;
+    // a row whose keys are all masked is left unchanged, and its gradient passes straight through
+    uint8_t none[12] = {0};
+    lmr_forward(ctx, R2, wts, f, fn, bank.keys, bank.keys_n, none, self, c, B, N, H);
+    CHECK(memcmp(R2, f, sizeof f) == 0);
+    float dR[32], df[32], dwts[48], dr[32], dfn[32];
+    fill_normal(dR, 32, 1, &st);
+    lmr_backward(ctx, df, dR, wts, fn, rstd, bank.keys, bank.keys_n, c, dwts, dr, dfn, B, N, H);
+    CHECK(memcmp(df, dR, sizeof dR) == 0);
+    // one key left per row: only self masked in a single-key bank gives an all-masked row
+    int32_t self1[4] = {0, -1, -1, -1};
+    uint8_t one[12] = {1};
+    lmr_forward(ctx, R2, wts, f, fn, bank.keys, bank.keys_n, one, self1, c, B, N, H);
+    CHECK(memcmp(R2, f, (size_t)H * sizeof *f) == 0);         // row 0: its only key is itself
+    CHECK_CLOSE(R2[H], 0.5f * bank.keys[0] + 0.5f * f[H], 1e-6, 1e-6); // row 1: r = key 0
+    // ring: the 4th push reuses slot 0 and the bank stays at K batches
+    CHECK(lmr_bank_push(&bank, f, fn, ok) == 0 && bank.n_filled == K && bank.n_pushed == 4);
+    lmr_bank_free(&bank);
+    lmr_bank_free(&bank);
+    backend_free(&ctx);
+}
+
+static void test_mix_targets(void)
+{
+    Rng r;
+    rng_seed(&r, 5, RNG_MIX, 0, 0);
+    int32_t partner[5];
+    float a[5];
+    CHECK(lmr_draw_mix(&r, 0.5, 5, partner, a) == 2);
+    CHECK(partner[2] == 2 && a[2] == 0.0f && a[4] == 0.0f);
+    CHECK(a[0] >= 0.0f && a[0] < 1.0f && partner[0] >= 0 && partner[0] < 5);
+    CHECK(lmr_draw_mix(&r, 1.0, 5, partner, a) == 5);
+    // row 0 single label 1, row 1 multi-label {0, 2}: mixed targets sum to 1
+    int32_t lab[3] = {1, 0, 2}, off[3] = {0, 1, 3};
+    int32_t pr[2] = {1, 1};
+    float aa[2] = {0.25f, 0.0f}, Y[6];
+    lmr_targets(Y, lab, off, pr, aa, 1, 2, 3, 0);
+    CHECK_CLOSE(Y[0], 0.125, 1e-7, 0);
+    CHECK_CLOSE(Y[1], 0.75, 1e-7, 0);
+    CHECK_CLOSE(Y[2], 0.125, 1e-7, 0);
+    CHECK_CLOSE(Y[3], 0.5, 1e-7, 0);
+    CHECK_CLOSE(Y[5], 0.5, 1e-7, 0);
+    lmr_targets(Y, lab, off, pr, aa, 1, 2, 3, 1); // bce: multi-hot, not divided
+    CHECK_CLOSE(Y[3], 1.0, 1e-7, 0);
+    CHECK_CLOSE(Y[0], 0.25, 1e-7, 0);
+}
+
+/* The whole LMR loss as a function of the batch features f, draws fixed, keys constant. */
+typedef struct {
+    int B, N, H, C, n_mix;
+    float *f, *fn, *rstd, *keys, *keys_n, *c, *R, *X, *wts, *w2, *b2, *z, *Y, *losses, *dz;
+    uint8_t *ok;
+    int32_t *self, *partner;
+    float *a;
+} Whole;
+
+static double whole_loss(void *p)
+{
+    Whole *w = p;
+    ln0(w->fn, w->rstd, w->f, w->B, w->H);
+    lmr_forward(NULL, w->R, w->wts, w->f, w->fn, w->keys, w->keys_n, w->ok, w->self, w->c, w->B, w->N, w->H);
+    mix_forward(NULL, w->X, w->R, w->partner, w->a, w->n_mix, w->B, w->H);
+    linear_forward(NULL, w->z, w->X, w->w2, w->b2, w->B, w->H, w->C, ACT_NONE);
+    ce_soft_forward_backward(NULL, w->losses, w->dz, w->z, w->Y, w->B, w->C);
+    double s = 0;
+    for (int i = 0; i < w->B; i++)
+        s += w->losses[i];
+    return s / w->B;
+}
+
+static void test_whole_gradient(void)
+{
+    int K = 3, B = 5, H = 6, C = 4, N = K * B;
+    Whole w;
+    memset(&w, 0, sizeof w);
+    w.B = B, w.N = N, w.H = H, w.C = C, w.n_mix = 3;
+#define A(name, n) w.name = calloc((size_t)(n), sizeof *w.name)
+    A(f, B * H), A(fn, B * H), A(rstd, B), A(keys, N * H), A(keys_n, N * H), A(c, B), A(R, B * H), A(X, B * H);
+    A(wts, B * N), A(w2, C * H), A(b2, C), A(z, B * C), A(Y, B * C), A(losses, B), A(dz, B * C), A(ok, N);
+    A(self, B), A(partner, B), A(a, B);
+#undef A
+    fill_normal(w.keys, (size_t)N * H, 1, &st);
+    fill_normal(w.f, (size_t)B * H, 1, &st);
+    fill_normal(w.w2, (size_t)C * H, 1, &st);
+    fill_normal(w.b2, (size_t)C, 0.1, &st);
+    // the current batch sits in slot 1 of the bank, as detached copies of f
+    memcpy(w.keys + (size_t)1 * B * H, w.f, (size_t)B * H * sizeof(float));
+    float *krstd = calloc((size_t)N, sizeof *krstd);
+    ln0(w.keys_n, krstd, w.keys, N, H);
+    free(krstd);
+    for (int j = 0; j < N; j++)
+        w.ok[j] = j % 7 != 3; // a few few-shot keys
+    int32_t lab[5] = {0, 1, 2, 3, 1}, off[6] = {0, 1, 2, 3, 4, 5}, partner[5] = {4, 0, 1, 3, 4};
+    float a[5] = {0.3f, 0.6f, 0.1f, 0, 0}, c[5] = {0.6f, 0.2f, 0.9f, 0.05f, 0.4f};
+    for (int i = 0; i < B; i++) {
+        w.self[i] = B + i;
+        w.partner[i] = partner[i];
+        w.a[i] = a[i];
+        w.c[i] = c[i];
+    }
+    lmr_targets(w.Y, lab, off, w.partner, w.a, w.n_mix, B, C, 0);
+    whole_loss(&w);
+    // analytic: soft CE -> head -> mix -> LMR (through (1-c) f and the softmax path)
+    float *dX = calloc((size_t)B * H, 4), *dR = calloc((size_t)B * H, 4), *df = calloc((size_t)B * H, 4);
+    float *dw2 = calloc((size_t)C * H, 4), *db2 = calloc((size_t)C, 4), *dwts = calloc((size_t)B * N, 4);
+    float *dr = calloc((size_t)B * H, 4), *dfn = calloc((size_t)B * H, 4);
+    linear_backward(NULL, dX, dw2, db2, w.dz, w.X, w.w2, NULL, B, H, C, ACT_NONE);
+    mix_backward(NULL, dR, dX, w.partner, w.a, w.n_mix, B, H);
+    lmr_backward(NULL, df, dR, w.wts, w.fn, w.rstd, w.keys, w.keys_n, w.c, dwts, dr, dfn, B, N, H);
+    CHECK(fd_check("LMR loss d/df", w.f, (size_t)B * H, df, whole_loss, &w, 5e-3f, 5e-4, 2e-2) == 0);
+    // the softmax path matters: without it the gradient would be (1-c) dR only
+    double diff = 0;
+    for (int k = 0; k < B * H; k++)
+        diff += fabs(df[k] - (1 - w.c[k / H]) * dR[k]);
+    CHECK(diff > 1e-3);
+    float *ptrs[] = {w.f, w.fn, w.rstd, w.keys, w.keys_n, w.c, w.R, w.X, w.wts, w.w2, w.b2, w.z, w.Y, w.losses, w.dz,
+                     w.a, dX, dR, df, dw2, db2, dwts, dr, dfn};
+    for (size_t i = 0; i < sizeof ptrs / sizeof *ptrs; i++)
+        free(ptrs[i]);
+    free(w.ok), free(w.self), free(w.partner);
+}
+
+int main(void)
+{
+    TEST(1, "class weights, ssv2-lt preset: 0.600 0.386 0.251 0.146 0.097 0.034 0.017 0.001");
+    test_weights();
+    TEST(2, "non-monotone class weights refused (class and smallest d named) unless asked");
+    test_nonmonotone();
+    TEST(3, "self key masked at its true bank position; few-shot keys never contribute; all-masked rows unchanged");
+    test_masks();
+    TEST(4, "mixing draws and soft / multi-label targets");
+    test_mix_targets();
+    TEST(5, "whole LMR loss (bank + mixing + soft CE, draws fixed): finite differences");
+    test_whole_gradient();
+    CHECK_DONE();
+}
