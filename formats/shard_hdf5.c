@@ -544,7 +544,7 @@ int h5w_open(H5Writer **out, const char *path, int deflate_level, ShardMeta *met
     if (exists) {
         w->file = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
         if (w->file < 0) {
-            rc = h5_fail(err, path, "opening for writing");
+            rc = h5_fail(err, path, "cannot be reopened (an interrupted pack? delete it and pack again)");
             goto fail;
         }
         if (H5Aexists(w->file, "lmr_complete") <= 0) {
@@ -809,7 +809,7 @@ int h5r_open(H5Reader **out, const char *path, ShardMeta *meta, LabelIndex *labe
     int rc = 0;
     char *json = NULL;
     if ((r->file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT)) < 0) {
-        rc = h5_fail(err, path, "opening");
+        rc = h5_fail(err, path, "opening (an interrupted pack leaves an unreadable file)");
         goto fail;
     }
     if (H5Aexists(r->file, "lmr_complete") <= 0) {

@@ -14,3 +14,10 @@ if(LMR_PYTHON)
   set_tests_properties(interop_shards PROPERTIES LABELS "integration"
     ENVIRONMENT "LMR_BIN=${CMAKE_BINARY_DIR}/bin;LMR_SRC=${CMAKE_SOURCE_DIR};LMR_PYTHON=${LMR_PYTHON}")
 endif()
+
+# kill -9 in the middle of a pack, then resume (shell; needs mkfifo and the Python lmdb module).
+if(LMR_PYTHON)
+  add_test(NAME pack_kill COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/pack_kill.sh $<TARGET_FILE:gen_records>)
+  set_tests_properties(pack_kill PROPERTIES LABELS "integration" TIMEOUT 120
+    ENVIRONMENT "LMR_BIN=${CMAKE_BINARY_DIR}/bin;LMR_SRC=${CMAKE_SOURCE_DIR};LMR_PYTHON=${LMR_PYTHON}")
+endif()
