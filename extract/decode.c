@@ -173,7 +173,8 @@ static void fill_info(Decoder *d)
     d->sh = rot90 ? in->out_w : in->out_h;
     in->codec = d->ctx->codec ? d->ctx->codec->name : "?";
     // AVI stores decode timestamps only; with B-frames the presentation times FFmpeg guesses
-    // are off by the reorder delay, so frames are numbered from the keyframe instead.
+    // are off by the reorder delay (and open GOPs hide how many frames precede a keyframe), so
+    // frames are numbered by counting from the start of the file.
     d->count_mode = (strcmp(d->fmt->iformat->name, "avi") == 0 && st->codecpar->video_delay > 0) ||
                     (d->fmt->iformat->flags & AVFMT_NOTIMESTAMPS);
 }
@@ -439,13 +440,19 @@ int decoder_fetch(Decoder *d, int64_t clip_first, const int64_t *idx, int n, uin
     int64_t t0 = pts_of(d, idx[0]), lim0 = lim_of(d, idx[0]);
     d->lim_now = lim0;
 
-    int need_seek = !d->positioned;
-    if (!need_seek && d->have_prev && d->prev->best_effort_timestamp > lim0)
-        need_seek = 1; // backwards
-    else if (!need_seek && !d->have_prev && d->have_last && d->last->best_effort_timestamp > lim0)
-        need_seek = 1;
-    else if (!need_seek && !d->eof && seek_pays(d, t0))
-        need_seek = 1;
+    int behind = (d->have_prev && d->prev->best_effort_timestamp > lim0) ||
+                 (!d->have_prev && d->have_last && d->last->best_effort_timestamp > lim0);
+    int need_seek;
+    if (d->count_mode) {
+        // Frame numbers are only known when counting from the start: rewind, never skip ahead.
+        need_seek = !d->positioned || behind;
+        if (need_seek)
+            t0 = lim0 = d->start_pts;
+        d->budget_frames += idx[n - 1];
+        d->budget_packets += 4 * idx[n - 1];
+    } else {
+        need_seek = !d->positioned || behind || (!d->eof && seek_pays(d, t0));
+    }
     if (need_seek)
         LMR_TRY(seek_before(d, t0, lim0));
 
