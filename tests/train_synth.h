@@ -33,7 +33,7 @@ typedef struct {
     int64_t *counts; /* (C) */
 } Synth;
 
-static int synth_count(const SynthSpec *s, int c)
+static inline int synth_count(const SynthSpec *s, int c)
 {
     if (s->fixed_per_class > 0)
         return s->fixed_per_class;
@@ -42,7 +42,7 @@ static int synth_count(const SynthSpec *s, int c)
     return k < 1 ? 1 : k;
 }
 
-static void synth_make(const SynthSpec *s, Synth *out)
+static inline void synth_make(const SynthSpec *s, Synth *out)
 {
     Rng rm, rs;
     rng_seed(&rm, s->seed, 77, 0, 0);
@@ -74,7 +74,7 @@ static void synth_make(const SynthSpec *s, Synth *out)
 }
 
 /* Mean over T per view: (n, views, D), as dataset_from_memory wants. */
-static float *synth_means(const SynthSpec *s, const Synth *y)
+static inline float *synth_means(const SynthSpec *s, const Synth *y)
 {
     float *m = calloc(y->n * (size_t)s->views * s->D, sizeof *m);
     for (uint64_t i = 0; i < y->n; i++)
@@ -86,7 +86,7 @@ static float *synth_means(const SynthSpec *s, const Synth *y)
     return m;
 }
 
-static void synth_free(Synth *y)
+static inline void synth_free(Synth *y)
 {
     free(y->x);
     free(y->labels);
@@ -95,7 +95,7 @@ static void synth_free(Synth *y)
 }
 
 /* Write y as an LMDB shard of f16 (or f32) feature records. @return 0 or an lmr error. */
-static int synth_write_shard(const SynthSpec *s, const Synth *y, const char *path, int f16)
+static inline int synth_write_shard(const SynthSpec *s, const Synth *y, const char *path, int f16)
 {
     ShardWriter *w = NULL;
     ShardWriterOpts wo = {.format = SHARD_LMDB, .deflate_level = 4, .txn_bytes = 64u << 20};
