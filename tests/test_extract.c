@@ -1,0 +1,335 @@
+/* lmr-extract end to end on videos made here: the frames in the records are exactly those the
+ * protocol asks for (segment and window, test and train, start/end of videos, a JPEG folder),
+ * same bytes for any --threads and for reruns with one seed, every bad input gets its line
+ * and failures row while the output still reads back, resume after a cut, shards, strict. */
+#include <libavutil/log.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "extract_videos.h"
+#include "record.h"
+#include "sample.h"
+
+static char dir[256], bin[1024];
+
+typedef struct {
+    char id[32];
+    uint32_t dims[4];
+    int kind, n_labels, label;
+    int frames[64]; /* frame number shown by each (view, t) image */
+    float norm0;    /* features: L2 norm of the first feature vector */
+} Rec;
+
+/* Read every record of a stream (payloads checked); @return count, or -1 on a bad stream. */
+static int read_recs(const char *path, Rec *out, int cap)
+{
+    RecReader r;
+    RecordCtx ctx;
+    if (recreader_open(&r, path) < 0 || record_ctx_init(&ctx, 3) < 0)
+        return -1;
+    RecordInfo in;
+    int n = 0, rc;
+    while ((rc = recreader_next(&r, &in)) == 0 && n < cap) {
+        Rec *o = &out[n++];
+        memset(o, 0, sizeof *o);
+        snprintf(o->id, sizeof o->id, "%.*s", (int)in.id_len, in.id);
+        memcpy(o->dims, in.dims, sizeof o->dims);
+        o->kind = in.kind;
+        o->n_labels = in.n_labels;
+        o->label = in.n_labels ? in.labels[0] : -1;
+        uint8_t *p = malloc(in.raw_size);
+        if (record_payload(&ctx, &in, p, in.raw_size) < 0) {
+            free(p);
+            n = -1;
+            break;
+        }
+        if (in.kind == LMR_KIND_FRAMES) {
+            int S = (int)in.dims[2];
+            size_t isz = (size_t)S * S * 3;
+            for (uint32_t i = 0; i < in.dims[0] * in.dims[1] && i < 64; i++)
+                o->frames[i] = vid_index(p + isz * i, S, S);
+        } else {
+            const float *f = (const float *)p;
+            double s = 0;
+            for (uint32_t i = 0; i < in.dims[2]; i++)
+                s += (double)f[i] * f[i];
+            o->norm0 = (float)sqrt(s);
+            for (uint64_t i = 0; i < in.raw_size / 4; i++)
+                if (!isfinite(f[i]))
+                    o->norm0 = -1;
+        }
+        free(p);
+    }
+    if (rc < 0 && rc != LMR_DONE)
+        n = -1;
+    record_ctx_free(&ctx);
+    recreader_close(&r);
+    return n;
+}
+
+static const Rec *find(const Rec *r, int n, const char *id)
+{
+    for (int i = 0; i < n; i++)
+        if (strcmp(r[i].id, id) == 0)
+            return &r[i];
+    return NULL;
+}
+
+static int file_has(const char *path, const char *needle)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    static char buf[1 << 16];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    buf[n] = 0;
+    fclose(f);
+    return strstr(buf, needle) != NULL;
+}
+
+static int same_file(const char *a, const char *b)
+{
+    return vid_sh("cmp -s %s %s", a, b) == 0;
+}
+
+/* Run lmr-extract on the manifest with extra options; stderr to D/err.txt. @return exit code. */
+static int extract(const char *manifest, const char *out, const char *opts)
+{
+    return vid_sh("cd %s && %s/lmr-extract --dataset manifest --annotations %s --videos . --size 32 "
+                  "--out %s %s 2> err.txt", dir, bin, manifest, out, opts);
+}
+
+/* Expected segment test-mode frames: the middle of T equal parts of [first, last]. */
+static int seg_mid(double start, double stop, int total, int T, int t)
+{
+    int first = (int)floor(start * 30 + 1e-6);
+    int last = stop < 0 ? total - 1 : (int)ceil(stop * 30 - 1e-6) - 1;
+    int n = last - first + 1, k = first + (int)floor(n * (t + 0.5) / T);
+    return k < total ? k : total - 1;
+}
+
+static int make_inputs(void)
+{
+    char a[1024];
+    int rc = 0;
+    snprintf(a, sizeof a, "-c:v libx264 -crf 8 -bf 3 -g 30 -sc_threshold 0 -pix_fmt yuv420p %s/long.mp4", dir);
+    rc |= vid_make(600, 64, 48, 30, 0, a);
+    snprintf(a, sizeof a, "-c:v libvpx-vp9 -deadline realtime -cpu-used 8 -crf 4 -b:v 0 %s/short.webm", dir);
+    rc |= vid_make(60, 64, 48, 30, 0, a);
+    rc |= vid_sh("mkdir -p %s/fold", dir);
+    snprintf(a, sizeof a, "-q:v 2 -start_number 1 %s/fold/frame_%%010d.jpg", dir);
+    rc |= vid_make(60, 64, 48, 30, 0, a);
+    snprintf(a, sizeof a, "-c:v libx264 -crf 8 -g 30 -movflags +faststart -pix_fmt yuv420p %s/full.mp4", dir);
+    rc |= vid_make(300, 64, 48, 30, 0, a);
+    snprintf(a, sizeof a, "-c:v libx264 -crf 8 -pix_fmt yuv444p %s/odd.mp4", dir);
+    rc |= vid_make(30, 63, 47, 30, 0, a);
+    rc |= vid_sh("cd %s && ffmpeg -v error -y -i odd.mp4 -c copy -metadata:s:v:0 rotate=90 rot.mp4", dir);
+    rc |= vid_sh("cd %s && : > empty.mp4 && head -c 20000 /dev/urandom > garbage.mp4", dir);
+    // Truncated: the first 40% of a faststart file (header intact, the end of the video gone).
+    rc |= vid_sh("cd %s && head -c $(( $(stat -c %%s full.mp4) * 4 / 10 )) full.mp4 > trunc.mp4", dir);
+    rc |= vid_sh("cd %s && ffmpeg -v error -y -f lavfi -i sine=d=1 audio.m4a", dir);
+    char path[512];
+    snprintf(path, sizeof path, "%s/m.csv", dir);
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return -1;
+    fputs("clip_id,video,start_sec,stop_sec,labels\n"
+          "c00,long.mp4,0,2,0\n"
+          "c01,long.mp4,17.5,-1,1\n"
+          "c02,short.webm,0,-1,2\n"
+          "c03,long.mp4,5,8,0\n"
+          "c04,fold,0.5,1.5,1\n"
+          "c05,missing.mp4,0,1,0\n"
+          "c06,empty.mp4,0,1,0\n"
+          "c07,garbage.mp4,0,1,0\n"
+          "c08,trunc.mp4,0.5,1.5,0\n"
+          "c09,trunc.mp4,8,9.5,0\n"
+          "c10,long.mp4,30,32,0\n"
+          "c11,audio.m4a,0,1,0\n"
+          "c12,odd.mp4,0,1,2\n"
+          "c13,rot.mp4,0,0.5,2\n"
+          "c14,long.mp4,19.5,25,1\n"
+          "c15,long.mp4,3,6,0\n",
+          f);
+    return fclose(f) == 0 ? rc : -1;
+}
+
+static const char *bad_ids[] = {"c05", "c06", "c07", "c09", "c10", "c11"};
+static const char *bad_why[] = {"no such file", "empty file", "cannot open",
+                                "clip starts at frame 240, after the end",
+                                "clip starts at frame 900, after the end of the video (600 frames)",
+                                "no video stream"};
+static const char *bad_vid[] = {"missing.mp4", "empty.mp4", "garbage.mp4", "trunc.mp4", "long.mp4", "audio.m4a"};
+
+int main(void)
+{
+    av_log_set_level(AV_LOG_QUIET);
+    if (!vid_have_ffmpeg() || !getenv("LMR_BIN")) {
+        printf("ffmpeg CLI or LMR_BIN missing: skipped\n");
+        return 77;
+    }
+    snprintf(bin, sizeof bin, "%s", getenv("LMR_BIN"));
+    snprintf(dir, sizeof dir, "%s/lmr-extract-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    CHECK(mkdtemp(dir) != NULL);
+    char p[1024], q[1024];
+    static Rec r[64], r2[64];
+
+    TEST(1, "make inputs; --list prints the manifest");
+    CHECK(make_inputs() == 0);
+    CHECK(vid_sh("cd %s && %s/lmr-extract --dataset manifest --annotations m.csv --list > list.csv", dir, bin) == 0);
+    snprintf(p, sizeof p, "%s/list.csv", dir);
+    CHECK(file_has(p, "c15,long.mp4,3,6,0"));
+
+    TEST(2, "segment sampling, test mode: exact frames; bad inputs reported, output still reads");
+    CHECK(extract("m.csv", "seg.rec", "--frames 4 --threads 2 --failures fail.tsv") == 0);
+    snprintf(p, sizeof p, "%s/seg.rec", dir);
+    int n = read_recs(p, r, 64);
+    CHECK(n == 10);
+    const char *order[] = {"c00", "c01", "c02", "c03", "c04", "c08", "c12", "c13", "c14", "c15"};
+    for (int i = 0; i < n && i < 10; i++)
+        CHECK(strcmp(r[i].id, order[i]) == 0);
+    struct { const char *id; double a, b; int total; } segs[] = {
+        {"c00", 0, 2, 600}, {"c01", 17.5, -1, 600}, {"c02", 0, -1, 60}, {"c03", 5, 8, 600},
+        {"c04", 0.5, 1.5, 60}, {"c08", 0.5, 1.5, 300}, {"c12", 0, 1, 30}, {"c14", 19.5, 25, 600},
+        {"c15", 3, 6, 600}};
+    for (int s = 0; s < 9; s++) {
+        const Rec *x = find(r, n, segs[s].id);
+        CHECK(x != NULL);
+        if (!x)
+            continue;
+        CHECK(x->kind == LMR_KIND_FRAMES && x->dims[0] == 1 && x->dims[1] == 4 && x->dims[2] == 32 &&
+              x->dims[3] == 96);
+        for (int t = 0; t < 4; t++) {
+            int want = seg_mid(segs[s].a, segs[s].b, segs[s].total, 4, t);
+            if (x->frames[t] != want)
+                fprintf(stderr, "%s t=%d: frame %d, want %d\n", x->id, t, x->frames[t], want);
+            CHECK(x->frames[t] == want);
+        }
+    }
+    const Rec *x = find(r, n, "c02");
+    CHECK(x && x->label == 2 && x->n_labels == 1);
+    snprintf(p, sizeof p, "%s/fail.tsv", dir);
+    snprintf(q, sizeof q, "%s/err.txt", dir);
+    for (int i = 0; i < 6; i++) {
+        char row[256], line[256];
+        snprintf(row, sizeof row, "%s\t%s\t", bad_ids[i], bad_vid[i]);
+        snprintf(line, sizeof line, "lmr-extract: %s: clip %s: ", bad_vid[i], bad_ids[i]);
+        CHECK(file_has(p, row));
+        CHECK(file_has(q, line));
+    }
+    for (int i = 0; i < 6; i++) {
+        char row[256];
+        snprintf(row, sizeof row, "%s: clip %s: %s", bad_vid[i], bad_ids[i], bad_why[i]);
+        if (!file_has(q, row))
+            fprintf(stderr, "stderr lacks '%s'\n", row);
+        CHECK(file_has(q, row));
+        CHECK(file_has(p, bad_why[i]));
+    }
+    CHECK(file_has(q, "10 clips written, 6 failed"));
+    snprintf(p, sizeof p, "%s/seg.rec.meta.json", dir);
+    CHECK(file_has(p, "\"dims\":[1,4,32,96]") && file_has(p, "\"n_records\":10") &&
+          file_has(p, "\"class_counts\":[4,3,3]"));
+
+    TEST(3, "window sampling, test mode, 2 views: evenly spaced windows of stride 4");
+    CHECK(extract("m.csv", "win.rec", "--frames 3 --views 2 --sampling window --rate 4 --threads 1") == 0);
+    snprintf(p, sizeof p, "%s/win.rec", dir);
+    n = read_recs(p, r, 64);
+    CHECK(n == 10);
+    x = find(r, n, "c03"); // frames 150..239 (90): span 12, slack 78: starts 150 and 228
+    CHECK(x && x->dims[0] == 2 && x->dims[1] == 3);
+    if (x) {
+        int want[6] = {150, 154, 158, 228, 232, 236};
+        for (int i = 0; i < 6; i++)
+            CHECK(x->frames[i] == want[i]);
+    }
+    x = find(r, n, "c14"); // frames 585..749 clamped to 599 at the video's end
+    if (x)
+        for (int i = 0; i < 6; i++)
+            CHECK(x->frames[i] >= 585 && x->frames[i] <= 599);
+
+    TEST(4, "train mode: same bytes for --threads 1 and 4 and reruns; frames inside their segments");
+    CHECK(extract("m.csv", "t1.rec", "--frames 4 --mode train --seed 5 --threads 1") == 0);
+    CHECK(extract("m.csv", "t4.rec", "--frames 4 --mode train --seed 5 --threads 4") == 0);
+    CHECK(extract("m.csv", "t4b.rec", "--frames 4 --mode train --seed 5 --threads 4") == 0);
+    CHECK(extract("m.csv", "t9.rec", "--frames 4 --mode train --seed 9 --threads 2") == 0);
+    snprintf(p, sizeof p, "%s/t1.rec", dir);
+    snprintf(q, sizeof q, "%s/t4.rec", dir);
+    CHECK(same_file(p, q));
+    snprintf(q, sizeof q, "%s/t4b.rec", dir);
+    CHECK(same_file(p, q));
+    snprintf(q, sizeof q, "%s/t9.rec", dir);
+    CHECK(!same_file(p, q));
+    n = read_recs(p, r, 64);
+    x = find(r, n, "c03"); // frames 150..239 in 4 segments of 22.5
+    CHECK(x != NULL);
+    for (int t = 0; x && t < 4; t++)
+        CHECK(x->frames[t] >= 150 + (int)floor(22.5 * t) && x->frames[t] <= 150 + (int)ceil(22.5 * (t + 1)) - 1);
+
+    TEST(5, "pool features and 3 crops");
+    CHECK(extract("m.csv", "pool.rec", "--frames 4 --views 2 --crops 3 --backbone pool") == 0);
+    snprintf(p, sizeof p, "%s/pool.rec", dir);
+    n = read_recs(p, r, 64);
+    CHECK(n == 10);
+    CHECK(n > 0 && r[0].kind == LMR_KIND_FEATURES && r[0].dims[0] == 6 && r[0].dims[1] == 4 &&
+          r[0].dims[2] >= 100 && r[0].dims[3] == 1);
+    CHECK_CLOSE(n > 0 ? r[0].norm0 : 0, 1.0, 1e-4, 0);
+
+    TEST(6, "resume: a cut record is dropped, the rest completed, nothing twice");
+    snprintf(p, sizeof p, "%s/seg.rec", dir);
+    CHECK(vid_sh("cd %s && cp seg.rec cut.rec && truncate -s $(( $(stat -c %%s seg.rec) - 37 )) cut.rec", dir) == 0);
+    CHECK(extract("m.csv", "cut.rec", "--frames 4 --threads 2") == 0);
+    snprintf(q, sizeof q, "%s/err.txt", dir);
+    CHECK(file_has(q, "dropping a damaged tail") && file_has(q, "1 clips written") &&
+          file_has(q, "9 skipped"));
+    snprintf(q, sizeof q, "%s/cut.rec", dir);
+    CHECK(same_file(p, q));
+    CHECK(extract("m.csv", "cut.rec", "--frames 4") == 0);
+    snprintf(q, sizeof q, "%s/err.txt", dir);
+    CHECK(file_has(q, "0 clips written") && file_has(q, "10 skipped"));
+    CHECK(extract("m.csv", "cut.rec", "--frames 5") == 1); // other settings: refused
+    CHECK(file_has(q, "another shape"));
+
+    TEST(7, "shards K/N split the clips; stdout output");
+    CHECK(extract("m.csv", "s0.rec", "--frames 4 --shard 0/2") == 0);
+    CHECK(extract("m.csv", "s1.rec", "--frames 4 --shard 1/2") == 0);
+    snprintf(p, sizeof p, "%s/s0.rec", dir);
+    snprintf(q, sizeof q, "%s/s1.rec", dir);
+    int n0 = read_recs(p, r, 64), n1 = read_recs(q, r2, 64);
+    CHECK(n0 + n1 == 10 && n0 > 0 && n1 > 0);
+    for (int i = 0; i < n0; i++)
+        CHECK(find(r2, n1, r[i].id) == NULL);
+    CHECK(vid_sh("cd %s && %s/lmr-extract --dataset manifest --annotations m.csv --videos . --size 32 "
+                 "--frames 4 --quiet --out - > std.rec 2>/dev/null", dir, bin) == 0);
+    snprintf(p, sizeof p, "%s/seg.rec", dir);
+    snprintf(q, sizeof q, "%s/std.rec", dir);
+    CHECK(same_file(p, q));
+
+    TEST(8, "--strict stops at a bad clip; usage errors; --help, --version");
+    CHECK(extract("m.csv", "strict.rec", "--frames 4 --strict") == 1);
+    snprintf(q, sizeof q, "%s/err.txt", dir);
+    CHECK(file_has(q, "clip c05"));
+    CHECK(extract("m.csv", "x.rec", "--mode sideways") == 2);
+    CHECK(extract("m.csv", "x.rec", "--crops 2") == 2);
+    CHECK(extract("m.csv", "x.rec", "--backbone nope") == 2);
+    CHECK(vid_sh("%s/lmr-extract --help > /dev/null", bin) == 0);
+    CHECK(vid_sh("%s/lmr-extract --version | grep -q %s", bin, LMR_VERSION) == 0);
+
+    TEST(9, "a decode limit turns a runaway clip into a failure, not a hang");
+    snprintf(p, sizeof p, "-c:v libx264 -crf 8 -g 600 -sc_threshold 0 -pix_fmt yuv420p %s/gop.mp4", dir);
+    CHECK(vid_make(300, 64, 48, 30, 0, p) == 0); // one keyframe: frame 150 needs 150 frames first
+    CHECK(vid_sh("cd %s && printf 'clip_id,video,start_sec,stop_sec,labels\\nl0,gop.mp4,5,8,0\\n"
+                 "l1,gop.mp4,0,1,0\\n' > lim.csv", dir) == 0);
+    CHECK(extract("lim.csv", "lim.rec", "--frames 4 --max-frames 5 --no-skip-nonref --failures lim.tsv") == 0);
+    snprintf(p, sizeof p, "%s/lim.tsv", dir);
+    CHECK(file_has(p, "decode limit"));
+    snprintf(p, sizeof p, "%s/lim.rec", dir);
+    CHECK(read_recs(p, r, 64) == 1 && strcmp(r[0].id, "l1") == 0);
+
+    if (!getenv("LMR_KEEP"))
+        vid_sh("rm -rf %s", dir);
+    CHECK_DONE();
+}
