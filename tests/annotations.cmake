@@ -13,3 +13,7 @@ foreach(x csv json list npy)
   lmr_add_test(fuzz_${x}_corpus SOURCES fuzz/fuzz_${x}.c fuzz/driver.c LIBS lmrformats
                ARGS ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/corpus/${x} LABELS unit)
 endforeach()
+# bench/annotations.sh times the readers with this when lmr-extract is not built.
+add_executable(bench_annotations bench_annotations.c)
+target_link_libraries(bench_annotations PRIVATE lmrformats)
+set_target_properties(bench_annotations PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
