@@ -455,7 +455,8 @@ static void best_path(char *dst, size_t cap, const char *out)
 }
 
 /* Resume: load the state saved in o->out when its settings match this run.
- * @return 1 resumed, 0 nothing to resume (fresh start), LMR_DONE finished, or an error. */
+ * @return RESUMED, 0 nothing to resume (fresh start), LMR_DONE finished, or an error. */
+#define RESUMED 2
 static int try_resume(Trainer *t, char *err)
 {
     const TrainOptions *o = t->o;
@@ -482,11 +483,15 @@ static int try_resume(Trainer *t, char *err)
     t->info.step_in_epoch = in.step_in_epoch;
     t->info.global_step = in.global_step;
     t->info.best_metric = in.best_metric;
-    return 1;
+    return RESUMED;
 }
 
 static int save(Trainer *t, char *err)
 {
+    // never replace a good checkpoint with parameters that have overflowed
+    if (!isfinite(backend_sumsq(t->ctx, t->model.params, t->model.n_params)))
+        return lmr_fail(err, LMR_ENAN, "parameters became NaN/inf at step %ld: stopped; %s keeps the last good checkpoint",
+                        t->info.global_step, t->o->out);
     return checkpoint_save(t->o->out, &t->model, &t->info, &t->bank, err);
 }
 
@@ -647,9 +652,9 @@ int train_run(const TrainOptions *o, Dataset *train, Dataset *val, TrainResult *
     rc = try_resume(&t, err);
     if (rc < 0 || rc == LMR_DONE)
         goto done;
-    if (rc == 1)
+    if (rc == RESUMED)
         note(o, 0, "resuming %s at epoch %ld step %ld", o->out, in->epoch + 1, in->step_in_epoch);
-    if (o->log_path && !(t.log = fopen(o->log_path, rc == 1 ? "a" : "w"))) {
+    if (o->log_path && !(t.log = fopen(o->log_path, rc == RESUMED ? "a" : "w"))) {
         rc = lmr_fail(err, LMR_EIO, "%s: cannot open the log", o->log_path);
         goto done;
     }

@@ -1,0 +1,190 @@
+/* lmr-train end to end from LMDB shards: both stages with --val and --log, determinism (same
+ * seed and threads give the same checkpoint bytes), --resume after an interruption (mid-epoch
+ * and at an epoch end) ending bit-identical to an uninterrupted run, NaN stopping with the last
+ * good checkpoint kept, and the bad inputs that must fail before training. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include "check.h"
+#include "train_synth.h"
+
+static char dir[64], bin[512];
+
+/* Run lmr-train with args (in dir), output to dir/out.txt. @return exit status. */
+static int train(const char *args)
+{
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "cd %s && %s/lmr-train --threads 1 --quiet %s > out.txt 2>&1", dir, bin, args);
+    int st = system(cmd);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static char *slurp(const char *name, size_t *len)
+{
+    char p[256];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    FILE *f = fopen(p, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = malloc((size_t)n + 1);
+    if (fread(b, 1, (size_t)n, f) != (size_t)n)
+        n = 0;
+    b[n] = 0;
+    fclose(f);
+    if (len)
+        *len = (size_t)n;
+    return b;
+}
+
+static int same_file(const char *a, const char *b)
+{
+    size_t la, lb;
+    char *x = slurp(a, &la), *y = slurp(b, &lb);
+    int same = x && y && la == lb && memcmp(x, y, la) == 0;
+    free(x);
+    free(y);
+    return same;
+}
+
+static int output_has(const char *needle)
+{
+    char *o = slurp("out.txt", NULL);
+    int has = o && strstr(o, needle);
+    if (!has)
+        fprintf(stderr, "output lacks '%s':\n%s\n", needle, o ? o : "(none)");
+    free(o);
+    return has;
+}
+
+static void make_shard(const char *name, int D, int per_class, uint64_t sample_seed)
+{
+    SynthSpec s = {.C = 8, .D = D, .views = 2, .T = 3, .n_max = 80, .imb = 40, .sep = 4, .noise = 2,
+                   .frame_noise = 0.3, .seed = 5, .sample_seed = sample_seed, .fixed_per_class = per_class};
+    Synth y;
+    synth_make(&s, &y);
+    char p[256];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    CHECK_RC(synth_write_shard(&s, &y, p, 1), 0);
+    synth_free(&y);
+}
+
+int main(void)
+{
+    const char *b = getenv("LMR_BIN");
+    snprintf(bin, sizeof bin, "%s", b ? b : "build/bin");
+    strcpy(dir, "/tmp/lmr_cli_XXXXXX");
+    if (!mkdtemp(dir))
+        return 1;
+    make_shard("train.lmdb", 16, 0, 1);
+    make_shard("val.lmdb", 16, 10, 2);
+    make_shard("other.lmdb", 12, 10, 3);
+    const char *common = "--train train.lmdb --batch 16 --hidden 32 --seed 3";
+
+    TEST(1, "init and lmr from shards with --val and --log; best checkpoint kept");
+    char a[1024];
+    snprintf(a, sizeof a, "--stage init %s --val val.lmdb --epochs 4 --out init.safetensors --log init.jsonl", common);
+    CHECK(train(a) == 0);
+    char *log = slurp("init.jsonl", NULL);
+    int lines = 0;
+    for (char *p = log; p && *p; p++)
+        lines += *p == '\n';
+    CHECK(lines == 4 && log && strstr(log, "\"avg_class_acc\""));
+    free(log);
+    struct stat sb;
+    char p[256];
+    snprintf(p, sizeof p, "%s/init.best.safetensors", dir);
+    CHECK(stat(p, &sb) == 0);
+    snprintf(a, sizeof a, "--stage lmr %s --val val.lmdb --epochs 3 --init init.safetensors --out lmr.safetensors",
+             common);
+    CHECK(train(a) == 0);
+    snprintf(a, sizeof a, "--stage lmr --lmr-off %s --epochs 2 --init init.safetensors --out crt.safetensors", common);
+    CHECK(train(a) == 0);
+
+    TEST(2, "determinism: the same run twice gives the same checkpoint bytes");
+    snprintf(a, sizeof a, "--stage init %s --val val.lmdb --epochs 4 --out init2.safetensors", common);
+    CHECK(train(a) == 0);
+    CHECK(same_file("init.safetensors", "init2.safetensors"));
+    snprintf(a, sizeof a, "--stage lmr %s --val val.lmdb --epochs 3 --init init.safetensors --out lmr2.safetensors",
+             common);
+    CHECK(train(a) == 0);
+    CHECK(same_file("lmr.safetensors", "lmr2.safetensors"));
+
+    TEST(3, "--resume after a mid-epoch stop and after an epoch-end stop ends bit-identical");
+    // 192 clips / 16 = 12 steps per epoch: stop at step 5 (mid-epoch 1), then at 24 (end of epoch 2)
+    snprintf(a, sizeof a, "--stage lmr %s --epochs 3 --init init.safetensors --out r.safetensors --stop-after 5",
+             common);
+    CHECK(train(a) == 0);
+    CHECK(!same_file("lmr.safetensors", "r.safetensors"));
+    snprintf(a, sizeof a,
+             "--stage lmr %s --epochs 3 --init init.safetensors --out r.safetensors --resume --stop-after 19", common);
+    CHECK(train(a) == 0);
+    snprintf(a, sizeof a, "--stage lmr %s --epochs 3 --init init.safetensors --out r.safetensors --resume", common);
+    CHECK(train(a) == 0);
+    snprintf(a, sizeof a, "--stage lmr %s --epochs 3 --init init.safetensors --out u.safetensors", common);
+    CHECK(train(a) == 0);
+    CHECK(same_file("u.safetensors", "r.safetensors"));
+    snprintf(a, sizeof a, "--stage lmr %s --epochs 3 --init init.safetensors --out r.safetensors --resume", common);
+    CHECK(train(a) == 0 && output_has("already complete"));
+    snprintf(a, sizeof a, "--stage init %s --epochs 4 --out ri.safetensors --stop-after 7", common);
+    CHECK(train(a) == 0);
+    snprintf(a, sizeof a, "--stage init %s --epochs 4 --out ri.safetensors --resume", common);
+    CHECK(train(a) == 0);
+    snprintf(a, sizeof a, "--stage init %s --epochs 4 --out ui.safetensors", common);
+    CHECK(train(a) == 0);
+    CHECK(same_file("ui.safetensors", "ri.safetensors"));
+    snprintf(a, sizeof a, "--stage init %s --epochs 5 --out ri.safetensors --resume", common);
+    CHECK(train(a) == 1 && output_has("another run"));
+
+    TEST(4, "NaN stops the run and keeps the last good checkpoint");
+    snprintf(a, sizeof a, "--stage init %s --epochs 3 --out nan.safetensors --stop-after 12", common);
+    CHECK(train(a) == 0);
+    size_t lb = 0, la = 1;
+    char *before = slurp("nan.safetensors", &lb);
+    snprintf(a, sizeof a, "--stage init %s --epochs 3 --out nan.safetensors --resume --lr 1e38", common);
+    CHECK(train(a) == 1 && output_has("loss is") && output_has("keeps the last good checkpoint"));
+    char *after = slurp("nan.safetensors", &la);
+    CHECK(before && after && la == lb && memcmp(before, after, la) == 0);
+    free(before);
+    free(after);
+
+    TEST(5, "bad inputs fail before training with a clear message");
+    snprintf(a, sizeof a, "--stage init %s --val other.lmdb --epochs 1 --out bad.safetensors", common);
+    CHECK(train(a) == 1 && output_has("dims"));
+    CHECK(train("--stage init --train train.lmdb other.lmdb --out bad.safetensors") == 1);
+    snprintf(a, sizeof a, "--stage init %s --classes 5 --out bad.safetensors", common);
+    CHECK(train(a) == 1 && output_has("outside the 5 classes"));
+    snprintf(a, sizeof a, "--stage lmr %s --init missing.safetensors --out bad.safetensors", common);
+    CHECK(train(a) == 1 && output_has("missing.safetensors"));
+    snprintf(a, sizeof a, "--stage lmr --train train.lmdb --hidden 16 --init init.safetensors --out bad.safetensors");
+    CHECK(train(a) == 1 && output_has("hidden 32"));
+    snprintf(a, sizeof a, "--stage lmr %s --init init.safetensors --out bad.safetensors --lmr-d 0.1", common);
+    CHECK(train(a) == 1 && output_has("not monotone") && output_has("--lmr-d"));
+    snprintf(a, sizeof a, "--stage lmr %s --init init.safetensors --out bad.safetensors --lmr-d 0.1 --epochs 1 "
+             "--lmr-allow-nonmonotone", common);
+    CHECK(train(a) == 0);
+    snprintf(a, sizeof a, "--stage lmr %s --epochs 1 --init init.safetensors --out bad.safetensors --classes 9", common);
+    CHECK(train(a) == 1 && output_has("classes"));
+    snprintf(a, sizeof a, "--stage init %s --epochs 1 --classes 9 --out empty.safetensors", common);
+    CHECK(train(a) == 0 && output_has("class 8 has no training clips"));
+    snprintf(a, sizeof a, "--stage init %s --device cuda --out bad.safetensors", common);
+    CHECK(train(a) == 1 && output_has("not built with CUDA"));
+    CHECK(train("--stage init --train nothere.lmdb --out bad.safetensors") == 1);
+    CHECK(train("--stage init --out x") == 2);
+    CHECK(train("--stage init --train train.lmdb --out x --bogus") == 2);
+    CHECK(train("--stage init --train train.lmdb --out x --epochs abc") == 2);
+    CHECK(train("--help") == 0 && output_has("--stage"));
+    CHECK(train("--version") == 0 && output_has(LMR_VERSION));
+    snprintf(p, sizeof p, "%s/bad.safetensors", dir);
+
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (!check_failures && system(cmd) != 0)
+        return 1;
+    CHECK_DONE();
+}
