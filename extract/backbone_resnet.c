@@ -136,7 +136,10 @@ int backbone_resnet_init(Backbone *b, const BackboneOpts *o)
         cuda = half = 1;
     else if (strcmp(dev, "cpu") != 0)
         return LMR_FAIL(b, LMR_EINVAL, "unknown device '%s' (cpu, cuda, cuda:f32, cuda:f16)", dev);
-#ifndef LMR_HAVE_RESNET_CUDA
+#ifdef LMR_HAVE_RESNET_CUDA
+    if (cuda) /* before reading the weights: a missing GPU is the first thing to say */
+        LMR_TRY(resnet_cuda_available(b->last_error));
+#else
     if (cuda)
         return LMR_FAIL(b, LMR_ENODEV, "device '%s': this lmr was built without CUDA (LMR_CUDA=OFF)", dev);
 #endif

@@ -179,14 +179,20 @@ static int upload_conv(ResnetCuda *c, GConv *g, const ResnetConv *src, int c_in_
     return 0;
 }
 
-extern "C" int resnet_cuda_open(ResnetCuda **out, const ResnetNet *net, int batch, int half, char *err)
+extern "C" int resnet_cuda_available(char *err)
 {
-    *out = NULL;
     int n_dev = 0;
     cudaError_t e = cudaGetDeviceCount(&n_dev);
     if (e != cudaSuccess || n_dev == 0)
         return lmr_fail(err, LMR_ENODEV, "no CUDA device available (%s)",
                         e != cudaSuccess ? cudaGetErrorString(e) : "0 devices");
+    return 0;
+}
+
+extern "C" int resnet_cuda_open(ResnetCuda **out, const ResnetNet *net, int batch, int half, char *err)
+{
+    *out = NULL;
+    LMR_TRY(resnet_cuda_available(err));
     ResnetCuda *c = (ResnetCuda *)calloc(1, sizeof *c);
     if (!c)
         return lmr_fail(err, LMR_ENOMEM, "out of memory");

@@ -13,6 +13,9 @@ extern "C" {
 
 typedef struct ResnetCuda ResnetCuda;
 
+/** 0 when a CUDA device can be used, else LMR_ENODEV with the reason in err. */
+int resnet_cuda_available(char *err);
+
 /** Upload the folded weights of net to the current GPU and create the cuDNN handles.
  *  @param batch  frames per forward batch (>= 1)
  *  @param half   1: f16 NHWC tensors with f32 accumulation (tensor cores); 0: f32 (FMA math)

@@ -41,6 +41,11 @@ def main():
     src = os.environ.get("LMR_SRC", os.path.join(os.path.dirname(__file__), ".."))
     export = os.path.join(src, "scripts", "export-torchvision-weights.py")
     torch.set_num_threads(2)
+    if device != "cpu":  # the driver reports a missing device before it reads any file
+        r = subprocess.run([driver, "--device", device, "resnet18", "-", "-", "1", "1", "1", "-"])
+        if r.returncode == 77:
+            print(f"SKIP: no {device} device")
+            sys.exit(77)
     failures = 0
     with tempfile.TemporaryDirectory(prefix="lmr-resnet-torch-") as tmp:
         rng = np.random.default_rng(7)
