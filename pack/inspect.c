@@ -44,7 +44,7 @@ static void verify_bad(VerifyJob *j, uint64_t i, int rc, const char *msg)
     if ((int64_t)i < atomic_load(&j->first_bad)) {
         atomic_store(&j->first_bad, (int64_t)i);
         j->bad_rc = rc;
-        snprintf(j->err, sizeof j->err, "record %llu: %s", (unsigned long long)i, msg);
+        snprintf(j->err, sizeof j->err, "record %llu: %.440s", (unsigned long long)i, msg);
     }
     pthread_mutex_unlock(&j->lock);
 }
