@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "annotations.h"
 #include "classes.h"
 #include "metrics.h"
 #include "plot.h"
@@ -27,7 +28,7 @@ typedef struct {
     int n_models;
     const char **data;
     int n_data;
-    const char *class_groups, *groups_rule, *json, *per_class, *confusion, *plot, *predictions;
+    const char *class_groups, *tail_classes, *groups_rule, *json, *per_class, *confusion, *plot, *predictions;
     const char *device;
     double head_share;
     int threads, quiet;
@@ -43,6 +44,7 @@ static void usage(FILE *f)
         "  --data SHARD...      one or more shard files (LMDB or HDF5) of features records\n"
         "  --compare CKPT       also score this checkpoint, side by side (repeatable, up to %d)\n"
         "  --class-groups F     CSV class,group (head/tail/few/medium) instead of the share rule\n"
+        "  --tail-classes F     EPIC_100_tail_{verbs,nouns}.csv: listed = tail, others head\n"
         "  --head-share X       head = most frequent classes holding <= X of training clips (0.5)\n"
         "  --groups videolt     VideoLT's rule: tail <= 100, medium 101-500, head > 500\n"
         "  --json F             metrics as JSON     --per-class F.csv   per-class table\n"
@@ -54,11 +56,12 @@ static void usage(FILE *f)
 
 static int parse_args(int argc, char **argv, Opts *o)
 {
-    enum { O_MODEL = 256, O_DATA, O_COMPARE, O_GROUPS_FILE, O_SHARE, O_GROUPS, O_JSON, O_PER_CLASS,
+    enum { O_MODEL = 256, O_DATA, O_TAIL, O_COMPARE, O_GROUPS_FILE, O_SHARE, O_GROUPS, O_JSON, O_PER_CLASS,
            O_CONFUSION, O_PLOT, O_PRED, O_DEVICE, O_THREADS, O_QUIET, O_HELP, O_VERSION };
     static const struct option longs[] = {
         {"model", required_argument, 0, O_MODEL}, {"data", required_argument, 0, O_DATA},
         {"compare", required_argument, 0, O_COMPARE}, {"class-groups", required_argument, 0, O_GROUPS_FILE},
+        {"tail-classes", required_argument, 0, O_TAIL},
         {"head-share", required_argument, 0, O_SHARE}, {"groups", required_argument, 0, O_GROUPS},
         {"json", required_argument, 0, O_JSON}, {"per-class", required_argument, 0, O_PER_CLASS},
         {"confusion", required_argument, 0, O_CONFUSION}, {"plot", required_argument, 0, O_PLOT},
@@ -90,6 +93,7 @@ static int parse_args(int argc, char **argv, Opts *o)
             o->models[o->n_models++] = optarg;
             break;
         case O_GROUPS_FILE: o->class_groups = optarg; break;
+        case O_TAIL: o->tail_classes = optarg; break;
         case O_SHARE:
             o->head_share = strtod(optarg, &end);
             if (*end || !(o->head_share >= 0 && o->head_share <= 1)) {
@@ -304,6 +308,33 @@ static int run_open(Run *r)
     return 0;
 }
 
+/* EPIC's tail list: listed classes are tail, the others head; few (<= LMR_FEW_MAX training
+ * clips) overrides both, keeping the groups disjoint. */
+static int read_tail_list(Run *r, const int64_t *counts)
+{
+    AnnotClasses ac;
+    annot_classes_init(&ac);
+    int32_t *ids = NULL;
+    int n = 0;
+    int rc = annot_epic_tail_read(&ac, r->o.tail_classes, r->C, 0, &ids, &n);
+    if (rc < 0) {
+        lmr_fail(r->err, rc, "%s", ac.last_error);
+        annot_classes_free(&ac);
+        return rc;
+    }
+    for (int c = 0; c < r->C; c++)
+        r->groups[c] = LMR_GROUP_HEAD;
+    for (int i = 0; i < n; i++)
+        r->groups[ids[i]] = LMR_GROUP_TAIL;
+    for (int c = 0; c < r->C && counts; c++)
+        if (counts[c] <= LMR_FEW_MAX)
+            r->groups[c] = LMR_GROUP_FEW;
+    snprintf(r->rule, sizeof r->rule, "tail list %s (%d classes)", r->o.tail_classes, n);
+    free(ids);
+    annot_classes_free(&ac);
+    return 0;
+}
+
 /* Groups from the main checkpoint's training counts (or a file). In VideoLT mode the few
  * group is still reported: the classes with <= LMR_FEW_MAX clips, a subset of tail. */
 static int run_groups(Run *r)
@@ -330,6 +361,8 @@ static int run_groups(Run *r)
                 r->groups[c] = LMR_GROUP_FEW;
         return 0;
     }
+    if (r->o.tail_classes)
+        return read_tail_list(r, counts);
     if (!counts) {
         for (int c = 0; c < r->C; c++)
             r->groups[c] = LMR_GROUP_NONE;
@@ -436,7 +469,8 @@ done:
 static int run_finish(Run *r)
 {
     const int64_t *counts = model_class_counts(&r->sc[0].model);
-    int videolt = r->o.groups_rule && strcmp(r->o.groups_rule, "videolt") == 0 && !r->o.class_groups;
+    int videolt = r->o.groups_rule && strcmp(r->o.groups_rule, "videolt") == 0 && !r->o.class_groups &&
+                  !r->o.tail_classes;
     int *few = NULL;
     if (videolt && counts) {
         few = malloc((size_t)r->C * sizeof *few);

@@ -224,7 +224,7 @@ def main():
     ap.add_argument("--classes", type=int, default=32, help="at most 32")
     ap.add_argument("--max-clips", type=int, default=240, help="training clips of the largest class")
     ap.add_argument("--min-clips", type=int, default=4, help="training clips of the smallest class")
-    ap.add_argument("--val-per-class", type=int, default=8)
+    ap.add_argument("--val-per-class", type=int, default=10)
     ap.add_argument("--size", type=int, default=64)
     ap.add_argument("--fps", type=int, default=20)
     ap.add_argument("--clip-seconds", type=float, default=1.2)
