@@ -177,7 +177,7 @@ int lmdbw_open(LmdbWriter **out, const char *path, uint64_t txn_bytes, ShardMeta
     if (!rc)
         rc = mdb_env_set_mapsize(w->env, w->map_size);
     if (!rc)
-        rc = mdb_env_open(w->env, path, MDB_NOSUBDIR, 0644);
+        rc = mdb_env_open(w->env, path, MDB_NOSUBDIR | MDB_NOMETASYNC, 0644); /* one fsync per commit, integrity kept */
     if (rc) {
         rc = lmdb_fail(err, rc, path, "opening for writing");
         goto fail;
