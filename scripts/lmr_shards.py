@@ -41,10 +41,15 @@ class Shard:
         return len(self.ids)
 
     def __getitem__(self, i):
-        """(clip id, labels, payload as a numpy array of the record's dims without trailing 1s)."""
+        """(clip id, labels, payload): features [views, T, D], frames [views, T, H, W, 3], as in HDF5."""
         if not self.hdf5:
             rec = lmr_record.parse_record(self.txn.get(self.ids[i].encode()))
-            return rec["id"], rec["labels"], rec["data"]
+            x = rec["data"]
+            if x.ndim == 4 and rec["kind"] == 2 and x.shape[3] == 1:  # features [views, T, D]
+                x = x[..., 0]
+            elif x.ndim == 4 and rec["kind"] == 1 and x.shape[3] % 3 == 0:  # frames [views, T, H, W, 3]
+                x = x.reshape(x.shape[:3] + (x.shape[3] // 3, 3))
+            return rec["id"], rec["labels"], x
         lo, n = (int(v) for v in self.label_index[i])
         labels = self.label_values[lo:lo + n].tolist()
         if self.rows is None:
