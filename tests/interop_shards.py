@@ -13,6 +13,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.environ["LMR_SRC"], "scripts"))
 import lmr_record  # noqa: E402
+import lmr_shards  # noqa: E402
 
 GEN = sys.argv[1]
 PACK = os.path.join(os.environ["LMR_BIN"], "lmr-pack")
@@ -76,6 +77,18 @@ def check_hdf5(path, recs, name):
             check(got.dtype == want.dtype and np.array_equal(got, want), f"{name}: payload of {k}")
 
 
+def check_shard_reader(lm, h5, recs, name):
+    a, b = lmr_shards.Shard(lm), lmr_shards.Shard(h5)
+    check(len(a) == len(b) == len(recs), f"{name}: lmr_shards lengths")
+    pos = {cid: i for i, cid in enumerate(b.ids)}
+    for i in range(len(a)):
+        cid, labels, x = a[i]
+        cid2, labels2, x2 = b[pos[cid]]
+        check(cid == cid2 and labels == labels2 == recs[cid]["labels"], f"{name}: lmr_shards clip {cid}")
+        check(x.shape == x2.shape and np.array_equal(x, x2), f"{name}: lmr_shards payload {cid}")
+        check(x.size == recs[cid]["data"].size, f"{name}: lmr_shards size {cid}")
+
+
 def main():
     with tempfile.TemporaryDirectory(prefix="lmr_interop_") as d:
         cases = [  # name, generator options, lmr-pack options
@@ -98,6 +111,7 @@ def main():
             check(len(recs) == int(gen[0]), f"{name}: generator wrote {len(recs)} records")
             check_lmdb(lm, recs, name)
             check_hdf5(h5, recs, name)
+            check_shard_reader(lm, h5, recs, name)
             print(f"{name}: {len(recs)} records checked in LMDB and HDF5")
     if failures:
         print(f"{len(failures)} check(s) failed", file=sys.stderr)
