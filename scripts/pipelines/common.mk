@@ -42,7 +42,8 @@ INPUTS       += $(LABELS)
 
 .PHONY: all extract pack train eval show clean-part
 .DELETE_ON_ERROR:
-.SECONDARY:
+# Keep the record streams (make would delete them as intermediates): a later pack can reuse them.
+.PRECIOUS: $(OUT)/rec/%.rec
 
 all: show
 extract: $(TRAIN_SHARDS:$(OUT)/shards/%.lmdb=$(OUT)/rec/%.rec) $(VAL_SHARDS:$(OUT)/shards/%.lmdb=$(OUT)/rec/%.rec)
