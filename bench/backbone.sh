@@ -28,3 +28,19 @@ echo "$pt"
 a=$(echo "$lmr" | sed -n 's/.*: \([0-9.]*\) frames\/s.*/\1/p')
 b=$(echo "$pt" | sed -n 's/.*: \([0-9.]*\) frames\/s.*/\1/p' | head -1)
 awk -v a="$a" -v b="$b" 'BEGIN { printf "lmr / torch = %.2fx\n", a / b }'
+
+# GPU, when there is one: f32 (FMA math) and f16 (tensor cores), a larger batch
+gpu_frames=${GPU_FRAMES:-64}
+"$py" -c "import numpy as np; np.random.default_rng(1).integers(0, 256, size=($gpu_frames, $size, $size, 3), dtype=np.uint8).tofile('$tmp/g.u8')"
+for dev in cuda cuda:f16; do
+    if "$driver" --device "$dev" --batch "$gpu_frames" --repeat $((repeat * 3)) "$model" "$tmp/w.safetensors" "$tmp/g.u8" \
+        "$gpu_frames" "$size" "$size" "$tmp/g.f32" 2>"$tmp/err" >"$tmp/gpu"; then
+        cat "$tmp/gpu"
+        # FLOPs per frame scale with the pixels: resnet50 is 8.18 GFLOP at 224x224
+        [ "$model" = resnet50 ] && sed -n 's/.*: \([0-9.]*\) frames\/s.*/\1/p' "$tmp/gpu" |
+            awk -v s="$size" '{ printf "  = %.1f TFLOP/s (dense f16 peak: H100 SXM ~990, A100 ~312)\n", $1 * 8.18e-3 * s * s / 50176 }'
+    else
+        echo "$dev: skipped ($(cat "$tmp/err"))"
+        break
+    fi
+done
