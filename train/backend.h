@@ -29,6 +29,11 @@ void backend_free(BackendCtx **ctx);
 BackendKind backend_kind(const BackendCtx *ctx);
 /** 1 when a backend of this kind was compiled in and can run here. */
 int backend_available(BackendKind kind);
+/** The first failure a (void) op met on a device backend, with file and line ("" when none, and
+ *  always on cpu). Borrowed until backend_free. */
+const char *backend_last_error(const BackendCtx *ctx);
+/** GEMMs on TF32 tensor cores (cuda; no-op on cpu). @return 0 or LMR_EGPU. */
+int backend_set_tf32(BackendCtx *ctx, int on);
 
 /* --- memory: owned by the caller, released with backend_release ------------------------------ */
 /** Zeroed backend memory of bytes. @return 0 or LMR_ENOMEM. */

@@ -9,19 +9,86 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifdef LMR_HAVE_CUDA
+/* A BACKEND_CUDA context forwards every call to its twin in backend_cuda.cu (same arguments). */
+#include "backend_cuda.h"
+#define GPU_FORWARD(ctx, call)           \
+    do {                                 \
+        if ((ctx) && (ctx)->gpu) {       \
+            call;                        \
+            return;                      \
+        }                                \
+    } while (0)
+#define GPU_RETURN(ctx, call)            \
+    do {                                 \
+        if ((ctx) && (ctx)->gpu)         \
+            return call;                 \
+    } while (0)
+#else
+#define GPU_FORWARD(ctx, call) (void)(ctx)
+#define GPU_RETURN(ctx, call) (void)(ctx)
+#endif
+
 struct BackendCtx {
     BackendKind kind;
     int threads;
+#ifdef LMR_HAVE_CUDA
+    CudaState *gpu; /* BACKEND_CUDA only */
+#endif
 };
 
 int backend_available(BackendKind kind)
 {
+#ifdef LMR_HAVE_CUDA
+    if (kind == BACKEND_CUDA)
+        return cuda_available();
+#endif
     return kind == BACKEND_CPU;
 }
+
+const char *backend_last_error(const BackendCtx *ctx)
+{
+#ifdef LMR_HAVE_CUDA
+    if (ctx && ctx->gpu)
+        return cuda_last_error(ctx->gpu);
+#endif
+    (void)ctx;
+    return "";
+}
+
+int backend_set_tf32(BackendCtx *ctx, int on)
+{
+    GPU_RETURN(ctx, cuda_set_tf32(ctx->gpu, on));
+    (void)on;
+    return 0;
+}
+
+#ifdef LMR_HAVE_CUDA
+CudaState *backend_gpu_state(BackendCtx *ctx)
+{
+    return ctx ? ctx->gpu : NULL;
+}
+#endif
 
 int backend_init(BackendCtx **ctx, BackendKind kind, int threads, char *err)
 {
     *ctx = NULL;
+#ifdef LMR_HAVE_CUDA
+    if (kind == BACKEND_CUDA) {
+        BackendCtx *g = calloc(1, sizeof *g);
+        if (!g)
+            return lmr_fail(err, LMR_ENOMEM, "out of memory");
+        g->kind = kind;
+        g->threads = threads;
+        int rc = cuda_init(&g->gpu, err);
+        if (rc < 0) {
+            free(g);
+            return rc;
+        }
+        *ctx = g;
+        return 0;
+    }
+#endif
     if (kind != BACKEND_CPU)
         return lmr_fail(err, LMR_ENODEV, "not built with CUDA / no GPU: use --device cpu");
     BackendCtx *c = calloc(1, sizeof *c);
@@ -39,6 +106,9 @@ int backend_init(BackendCtx **ctx, BackendKind kind, int threads, char *err)
 void backend_free(BackendCtx **ctx)
 {
     if (ctx && *ctx) {
+#ifdef LMR_HAVE_CUDA
+        cuda_free(&(*ctx)->gpu);
+#endif
         free(*ctx);
         *ctx = NULL;
     }
@@ -53,7 +123,7 @@ BackendKind backend_kind(const BackendCtx *ctx)
 
 int backend_alloc(BackendCtx *ctx, void **ptr, size_t bytes)
 {
-    (void)ctx;
+    GPU_RETURN(ctx, cuda_alloc(ctx->gpu, ptr, bytes));
     // 64-byte alignment keeps sgemm and the vector loops on whole cache lines.
     size_t rounded = (bytes + 63) & ~(size_t)63;
     *ptr = aligned_alloc(64, rounded ? rounded : 64);
@@ -65,13 +135,13 @@ int backend_alloc(BackendCtx *ctx, void **ptr, size_t bytes)
 
 void backend_release(BackendCtx *ctx, void *ptr)
 {
-    (void)ctx;
+    GPU_FORWARD(ctx, cuda_release(ctx->gpu, ptr));
     free(ptr);
 }
 
 int backend_upload(BackendCtx *ctx, void *dst, const void *host_src, size_t bytes)
 {
-    (void)ctx;
+    GPU_RETURN(ctx, cuda_upload(ctx->gpu, dst, host_src, bytes));
     if (dst != host_src && bytes)
         memcpy(dst, host_src, bytes);
     return 0;
@@ -79,24 +149,26 @@ int backend_upload(BackendCtx *ctx, void *dst, const void *host_src, size_t byte
 
 int backend_download(BackendCtx *ctx, void *host_dst, const void *src, size_t bytes)
 {
+    GPU_RETURN(ctx, cuda_download(ctx->gpu, host_dst, src, bytes));
     return backend_upload(ctx, host_dst, src, bytes);
 }
 
 int backend_zero(BackendCtx *ctx, void *dst, size_t bytes)
 {
-    (void)ctx;
+    GPU_RETURN(ctx, cuda_zero(ctx->gpu, dst, bytes));
     memset(dst, 0, bytes);
     return 0;
 }
 
 int backend_copy(BackendCtx *ctx, void *dst, const void *src, size_t bytes)
 {
+    GPU_RETURN(ctx, cuda_copy(ctx->gpu, dst, src, bytes));
     return backend_upload(ctx, dst, src, bytes);
 }
 
 int backend_sync(BackendCtx *ctx)
 {
-    (void)ctx;
+    GPU_RETURN(ctx, cuda_sync(ctx->gpu));
     return 0;
 }
 
@@ -105,7 +177,7 @@ int backend_sync(BackendCtx *ctx)
 void layernorm_forward(BackendCtx *ctx, float *out, float *mean, float *rstd, const float *inp,
                        const float *weight, const float *bias, int B, int D, float eps)
 {
-    (void)ctx;
+    GPU_FORWARD(ctx, cuda_layernorm_forward(ctx->gpu, out, mean, rstd, inp, weight, bias, B, D, eps));
     for (int b = 0; b < B; b++) {
         const float *x = inp + (size_t)b * D;
         float *o = out + (size_t)b * D;
@@ -134,7 +206,7 @@ void layernorm_backward(BackendCtx *ctx, float *dinp, float *dweight, float *dbi
                         const float *inp, const float *weight, const float *mean, const float *rstd,
                         int B, int D)
 {
-    (void)ctx;
+    GPU_FORWARD(ctx, cuda_layernorm_backward(ctx->gpu, dinp, dweight, dbias, dout, inp, weight, mean, rstd, B, D));
     if (dweight) {
         memset(dweight, 0, (size_t)D * sizeof *dweight);
         memset(dbias, 0, (size_t)D * sizeof *dbias);
@@ -172,7 +244,7 @@ void layernorm_backward(BackendCtx *ctx, float *dinp, float *dweight, float *dbi
 void linear_forward(BackendCtx *ctx, float *out, const float *inp, const float *weight,
                     const float *bias, int B, int C, int OC, Activation act)
 {
-    (void)ctx;
+    GPU_FORWARD(ctx, cuda_linear_forward(ctx->gpu, out, inp, weight, bias, B, C, OC, act));
     // out (B,OC) = inp (B,C) @ weight^T: weight stays (OC,C), sgemm reads it transposed.
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, OC, C, 1.0f, inp, C, weight, C, 0.0f, out, OC);
     for (int b = 0; b < B; b++) {
@@ -190,7 +262,7 @@ void linear_backward(BackendCtx *ctx, float *dinp, float *dweight, float *dbias,
                      const float *inp, const float *weight, const float *out, int B, int C, int OC,
                      Activation act)
 {
-    (void)ctx;
+    GPU_FORWARD(ctx, cuda_linear_backward(ctx->gpu, dinp, dweight, dbias, dout, inp, weight, out, B, C, OC, act));
     memset(dbias, 0, (size_t)OC * sizeof *dbias);
     for (int b = 0; b < B; b++) {
         float *d = dout + (size_t)b * OC;
@@ -235,7 +307,7 @@ static float row_softmax(float *p, const float *z, int C)
 void ce_hard_forward_backward(BackendCtx *ctx, float *losses, float *dlogits, const float *logits,
                               const int32_t *labels, float smoothing, int B, int C)
 {
-    (void)ctx;
+    GPU_FORWARD(ctx, cuda_ce_hard_forward_backward(ctx->gpu, losses, dlogits, logits, labels, smoothing, B, C));
     float inv_b = 1.0f / B, off = smoothing / C, on = 1.0f - smoothing + off;
     for (int b = 0; b < B; b++) {
         const float *z = logits + (size_t)b * C;
@@ -255,7 +327,7 @@ void ce_hard_forward_backward(BackendCtx *ctx, float *losses, float *dlogits, co
 void ce_soft_forward_backward(BackendCtx *ctx, float *losses, float *dlogits, const float *logits,
                               const float *targets, int B, int C)
 {
-    (void)ctx;
+    GPU_FORWARD(ctx, cuda_ce_soft_forward_backward(ctx->gpu, losses, dlogits, logits, targets, B, C));
     float inv_b = 1.0f / B;
     for (int b = 0; b < B; b++) {
         const float *z = logits + (size_t)b * C, *t = targets + (size_t)b * C;
@@ -274,7 +346,7 @@ void ce_soft_forward_backward(BackendCtx *ctx, float *losses, float *dlogits, co
 void bce_forward_backward(BackendCtx *ctx, float *losses, float *dlogits, const float *logits,
                           const float *targets, int B, int C)
 {
-    (void)ctx;
+    GPU_FORWARD(ctx, cuda_bce_forward_backward(ctx->gpu, losses, dlogits, logits, targets, B, C));
     float inv = 1.0f / ((float)B * C);
     for (int b = 0; b < B; b++) {
         const float *z = logits + (size_t)b * C, *t = targets + (size_t)b * C;
@@ -328,7 +400,7 @@ void lmr_forward(BackendCtx *ctx, float *R, float *wts, const float *f, const fl
                  const float *keys, const float *keys_n, const uint8_t *key_ok,
                  const int32_t *self_idx, const float *c, int B, int N, int H)
 {
-    (void)ctx;
+    GPU_FORWARD(ctx, cuda_lmr_forward(ctx->gpu, R, wts, f, fn, keys, keys_n, key_ok, self_idx, c, B, N, H));
     // similarities (B,N) = fn (B,H) @ keys_n^T / H: correlations in [-1, 1]
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, N, H, 1.0f / H, fn, H, keys_n, H, 0.0f, wts, N);
     for (int i = 0; i < B; i++)
@@ -352,7 +424,7 @@ void lmr_backward(BackendCtx *ctx, float *df, const float *dR, const float *wts,
                   const float *frstd, const float *keys, const float *keys_n, const float *c,
                   float *dwts, float *dr, float *dfn, int B, int N, int H)
 {
-    (void)ctx;
+    GPU_FORWARD(ctx, cuda_lmr_backward(ctx->gpu, df, dR, wts, fn, frstd, keys, keys_n, c, dwts, dr, dfn, B, N, H));
     for (size_t k = 0; k < (size_t)B * H; k++)
         dr[k] = c[k / H] * dR[k];
     // dwts (B,N) = dr (B,H) @ keys^T
@@ -398,7 +470,7 @@ void lmr_backward(BackendCtx *ctx, float *df, const float *dR, const float *wts,
 void mix_forward(BackendCtx *ctx, float *X, const float *R, const int32_t *partner, const float *a,
                  int n_mix, int B, int H)
 {
-    (void)ctx;
+    GPU_FORWARD(ctx, cuda_mix_forward(ctx->gpu, X, R, partner, a, n_mix, B, H));
     for (int i = 0; i < B; i++) {
         float *x = X + (size_t)i * H;
         const float *r = R + (size_t)i * H;
@@ -416,7 +488,7 @@ void mix_forward(BackendCtx *ctx, float *X, const float *R, const int32_t *partn
 void mix_backward(BackendCtx *ctx, float *dR, const float *dX, const int32_t *partner, const float *a,
                   int n_mix, int B, int H)
 {
-    (void)ctx;
+    GPU_FORWARD(ctx, cuda_mix_backward(ctx->gpu, dR, dX, partner, a, n_mix, B, H));
     for (int i = 0; i < B; i++) {
         float s = i < n_mix ? 1.0f - a[i] : 1.0f;
         float *d = dR + (size_t)i * H;
@@ -436,7 +508,7 @@ void mix_backward(BackendCtx *ctx, float *dR, const float *dX, const int32_t *pa
 
 double backend_sumsq(BackendCtx *ctx, const float *x, size_t n)
 {
-    (void)ctx;
+    GPU_RETURN(ctx, cuda_sumsq(ctx->gpu, x, n));
     double s = 0.0;
     for (size_t i = 0; i < n; i++)
         s += (double)x[i] * x[i];
@@ -447,7 +519,8 @@ void adamw_update(BackendCtx *ctx, float *params, const float *grads, float *m, 
                   float lr, float beta1, float beta2, float eps, float weight_decay, long t,
                   float grad_scale)
 {
-    (void)ctx;
+    GPU_FORWARD(ctx, cuda_adamw_update(ctx->gpu, params, grads, m, v, n, lr, beta1, beta2, eps, weight_decay,
+                                       t, grad_scale));
     float bc1 = 1.0f - powf(beta1, (float)t), bc2 = 1.0f - powf(beta2, (float)t);
     float step = lr / bc1, rbc2 = 1.0f / sqrtf(bc2), decay = 1.0f - lr * weight_decay;
     for (size_t i = 0; i < n; i++) {

@@ -485,6 +485,20 @@ extern "C" int cuda_available(void)
     return cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
 }
 
+extern "C" int cuda_select_device(int local_rank, char *err)
+{
+    int n = 0;
+    if (cudaGetDeviceCount(&n) != cudaSuccess || n == 0) {
+        cudaGetLastError();
+        return 0;
+    }
+    cudaError_t e = cudaSetDevice(local_rank % n);
+    if (e != cudaSuccess)
+        return lmr_fail(err, LMR_EGPU, "%s:%d: cudaSetDevice(%d): %s", base_name(__FILE__), __LINE__, local_rank % n,
+                        cudaGetErrorString(e));
+    return 0;
+}
+
 extern "C" int cuda_init(CudaState **out, char *err)
 {
     *out = NULL;

@@ -23,6 +23,11 @@ typedef struct CudaState CudaState;
 
 /** 1 when the CUDA runtime sees at least one device. */
 int cuda_available(void);
+/** Make device local_rank % (devices) current for this thread, before cuda_init (one GPU per
+ *  rank of a machine). No device: 0, cuda_init reports it. @return 0 or LMR_EGPU. */
+int cuda_select_device(int local_rank, char *err);
+/** The GPU state of a BACKEND_CUDA context (NULL for cpu); defined in backend_cpu.c. */
+CudaState *backend_gpu_state(BackendCtx *ctx);
 /** Pick the current device, make a stream and a cuBLAS handle.
  *  @return 0, LMR_ENODEV ("no CUDA device"), LMR_EGPU, LMR_ENOMEM; err says which. */
 int cuda_init(CudaState **g, char *err);
