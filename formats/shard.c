@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -461,6 +462,7 @@ typedef struct {
 } SetFile;
 
 struct ShardSet {
+    pthread_mutex_t h5_lock; /* serialises the HDF5 calls of all this set's HDF5 files */
     SetFile *files;
     int n_files;
     uint64_t n;
@@ -539,6 +541,7 @@ int shardset_open(ShardSet **out, const char *const *paths, int n_paths, char *e
         return LMR_ENOMEM;
     }
     shardmeta_init(&s->meta);
+    pthread_mutex_init(&s->h5_lock, NULL);
     int rc = 0;
     for (int k = 0; k < n_paths; k++) {
         SetFile *f = &s->files[k];
@@ -550,7 +553,7 @@ int shardset_open(ShardSet **out, const char *const *paths, int n_paths, char *e
             rc = lmr_fail(err, h5, "%s: %s", paths[k], strerror(-h5));
             goto fail;
         }
-        rc = h5 ? h5r_open(&f->h5, paths[k], &f->meta, &f->labels, err)
+        rc = h5 ? h5r_open(&f->h5, paths[k], &s->h5_lock, &f->meta, &f->labels, err)
                 : lmdbr_open(&f->lmdb, paths[k], &f->meta, &f->labels, err);
         if (rc)
             goto fail;
@@ -592,6 +595,7 @@ void shardset_close(ShardSet **ps)
     }
     free(s->files);
     shardmeta_free(&s->meta);
+    pthread_mutex_destroy(&s->h5_lock);
     free(s);
     *ps = NULL;
 }

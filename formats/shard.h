@@ -70,7 +70,12 @@ const char *shardwriter_error(const ShardWriter *w);
 typedef struct ShardSet ShardSet;
 
 /** Open one or more shard files (either format, detected from the file) as one dataset.
- *  All must agree on kind, dtype, dims (T may vary) and backbone/weights.
+ *  All must agree on kind, dtype, dims (T may vary) and backbone/weights. Records are numbered
+ *  file by file in the order given (LMDB: key order; HDF5: write order).
+ *  @note LMDB files are opened read-only without a lock file: do not read a shard while lmr-pack
+ *  still writes to it. libhdf5 is Debian's serial build: a set serialises its own HDF5 reads, but
+ *  two sets holding HDF5 files (or a set and an HDF5 writer) must not be used from different
+ *  threads at the same time.
  *  @return 0, -errno, LMR_EMISMATCH, LMR_ELMDB, LMR_EHDF5, LMR_EBADMAGIC; err names the file. */
 int shardset_open(ShardSet **s, const char *const *paths, int n_paths, char *err);
 void shardset_close(ShardSet **s);

@@ -2,8 +2,8 @@
  * them, [N, views, T, ...] while T is constant and rows [sum views*T, ...] + /rows once it varies
  * (the writer converts on the first record whose T differs). Ids, labels and checksums are kept
  * in memory while writing and written at close with the metadata; the `lmr_complete` attribute
- * marks a cleanly closed file. libhdf5 (Debian's serial build) is not thread-safe: each reader
- * serialises its HDF5 calls with its own mutex. */
+ * marks a cleanly closed file. libhdf5 (Debian's serial build) is not thread-safe: the readers of
+ * one set serialise their HDF5 calls with the set's mutex. */
 #include <hdf5.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -762,7 +762,7 @@ int h5w_close(H5Writer **pw, const ShardMeta *meta, char *err)
 // --- reader -------------------------------------------------------------------------------------
 
 struct H5Reader {
-    pthread_mutex_t lock; /* every HDF5 call after open goes through it */
+    pthread_mutex_t *lock; /* the set's: every HDF5 call after open goes through it */
     hid_t file, data, mtype;
     char path[256];
     H5Shape shape;
@@ -784,7 +784,6 @@ void h5r_close(H5Reader **pr)
         H5Tclose(r->mtype);
     if (r->file >= 0)
         H5Fclose(r->file);
-    pthread_mutex_destroy(&r->lock);
     free(r->ids);
     free(r->checksums);
     free(r->rows);
@@ -792,7 +791,7 @@ void h5r_close(H5Reader **pr)
     *pr = NULL;
 }
 
-int h5r_open(H5Reader **out, const char *path, ShardMeta *meta, LabelIndex *labels, char *err)
+int h5r_open(H5Reader **out, const char *path, pthread_mutex_t *lock, ShardMeta *meta, LabelIndex *labels, char *err)
 {
     *out = NULL;
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
@@ -800,7 +799,7 @@ int h5r_open(H5Reader **out, const char *path, ShardMeta *meta, LabelIndex *labe
     if (!r)
         return LMR_ENOMEM;
     r->file = r->data = r->mtype = -1;
-    pthread_mutex_init(&r->lock, NULL);
+    r->lock = lock;
     snprintf(r->path, sizeof r->path, "%s", path);
     ShardMeta hint;
     shardmeta_init(&hint);
@@ -929,7 +928,7 @@ int h5r_get(H5Reader *r, uint64_t i, const LabelIndex *labels, LmrBuf *scratch, 
     if (buf_reserve(scratch, head + 2 * raw))
         return lmr_fail(err, LMR_ENOMEM, "clip %s: %llu bytes", info.id, (unsigned long long)raw);
     uint8_t *payload = scratch->data + head + raw;
-    pthread_mutex_lock(&r->lock);
+    pthread_mutex_lock(r->lock);
     hid_t fsp, msp;
     herr_t hr = -1;
     if (select_clip(r->data, s, i, first, count, &fsp, &msp) == 0) {
@@ -938,7 +937,7 @@ int h5r_get(H5Reader *r, uint64_t i, const LabelIndex *labels, LmrBuf *scratch, 
         H5Sclose(msp);
     }
     int rc = hr < 0 ? h5_fail(err, r->path, "reading a clip") : 0;
-    pthread_mutex_unlock(&r->lock);
+    pthread_mutex_unlock(r->lock);
     if (rc)
         return rc;
     RecordCtx raw_ctx = {.level = 0}; /* level 0 never touches the zstd contexts */

@@ -4,6 +4,7 @@
 #ifndef LMR_SHARD_INTERNAL_H
 #define LMR_SHARD_INTERNAL_H
 
+#include <pthread.h>
 #include <stdint.h>
 
 #include "shard.h"
@@ -63,9 +64,10 @@ int h5w_open(H5Writer **w, const char *path, int deflate_level, ShardMeta *meta,
 int h5w_put(H5Writer *w, const RecordInfo *info, const uint8_t *rec, size_t len, char *err);
 int h5w_close(H5Writer **w, const ShardMeta *meta, char *err);
 
-int h5r_open(H5Reader **r, const char *path, ShardMeta *meta, LabelIndex *labels, char *err);
-/** Rebuild record i (raw payload) into scratch and check it against the stored checksum.
- *  Serialised internally: libhdf5 is not thread-safe. */
+/** lock (borrowed, owned by the set) serialises every HDF5 call of the readers sharing it:
+ *  Debian's libhdf5 is the serial build, whose global state no two threads may touch at once. */
+int h5r_open(H5Reader **r, const char *path, pthread_mutex_t *lock, ShardMeta *meta, LabelIndex *labels, char *err);
+/** Rebuild record i (raw payload) into scratch and check it against the stored checksum. */
 int h5r_get(H5Reader *r, uint64_t i, const LabelIndex *labels, LmrBuf *scratch, char *err);
 /** Id of record i (borrowed until h5r_close). */
 void h5r_id(const H5Reader *r, uint64_t i, const char **id, uint16_t *len);
