@@ -69,8 +69,10 @@ static void fill(Loader *l, Slot *s, long epoch, long step)
         memcpy(b->lab + o, lab, (size_t)k * sizeof *lab);
         o += k;
         b->label1[i] = lab[0];
-        if (!s->rc)
-            s->rc = dataset_read(l->d, &l->reader, b->clips[i], b->views[i], b->x + (size_t)i * b->D, s->err);
+        // labels of the whole batch, features of this rank's rows only (data-parallel, dist.h)
+        int r = i - l->s->row0;
+        if (!s->rc && r >= 0 && r < l->s->rows)
+            s->rc = dataset_read(l->d, &l->reader, b->clips[i], b->views[i], b->x + (size_t)r * b->D, s->err);
     }
     b->lab_off[b->B] = o;
 }

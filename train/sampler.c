@@ -14,6 +14,7 @@ int sampler_init(Sampler *s, SamplerKind kind, const Dataset *d, int B, uint64_t
     s->seed = seed;
     s->n = d->n;
     s->B = B;
+    s->rows = B;
     s->views = d->views;
     s->perm_epoch = -1;
     if (B <= 0 || d->n < (uint64_t)B)

@@ -18,6 +18,7 @@ typedef struct {
     uint64_t seed;
     uint64_t n; /* clips */
     int B, views;
+    int row0, rows; /* data-parallel: the loader reads the features of rows row0 .. row0 + rows only */
     /* instance-balanced: the current epoch's permutation */
     uint64_t *perm;
     long perm_epoch;

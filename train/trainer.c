@@ -13,6 +13,7 @@
 
 #include "checkpoint.h"
 #include "classes.h"
+#include "dist.h"
 #include "loader.h"
 #include "model.h"
 #include "rng.h"
@@ -45,6 +46,7 @@ typedef struct {
     float *dX, *dR, *df, *du;               /* backward */
     float *c, *a;
     int32_t *labels, *self_idx, *partner;
+    float *fg, *fng, *Rg, *Xg, *dXg, *dRg;  /* data-parallel: (Bg,F) whole-batch views, see dist.h */
 } Acts;
 
 /* Host-side scratch for the per-step draws and targets. */
@@ -70,6 +72,8 @@ typedef struct {
     void *allocs[40];
     int n_allocs;
     int B, D, F, C, lmr_on, multi;
+    int Bg, row0; /* data-parallel: global batch, this rank's rows row0 .. row0 + B (one rank: B, 0) */
+    Dist *dist;   /* NULL: one process */
     long spe; /* steps per epoch */
     CkptInfo info;
     LrSchedule sched_copy; /* the options' schedule with rate and step counts filled in */
@@ -89,6 +93,7 @@ static int acts_alloc(Trainer *t, void *pp, size_t bytes)
 static int buffers_init(Trainer *t, int N)
 {
     size_t B = (size_t)t->B, D = (size_t)t->D, F = (size_t)t->F, C = (size_t)t->C, H = (size_t)t->model.cfg.H;
+    size_t Bg = (size_t)t->Bg;
     size_t fs = sizeof(float), Nn = (size_t)N;
     Acts *A = &t->A;
     struct {
@@ -100,12 +105,19 @@ static int buffers_init(Trainer *t, int N)
         {&A->R, B * F * fs},   {&A->X, B * F * fs},    {&A->wts, B * Nn * fs}, {&A->dwts, B * Nn * fs},
         {&A->dr, B * F * fs},  {&A->dfn, B * F * fs},  {&A->z, B * C * fs},   {&A->dz, B * C * fs},
         {&A->losses, B * fs},  {&A->Y, B * C * fs},    {&A->dX, B * F * fs},  {&A->dR, B * F * fs},
-        {&A->df, B * F * fs},  {&A->du, B * D * fs},   {&A->c, B * fs},       {&A->a, B * fs},
-        {&A->labels, B * 4},   {&A->self_idx, B * 4},  {&A->partner, B * 4},
+        {&A->df, B * F * fs},  {&A->du, B * D * fs},   {&A->c, B * fs},       {&A->a, Bg * fs},
+        {&A->labels, B * 4},   {&A->self_idx, B * 4},  {&A->partner, Bg * 4},
     };
     for (size_t i = 0; i < sizeof want / sizeof *want; i++)
         if (acts_alloc(t, want[i].p, want[i].bytes) < 0)
             return LMR_ENOMEM;
+    // data-parallel: the bank and the mixing see the whole batch (gathered); one rank uses its own
+    float **whole[] = {&A->fg, &A->fng, &A->Rg, &A->Xg, &A->dXg, &A->dRg};
+    for (size_t i = 0; i < sizeof whole / sizeof *whole; i++)
+        if (Bg > B && t->lmr_on && acts_alloc(t, whole[i], Bg * F * fs) < 0)
+            return LMR_ENOMEM;
+    // host draws and targets cover the global batch: every rank draws them alike
+    B = Bg;
     Host *hs = &t->hs;
     hs->c_class = calloc(C, sizeof *hs->c_class);
     hs->few = calloc(C, 1);
@@ -172,7 +184,8 @@ static void plain_targets(Trainer *t, const Batch *b, float smoothing)
     Host *hs = &t->hs;
     for (int i = 0; i < t->B; i++)
         hs->partner[i] = i;
-    lmr_targets(hs->Y, b->lab, b->lab_off, hs->partner, hs->a, 0, t->B, t->C, t->o->loss_bce);
+    // b holds the labels of the global batch: this rank's rows start at row0
+    lmr_targets(hs->Y, b->lab, b->lab_off + t->row0, hs->partner, hs->a, 0, t->B, t->C, t->o->loss_bce);
     if (!t->o->loss_bce && smoothing > 0)
         for (size_t k = 0; k < (size_t)t->B * t->C; k++)
             hs->Y[k] = (1.0f - (float)smoothing) * hs->Y[k] + (float)smoothing / t->C;
@@ -182,7 +195,7 @@ static void plain_targets(Trainer *t, const Batch *b, float smoothing)
 static void lmr_row_inputs(Trainer *t, const Batch *b, int slot)
 {
     Host *hs = &t->hs;
-    for (int i = 0; i < t->B; i++) {
+    for (int i = 0; i < t->Bg; i++) { // the global batch: the bank holds every rank's rows
         float c = 0.0f;
         uint8_t ok = 1;
         for (int q = b->lab_off[i]; q < b->lab_off[i + 1]; q++) {
@@ -191,17 +204,28 @@ static void lmr_row_inputs(Trainer *t, const Batch *b, int slot)
         }
         hs->c[i] = c / (float)(b->lab_off[i + 1] - b->lab_off[i]);
         hs->ok[i] = ok;
-        hs->self_idx[i] = slot * t->B + i; // the sample's own row in the bank, not row i of slot 0
+        hs->self_idx[i] = slot * t->Bg + i; // the sample's own row in the bank, not row i of slot 0
     }
 }
 
-static int train_step(Trainer *t, const Batch *b, double lr, long gstep, double *loss_out)
+/* A failed collective or device op: its message into err. */
+static int step_fail(Trainer *t, int rc, char *err)
+{
+    const char *why = t->dist && t->dist->last_error[0] ? t->dist->last_error : backend_last_error(t->ctx);
+    return lmr_fail(err, rc, "%s", why[0] ? why : lmr_strerror(rc));
+}
+
+static int train_step(Trainer *t, const Batch *b, double lr, long gstep, double *loss_out, char *err)
 {
     BackendCtx *ctx = t->ctx;
     Acts *A = &t->A;
     Host *hs = &t->hs;
     const ModelViews *p = &t->model.p, *g = &t->model.g;
     int B = t->B, D = t->D, F = t->F, C = t->C, H = t->model.cfg.H, N = 0, n_mix = 0;
+    // data-parallel (dist.h): b carries the labels of the global batch of Bg rows and the features of
+    // this rank's B rows from row0; whole-batch tensors are gathered. One rank: Bg = B, row0 = 0.
+    int Bg = t->Bg, row0 = t->row0, rc = 0;
+    float *Xg = A->X, *dXg = A->dX, *dRg = A->dR;
 
     // forward: LN -> (Linear + tanh) -> features f
     backend_upload(ctx, A->x, b->x, (size_t)B * D * sizeof(float));
@@ -215,23 +239,38 @@ static int train_step(Trainer *t, const Batch *b, double lr, long gstep, double 
     if (t->lmr_on) {
         // steps 3-6: bank (current batch appended first), reconstruction, mixing, soft targets
         layernorm_forward(ctx, A->fn, A->fmean, A->frstd, f, NULL, NULL, B, F, MODEL_LN_EPS);
+        const float *fg = f, *fng = A->fn, *Rg = A->R;
+        size_t rows_bytes = (size_t)B * F * sizeof(float);
+        if (Bg > B) { // data-parallel: the bank takes every rank's features
+            if ((rc = dist_allgather(t->dist, A->fg, f, rows_bytes)) < 0 ||
+                (rc = dist_allgather(t->dist, A->fng, A->fn, rows_bytes)) < 0)
+                return step_fail(t, rc, err);
+            fg = A->fg;
+            fng = A->fng;
+        }
         int slot = (int)(t->bank.n_pushed % t->bank.K);
         lmr_row_inputs(t, b, slot);
-        lmr_bank_push(&t->bank, f, A->fn, hs->ok);
+        lmr_bank_push(&t->bank, fg, fng, hs->ok);
         N = lmr_bank_keys(&t->bank);
-        backend_upload(ctx, A->c, hs->c, (size_t)B * sizeof(float));
-        backend_upload(ctx, A->self_idx, hs->self_idx, (size_t)B * sizeof(int32_t));
+        backend_upload(ctx, A->c, hs->c + row0, (size_t)B * sizeof(float));
+        backend_upload(ctx, A->self_idx, hs->self_idx + row0, (size_t)B * sizeof(int32_t));
         lmr_forward(ctx, A->R, A->wts, f, A->fn, t->bank.keys, t->bank.keys_n, t->bank.key_ok, A->self_idx, A->c, B,
                     N, F);
         Rng r;
         rng_seed(&r, t->o->seed, RNG_MIX, (uint64_t)b->epoch, (uint64_t)b->step);
-        n_mix = lmr_draw_mix(&r, t->o->lmr.p, B, hs->partner, hs->a);
-        backend_upload(ctx, A->partner, hs->partner, (size_t)B * sizeof(int32_t));
-        backend_upload(ctx, A->a, hs->a, (size_t)B * sizeof(float));
-        mix_forward(ctx, A->X, A->R, A->partner, A->a, n_mix, B, F);
-        lmr_targets(hs->Y, b->lab, b->lab_off, hs->partner, hs->a, n_mix, B, C, t->o->loss_bce);
-        backend_upload(ctx, A->Y, hs->Y, (size_t)B * C * sizeof(float));
-        head_in = A->X;
+        n_mix = lmr_draw_mix(&r, t->o->lmr.p, Bg, hs->partner, hs->a);
+        backend_upload(ctx, A->partner, hs->partner, (size_t)Bg * sizeof(int32_t));
+        backend_upload(ctx, A->a, hs->a, (size_t)Bg * sizeof(float));
+        if (Bg > B) { // a partner may live on another rank: mix over the gathered batch
+            if ((rc = dist_allgather(t->dist, A->Rg, A->R, rows_bytes)) < 0)
+                return step_fail(t, rc, err);
+            Rg = A->Rg;
+            Xg = A->Xg;
+        }
+        mix_forward(ctx, Xg, Rg, A->partner, A->a, n_mix, Bg, F);
+        lmr_targets(hs->Y, b->lab, b->lab_off, hs->partner, hs->a, n_mix, Bg, C, t->o->loss_bce);
+        backend_upload(ctx, A->Y, hs->Y + (size_t)row0 * C, (size_t)B * C * sizeof(float));
+        head_in = Xg + (size_t)row0 * F;
     }
     linear_forward(ctx, A->z, head_in, p->w2, p->b2, B, F, C, ACT_NONE);
 
@@ -246,7 +285,7 @@ static int train_step(Trainer *t, const Batch *b, double lr, long gstep, double 
     else if (t->lmr_on || t->multi)
         ce_soft_forward_backward(ctx, A->losses, A->dz, A->z, A->Y, B, C);
     else {
-        backend_upload(ctx, A->labels, b->label1, (size_t)B * sizeof(int32_t));
+        backend_upload(ctx, A->labels, b->label1 + row0, (size_t)B * sizeof(int32_t));
         ce_hard_forward_backward(ctx, A->losses, A->dz, A->z, A->labels, smoothing, B, C);
     }
 
@@ -254,9 +293,17 @@ static int train_step(Trainer *t, const Batch *b, double lr, long gstep, double 
     linear_backward(ctx, A->dX, g->w2, g->b2, A->dz, head_in, p->w2, NULL, B, F, C, ACT_NONE);
     float *df = A->dX;
     if (t->lmr_on) {
-        mix_backward(ctx, A->dR, A->dX, A->partner, A->a, n_mix, B, F);
-        lmr_backward(ctx, A->df, A->dR, A->wts, A->fn, A->frstd, t->bank.keys, t->bank.keys_n, A->c, A->dwts, A->dr,
-                     A->dfn, B, N, F);
+        if (Bg > B) { // this rank's rows of dX inside a zero global one; partners' parts summed over ranks
+            backend_zero(ctx, A->dXg, (size_t)Bg * F * sizeof(float));
+            backend_copy(ctx, A->dXg + (size_t)row0 * F, A->dX, (size_t)B * F * sizeof(float));
+            dXg = A->dXg;
+            dRg = A->dRg;
+        }
+        mix_backward(ctx, dRg, dXg, A->partner, A->a, n_mix, Bg, F);
+        if (Bg > B && (rc = dist_allreduce(t->dist, dRg, (size_t)Bg * F, 0)) < 0)
+            return step_fail(t, rc, err);
+        lmr_backward(ctx, A->df, dRg + (size_t)row0 * F, A->wts, A->fn, A->frstd, t->bank.keys, t->bank.keys_n, A->c,
+                     A->dwts, A->dr, A->dfn, B, N, F);
         df = A->df;
     }
     float *du = df;
@@ -266,17 +313,23 @@ static int train_step(Trainer *t, const Batch *b, double lr, long gstep, double 
     }
     layernorm_backward(ctx, NULL, g->ln_w, g->ln_b, du, A->x, p->ln_w, A->mean, A->rstd, B, D);
 
-    // every gradient is complete here: data-parallel all-reduce, then the optimiser
+    // every gradient is complete here: data-parallel all-reduce (the mean over ranks of the
+    // per-rank means is the global batch's mean), then the optimiser
+    if ((rc = dist_allreduce(t->dist, t->model.grads, t->model.n_params, 1)) < 0)
+        return step_fail(t, rc, err);
     if (t->o->grad_sync) {
-        int rc = t->o->grad_sync(t->o->grad_sync_user, t->model.grads, t->model.n_params);
+        rc = t->o->grad_sync(t->o->grad_sync_user, t->model.grads, t->model.n_params);
         if (rc < 0)
             return rc;
     }
-    backend_download(ctx, hs->losses, A->losses, (size_t)B * sizeof(float));
+    if ((rc = backend_download(ctx, hs->losses, A->losses, (size_t)B * sizeof(float))) < 0)
+        return step_fail(t, rc, err);
     double loss = 0.0;
     for (int i = 0; i < B; i++)
         loss += hs->losses[i];
-    *loss_out = loss / B;
+    if ((rc = dist_sum_host(t->dist, &loss, 1)) < 0) // every rank sees the same loss and stops alike
+        return step_fail(t, rc, err);
+    *loss_out = loss / Bg;
     if (!isfinite(*loss_out))
         return LMR_ENAN; // before the update: the parameters stay the last good ones
     optim_step(&t->model, &t->o->adam, lr, gstep);
@@ -437,10 +490,21 @@ static int setup_checks(Trainer *t, char *err)
         return lmr_fail(err, LMR_EMISMATCH, "--val features have dims %d, --train has %d", va->D, tr->D);
     if (va && va->C > tr->C)
         return lmr_fail(err, LMR_EMISMATCH, "--val has labels up to %d, --train has %d classes", va->C - 1, tr->C);
+    // one line for all empty classes: a 1000-class set can have hundreds
+    char list[160] = "";
+    int n_empty = 0;
+    size_t len = 0;
     for (int c = 0; c < tr->C; c++)
-        if (tr->counts[c] == 0)
-            note(o, 0, "warning: class %d has no training clips%s", c,
-                 o->stage == STAGE_LMR ? "; the class-balanced sampler skips it" : "");
+        if (tr->counts[c] == 0) {
+            if (n_empty++ < 8 && len < sizeof list)
+                len += (size_t)snprintf(list + len, sizeof list - len, "%s%d", len ? ", " : "", c);
+        }
+    if (n_empty == 1)
+        note(o, 0, "warning: class %s has no training clips%s", list,
+             o->stage == STAGE_LMR ? "; the class-balanced sampler skips it" : "");
+    else if (n_empty > 1)
+        note(o, 0, "warning: %d classes have no training clips (%s%s)%s", n_empty, list, n_empty > 8 ? ", ..." : "",
+             o->stage == STAGE_LMR ? "; the class-balanced sampler skips them" : "");
     return 0;
 }
 
@@ -492,10 +556,29 @@ static int save(Trainer *t, char *err)
     if (!isfinite(backend_sumsq(t->ctx, t->model.params, t->model.n_params)))
         return lmr_fail(err, LMR_ENAN, "parameters became NaN/inf at step %ld: stopped; %s keeps the last good checkpoint",
                         t->info.global_step, t->o->out);
+    if (!dist_is_root(t->dist)) // data-parallel: every rank holds the same state, rank 0 writes it
+        return 0;
     return checkpoint_save(t->o->out, &t->model, &t->info, &t->bank, err);
 }
 
 // --- the run ---------------------------------------------------------------------------------
+
+/* Validation reads a host model: a model living on a device is copied down first. */
+static int validate(Trainer *t, ValMetrics *vm, char *err)
+{
+    if (backend_kind(t->ctx) == BACKEND_CPU)
+        return train_validate(&t->model, t->val, t->train->counts, vm, err);
+    Model host;
+    int rc = model_init(&host, &t->model.cfg, NULL);
+    if (rc < 0)
+        return lmr_fail(err, rc, "%s", host.last_error);
+    if ((rc = backend_download(t->ctx, host.params, t->model.params, host.n_params * sizeof(float))) < 0)
+        lmr_fail(err, rc, "%s", backend_last_error(t->ctx));
+    else
+        rc = train_validate(&host, t->val, t->train->counts, vm, err);
+    model_free(&host);
+    return rc;
+}
 
 static void log_epoch(Trainer *t, long epoch, double loss, double lr, double sps, double secs, const ValMetrics *vm)
 {
@@ -524,8 +607,8 @@ static int run_loop(Trainer *t, TrainResult *res, char *err)
     long run_steps = 0, epoch_steps = 0, total = (long)o->epochs * t->spe;
     Batch *b;
     while ((rc = loader_next(ld, &b, err)) == 0) {
-        double lr = optim_lr(&t->sched_copy, t->info.global_step), loss;
-        rc = train_step(t, b, lr, t->info.global_step + 1, &loss);
+        double lr = optim_lr(&t->sched_copy, t->info.global_step), loss = 0.0;
+        rc = train_step(t, b, lr, t->info.global_step + 1, &loss, err);
         long epoch = b->epoch, step = b->step;
         loader_release(ld, b);
         if (rc == LMR_ENAN) {
@@ -545,9 +628,9 @@ static int run_loop(Trainer *t, TrainResult *res, char *err)
             t->info.epoch = epoch + 1;
             t->info.step_in_epoch = 0;
         }
-        double now = now_s(), sps = (double)run_steps * t->B / (now - t0);
+        double now = now_s(), sps = (double)run_steps * t->Bg / (now - t0);
         if (o->progress_every > 0 && now - last_note >= o->progress_every) {
-            double eta = sps > 0 ? (double)(total - t->info.global_step) * t->B / sps : 0;
+            double eta = sps > 0 ? (double)(total - t->info.global_step) * t->Bg / sps : 0;
             note(o, 1, "%s epoch %ld/%d step %ld/%ld loss %.4f %.0f samples/s ETA %d:%02d", t->info.stage, epoch + 1,
                  o->epochs, step + 1, t->spe, loss, sps, (int)(eta / 60), (int)eta % 60);
             last_note = now;
@@ -555,12 +638,12 @@ static int run_loop(Trainer *t, TrainResult *res, char *err)
         if (step + 1 == t->spe) { // end of an epoch: validate, log, checkpoint
             ValMetrics vm, *pv = NULL;
             if (t->val) {
-                if ((rc = train_validate(&t->model, t->val, t->train->counts, &vm, err)) < 0)
+                if ((rc = validate(t, &vm, err)) < 0)
                     break;
                 pv = &vm;
                 if (vm.avg_class_acc > t->info.best_metric) {
                     t->info.best_metric = vm.avg_class_acc;
-                    if ((rc = checkpoint_save(t->best_path, &t->model, &t->info, NULL, err)) < 0)
+                    if (dist_is_root(t->dist) && (rc = checkpoint_save(t->best_path, &t->model, &t->info, NULL, err)) < 0)
                         break;
                 }
                 note(o, 0, "%s epoch %ld/%d: loss %.4f, val avg class acc %.4f (few %.4f, best %.4f)", t->info.stage,
@@ -584,7 +667,7 @@ static int run_loop(Trainer *t, TrainResult *res, char *err)
         }
     }
     res->steps = run_steps;
-    res->samples_per_s = run_steps ? (double)run_steps * t->B / (now_s() - t0) : 0;
+    res->samples_per_s = run_steps ? (double)run_steps * t->Bg / (now_s() - t0) : 0;
     res->best_metric = t->info.best_metric;
     loader_close(&ld);
     return rc == LMR_DONE ? 0 : rc;
@@ -606,23 +689,36 @@ int train_run(const TrainOptions *o, Dataset *train, Dataset *val, TrainResult *
     int rc = setup_checks(&t, err);
     if (rc < 0)
         return rc;
+    // data-parallel (dist.h): t.B becomes this rank's part of the global batch t.Bg
+    t.dist = o->dist;
+    t.Bg = o->batch;
+    if ((rc = dist_slice(t.dist, t.Bg, &t.row0, &t.B, err)) < 0)
+        return rc;
     if ((rc = backend_init(&t.ctx, o->device, o->threads, err)) < 0)
         return rc;
+    if ((rc = dist_attach(t.dist, t.ctx, err)) < 0)
+        goto done;
+    if (o->tf32 && (rc = backend_set_tf32(t.ctx, 1)) < 0) {
+        lmr_fail(err, rc, "%s", backend_last_error(t.ctx));
+        goto done;
+    }
     if ((rc = setup_model(&t, err)) < 0)
         goto done;
-    if ((rc = sampler_init(&t.sampler, o->stage == STAGE_INIT ? SAMPLER_INSTANCE : SAMPLER_CLASS, train, t.B,
+    if ((rc = sampler_init(&t.sampler, o->stage == STAGE_INIT ? SAMPLER_INSTANCE : SAMPLER_CLASS, train, t.Bg,
                            o->seed)) < 0) {
         lmr_fail(err, rc, "%s", t.sampler.last_error);
         goto done;
     }
+    t.sampler.row0 = t.row0; // the loader reads the features of this rank's rows only
+    t.sampler.rows = t.B;
     t.spe = sampler_steps_per_epoch(&t.sampler);
     int K = t.lmr_on ? o->lmr.K : 1;
     if (K < 1) {
         rc = lmr_fail(err, LMR_EINVAL, "--lmr-k must be at least 1");
         goto done;
     }
-    if ((rc = lmr_bank_init(&t.bank, t.ctx, K, t.B, t.F)) < 0 || (rc = buffers_init(&t, K * t.B)) < 0) {
-        lmr_fail(err, rc, "out of memory for batch %d", t.B);
+    if ((rc = lmr_bank_init(&t.bank, t.ctx, K, t.Bg, t.F)) < 0 || (rc = buffers_init(&t, K * t.Bg)) < 0) {
+        lmr_fail(err, rc, "out of memory for batch %d", t.Bg);
         goto done;
     }
     if (t.lmr_on) {
@@ -637,7 +733,7 @@ int train_run(const TrainOptions *o, Dataset *train, Dataset *val, TrainResult *
     snprintf(in->sampler, sizeof in->sampler, "%s", o->stage == STAGE_INIT ? "instance" : "class");
     in->lmr_off = o->lmr_off;
     in->epochs = o->epochs;
-    in->batch = t.B;
+    in->batch = t.Bg;
     in->seed = o->seed;
     in->lr = o->lr > 0 ? o->lr : (o->stage == STAGE_INIT ? 1e-3 : 1e-4);
     in->lmr = o->lmr;
@@ -654,7 +750,7 @@ int train_run(const TrainOptions *o, Dataset *train, Dataset *val, TrainResult *
         goto done;
     if (rc == RESUMED)
         note(o, 0, "resuming %s at epoch %ld step %ld", o->out, in->epoch + 1, in->step_in_epoch);
-    if (o->log_path && !(t.log = fopen(o->log_path, rc == RESUMED ? "a" : "w"))) {
+    if (o->log_path && dist_is_root(t.dist) && !(t.log = fopen(o->log_path, rc == RESUMED ? "a" : "w"))) {
         rc = lmr_fail(err, LMR_EIO, "%s: cannot open the log", o->log_path);
         goto done;
     }

@@ -47,6 +47,8 @@ typedef struct {
     void *note_user;
     TrainGradSyncFn grad_sync;
     void *grad_sync_user;
+    struct Dist *dist;    /* data-parallel ranks (dist.h); NULL = one process */
+    int tf32;             /* cuda: TF32 tensor-core GEMMs */
 } TrainOptions;
 
 /** Defaults of DESIGN section 6 (ssv2-lt LMR values, AdamW 0.9/0.999 wd 0.05, batch 64, ...). */
