@@ -173,7 +173,7 @@ int main(void)
     snprintf(a, sizeof a, "--stage init %s --epochs 1 --classes 9 --out empty.safetensors", common);
     CHECK(train(a) == 0 && output_has("class 8 has no training clips"));
     snprintf(a, sizeof a, "--stage init %s --device cuda --out bad.safetensors", common);
-    CHECK(train(a) == 1 && output_has("not built with CUDA"));
+    CHECK(train(a) == 1 && output_has("--device cuda: n"));
     CHECK(train("--stage init --train nothere.lmdb --out bad.safetensors") == 1);
     CHECK(train("--stage init --out x") == 2);
     CHECK(train("--stage init --train train.lmdb --out x --bogus") == 2);
