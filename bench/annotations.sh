@@ -53,7 +53,7 @@ with open(os.path.join(out, "train.lst"), "w") as f:
     for i in range(n_npy):
         t = int(rng.integers(20, 200))
         np.save(os.path.join(out, "feats", "v_%05d.npy" % i), rng.standard_normal((t, 2048)).astype("<f4"))
-        f.write("v_%05d %d,%d\n" % (i, i % 1004, (i * 7) % 1004))
+        f.write("v_%05d %d,%d\n" % (i, i % 1004, (i * 7 + 1) % 1004))
 PY
 
 echo "== annotation parsing =="
@@ -61,7 +61,7 @@ for ds in epic ssv2; do
     if [ $ds = epic ]; then ann=$work/EPIC_100_train.csv; lab=""; else ann=$work/train.json; lab=$work/labels.json; fi
     if [ -x "$bin/../tests/bench_annotations" ]; then
         set -- $("$bin/../tests/bench_annotations" $ds "$ann" $lab)
-        echo "$ds: $1 rows, $2 skipped, parse $3 s (bench_annotations)"
+        echo "$ds: $1 rows, $2 skipped, parse $3 s wall, $4 s cpu (bench_annotations)"
     fi
     if [ -x "$bin/lmr-extract" ]; then
         t0=$(now)
@@ -74,14 +74,19 @@ done
 echo "== VideoLT import ($n_npy files) =="
 mb=$(du -sm "$work/feats" | cut -f1)
 cat "$work"/feats/*.npy > /dev/null # warm the page cache for both
+rate() { echo "$1 / $2" | bc -l | awk '{printf "%.0f", $1}'; }
 t0=$(now); cat "$work"/feats/*.npy > /dev/null; t1=$(now)
 s=$(secs "$t0" "$t1")
-echo "cat:                      $mb MB in $s s = $(echo "$mb / $s" | bc -l | awk '{printf "%.0f", $1}') MB/s"
+echo "cat > /dev/null:          $mb MB in $s s = $(rate "$mb" "$s") MB/s (read only)"
+t0=$(now); cat "$work"/feats/*.npy | dd of="$work/copy.bin" bs=1M conv=fsync status=none; t1=$(now)
+s=$(secs "$t0" "$t1")
+rm -f "$work/copy.bin"
+echo "cat | dd conv=fsync:      $mb MB in $s s = $(rate "$mb" "$s") MB/s (read + write the same bytes)"
 for z in 0 3; do
     rm -rf "$work/out.lmdb"*
     t0=$(now)
     "$bin/lmr-pack" --from-videolt "$work/feats" --labels "$work/train.lst" --zstd-level $z -o "$work/out.lmdb" --quiet
     t1=$(now)
     s=$(secs "$t0" "$t1")
-    echo "lmr-pack (zstd level $z):   $mb MB in $s s = $(echo "$mb / $s" | bc -l | awk '{printf "%.0f", $1}') MB/s"
+    echo "lmr-pack, zstd level $z:   $mb MB in $s s = $(rate "$mb" "$s") MB/s (read, encode, LMDB write)"
 done

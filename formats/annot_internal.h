@@ -36,7 +36,10 @@ int annot_parse_double(const char *s, double *out);
 
 /* A set of clip ids (borrowed strings that outlive the set), to find duplicates. */
 typedef struct {
-    const char **slots;
+    struct AnnotIdSlot {
+        uint64_t hash; /* compared first: most probes then never touch the string */
+        const char *id;
+    } *slots;
     size_t cap, n;
 } AnnotIdSet;
 

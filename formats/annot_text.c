@@ -256,10 +256,10 @@ void annot_idset_free(AnnotIdSet *s)
     memset(s, 0, sizeof *s);
 }
 
-static size_t idset_slot(const AnnotIdSet *s, const char *id)
+static size_t idset_slot(const AnnotIdSet *s, uint64_t h, const char *id)
 {
-    size_t mask = s->cap - 1, i = (size_t)XXH3_64bits(id, strlen(id)) & mask;
-    while (s->slots[i] && strcmp(s->slots[i], id) != 0)
+    size_t mask = s->cap - 1, i = (size_t)h & mask;
+    while (s->slots[i].id && (s->slots[i].hash != h || strcmp(s->slots[i].id, id) != 0))
         i = (i + 1) & mask;
     return i;
 }
@@ -268,20 +268,22 @@ int annot_idset_add(AnnotIdSet *s, const char *id)
 {
     if ((s->n + 1) * 2 > s->cap) {
         size_t cap = s->cap ? s->cap * 2 : 1024;
-        AnnotIdSet grown = {.slots = calloc(cap, sizeof(char *)), .cap = cap};
+        AnnotIdSet grown = {.slots = calloc(cap, sizeof *grown.slots), .cap = cap};
         if (!grown.slots)
             return LMR_ENOMEM;
         for (size_t i = 0; i < s->cap; i++)
-            if (s->slots[i])
-                grown.slots[idset_slot(&grown, s->slots[i])] = s->slots[i];
+            if (s->slots[i].id)
+                grown.slots[idset_slot(&grown, s->slots[i].hash, s->slots[i].id)] = s->slots[i];
         free(s->slots);
         s->slots = grown.slots;
         s->cap = cap;
     }
-    size_t i = idset_slot(s, id);
-    if (s->slots[i])
+    uint64_t h = XXH3_64bits(id, strlen(id));
+    size_t i = idset_slot(s, h, id);
+    if (s->slots[i].id)
         return 0;
-    s->slots[i] = id;
+    s->slots[i].hash = h;
+    s->slots[i].id = id;
     s->n++;
     return 1;
 }

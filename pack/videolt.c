@@ -123,9 +123,13 @@ static int import_one(Import *im, const ManifestRow *row, char *err)
         return skip_file(im, LMR_EMISMATCH, msg, err);
     }
     int64_t t_keep = o->max_frames > 0 && a->rows > o->max_frames ? o->max_frames : a->rows;
-    rc = make_payload(im, t_keep);
-    if (rc < 0)
-        return lmr_fail(err, rc, "%s: %s", im->path, lmr_strerror(rc));
+    const void *payload = a->data; /* the file's bytes as they are, when nothing changes */
+    if (t_keep != a->rows || a->dtype != im->dtype) {
+        rc = make_payload(im, t_keep);
+        if (rc < 0)
+            return lmr_fail(err, rc, "%s: %s", im->path, lmr_strerror(rc));
+        payload = im->payload.data;
+    }
     RecordInfo info;
     memset(&info, 0, sizeof info);
     info.kind = LMR_KIND_FEATURES;
@@ -139,7 +143,7 @@ static int import_one(Import *im, const ManifestRow *row, char *err)
     memcpy(info.labels, row->labels, (size_t)row->n_labels * sizeof row->labels[0]);
     info.id = row->clip_id;
     info.id_len = (uint16_t)strlen(row->clip_id);
-    rc = record_encode(&im->rctx, &info, im->payload.data, &im->rec);
+    rc = record_encode(&im->rctx, &info, payload, &im->rec);
     if (rc < 0)
         return lmr_fail(err, rc, "%s: encoding the record: %s", im->path, im->rctx.last_error);
     rc = shardwriter_put(im->w, im->rec.data, im->rec.len);
