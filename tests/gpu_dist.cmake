@@ -1,0 +1,16 @@
+# The CUDA backend against the cpu reference (skipped, exit 77, without CUDA or a device) and
+# data-parallel lmr-train over MPI ranks against one process.
+if(TARGET lmrtrain)
+  lmr_add_test(test_backend_gpu SOURCES test_backend_gpu.c LIBS lmrtrain LABELS gpu)
+  set_tests_properties(test_backend_gpu PROPERTIES TIMEOUT 120)
+endif()
+
+if(LMR_MPI AND TARGET lmr-train AND TARGET lmr-pack AND TARGET gen_records AND LMR_PYTHON)
+  find_package(MPI COMPONENTS C)
+  if(MPIEXEC_EXECUTABLE)
+    add_test(NAME test_dist_mpi
+             COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/test_dist_mpi.sh ${MPIEXEC_EXECUTABLE} $<TARGET_FILE:gen_records>)
+    set_tests_properties(test_dist_mpi PROPERTIES LABELS "mpi" TIMEOUT 120
+      ENVIRONMENT "LMR_BIN=${CMAKE_BINARY_DIR}/bin;LMR_SRC=${CMAKE_SOURCE_DIR};LMR_PYTHON=${LMR_PYTHON}")
+  endif()
+endif()
