@@ -24,8 +24,8 @@ typedef int (*AnnotRowFn)(void *user, char **fields, int n_fields, int64_t line)
 int annot_csv_walk(const char *buf, size_t len, const char *name, Manifest *m, int strict,
                    AnnotRowFn fn, void *user);
 
-/** Report "NAME:LINE: reason" through m->warn and count the skip.
- *  @return 0 to go on, or LMR_EPARSE (message in m->last_error) when strict. */
+/** Report "NAME:LINE: reason" through m->warn and count the skip; when strict, put it in
+ *  m->last_error instead and return LMR_EPARSE. @return 0 to go on, or LMR_EPARSE. */
 int annot_skip(Manifest *m, const char *name, int64_t line, int strict, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 

@@ -75,11 +75,11 @@ int annot_skip(Manifest *m, const char *name, int64_t line, int strict, const ch
     vsnprintf(reason, sizeof reason, fmt, ap);
     va_end(ap);
     snprintf(msg, sizeof msg, "%s:%lld: %s", name, (long long)line, reason);
+    if (strict) /* the error carries the message: not reported twice */
+        return lmr_fail(m->last_error, LMR_EPARSE, "%s", msg);
     m->n_skipped++;
     if (m->warn)
         m->warn(m->warn_user, msg);
-    if (strict)
-        return lmr_fail(m->last_error, LMR_EPARSE, "%s", msg);
     return 0;
 }
 

@@ -65,7 +65,8 @@ void annot_opts_init(AnnotOpts *o);
 
 /** Read a dataset's split file into m (rows appended; m->dataset, m->n_classes set).
  *  Malformed lines are reported through m->warn as "FILE:LINE: reason", skipped and counted
- *  in m->n_skipped. A file that is not of the dataset's format at all (wrong header, invalid
+ *  in m->n_skipped; with o->strict the first one fails the load instead (the same text in
+ *  m->last_error, not passed to m->warn). A file that is not of the dataset's format at all (wrong header, invalid
  *  JSON: "FILE:LINE:COL: reason") fails whatever o->strict says.
  *  @return 0, -errno (file), LMR_EPARSE, LMR_EINVAL (unknown dataset, missing labels file),
  *  LMR_ENOMEM; the message is in m->last_error. */

@@ -53,10 +53,12 @@ typedef struct {
 /* Report a skipped file; in strict mode the error ends the import. */
 static int skip_file(Import *im, int code, const char *msg, char *err)
 {
+    if (im->o->strict) /* the error carries the message */
+        return lmr_fail(err, code, "%s", msg);
     im->st->skipped++;
     if (im->warn)
         im->warn(im->user, msg);
-    return im->o->strict ? lmr_fail(err, code, "%s", msg) : 0;
+    return 0;
 }
 
 /* Build the payload of the kept rows in the shard's dtype. */

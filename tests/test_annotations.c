@@ -169,7 +169,8 @@ static void test_epic(void)
     CHECK_RC(annotations_load(&m, &o), LMR_EPARSE);
     char want[600];
     snprintf(want, sizeof want, "%s:5: ", file);
-    CHECK(strstr(m.last_error, want) != NULL);
+    CHECK(strstr(m.last_error, want) != NULL && strstr(m.last_error, "bad timestamp"));
+    CHECK(w.n == 0); /* the error carries the message; it is not also a warning */
     manifest_free(&m);
 
     TEST(4, "EPIC test timestamps file: no label columns, unlabelled");
