@@ -111,16 +111,19 @@ static void draw_panel(cairo_t *cr, const PlotPanel *p, const Frame *f)
         const double *rgb = colour_of(g);
         double jitter = ((c * 7919) % 13 - 6) * 0.0015; // keep equal points apart
         cairo_set_source_rgba(cr, rgb[0], rgb[1], rgb[2], 0.8);
-        cairo_arc(cr, map_x(f, p->train_counts[c]), map_y(f, p->class_acc[c] + jitter), 3.2, 0,
-                  2 * M_PI);
+        double y = p->class_acc[c] + jitter;
+        cairo_arc(cr, map_x(f, p->train_counts[c]), map_y(f, y < 0 ? 0 : y > 1 ? 1 : y), 3.2, 0, 2 * M_PI);
         cairo_fill(cr);
         if (g >= 0 && g < LMR_N_GROUPS)
             sum[g] += p->class_acc[c], n[g]++;
     }
-    // Group means as dashed lines, and the legend with them.
+    // Group means as dashed lines, and the legend with them in the lower right corner, where
+    // a long-tailed plot has no points (large classes with a low accuracy).
     double dash[] = {5.0, 4.0};
     char buf[64];
-    int row = 0;
+    int row = 0, n_rows = 0;
+    for (int g = 0; g < LMR_N_GROUPS; g++)
+        n_rows += n[g] > 0;
     cairo_set_font_size(cr, 11);
     for (int i = 0; i < LMR_N_GROUPS; i++) {
         int g = legend_order[i];
@@ -134,12 +137,15 @@ static void draw_panel(cairo_t *cr, const PlotPanel *p, const Frame *f)
         cairo_line_to(cr, f->x0 + f->w, map_y(f, mean));
         cairo_stroke(cr);
         cairo_set_dash(cr, NULL, 0, 0);
-        double ly = f->y0 + 14 + 15 * row++;
-        cairo_arc(cr, f->x0 + 12, ly - 4, 3.5, 0, 2 * M_PI);
+        snprintf(buf, sizeof buf, "%s (%d classes, mean %.3f)", classes_group_name(g), n[g], mean);
+        cairo_text_extents_t ext;
+        cairo_text_extents(cr, buf, &ext);
+        double ly = f->y0 + f->h - 10 - 15 * (n_rows - 1 - row++);
+        double lx = f->x0 + f->w - 10 - ext.x_advance;
+        cairo_arc(cr, lx - 9, ly - 4, 3.5, 0, 2 * M_PI);
         cairo_fill(cr);
         cairo_set_source_rgb(cr, 0, 0, 0);
-        snprintf(buf, sizeof buf, "%s (%d classes, mean %.3f)", classes_group_name(g), n[g], mean);
-        draw_text(cr, f->x0 + 20, ly, buf, 0.0);
+        draw_text(cr, lx, ly, buf, 0.0);
     }
     cairo_set_source_rgb(cr, 0, 0, 0);
     cairo_set_font_size(cr, 13);
