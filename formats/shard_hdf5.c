@@ -13,6 +13,7 @@
 #include "shard_internal.h"
 
 #define ROWS_CHUNK_BYTES (1u << 20)
+#define H5Z_FILTER_ZSTD 32015 /* registered zstd filter; needs the plugin to write and to read */
 #define CHUNK_CACHE_BYTES (32u << 20)
 
 // --- helpers ----------------------------------------------------------------------------------
@@ -358,8 +359,11 @@ static hid_t create_data(H5Writer *w, const char *name, int rows_layout)
         maxd[k] = k ? dims[k] : H5S_UNLIMITED;
     hid_t sp = H5Screate_simple(rank, dims, maxd), dcpl = H5Pcreate(H5P_DATASET_CREATE),
           dapl = H5Pcreate(H5P_DATASET_ACCESS), d = -1;
+    const unsigned zstd_level = 3;
     if (sp >= 0 && dcpl >= 0 && dapl >= 0 && H5Pset_chunk(dcpl, rank, chunk) >= 0 &&
-        (w->deflate <= 0 || (H5Pset_shuffle(dcpl) >= 0 && H5Pset_deflate(dcpl, (unsigned)w->deflate) >= 0)) &&
+        (w->deflate == 0 || H5Pset_shuffle(dcpl) >= 0) &&
+        (w->deflate <= 0 || H5Pset_deflate(dcpl, (unsigned)w->deflate) >= 0) &&
+        (w->deflate >= 0 || H5Pset_filter(dcpl, H5Z_FILTER_ZSTD, H5Z_FLAG_MANDATORY, 1, &zstd_level) >= 0) &&
         H5Pset_chunk_cache(dapl, 1021, CHUNK_CACHE_BYTES, 1.0) >= 0)
         d = H5Dcreate2(w->file, name, w->ftype, sp, H5P_DEFAULT, dcpl, dapl);
     if (sp >= 0)
@@ -532,7 +536,11 @@ int h5w_open(H5Writer **out, const char *path, int deflate_level, ShardMeta *met
         return LMR_ENOMEM;
     w->file = w->data = w->ftype = -1;
     snprintf(w->path, sizeof w->path, "%s", path);
-    w->deflate = deflate_level > 9 ? 9 : deflate_level;
+    w->deflate = deflate_level > 9 ? 9 : deflate_level < 0 ? -1 : deflate_level;
+    if (w->deflate < 0 && H5Zfilter_avail(H5Z_FILTER_ZSTD) <= 0) {
+        free(w);
+        return lmr_fail(err, LMR_EUNSUPPORTED, "%s: the HDF5 zstd filter (32015) is not installed; use deflate", path);
+    }
     buf_init(&w->payload);
     int rc = record_ctx_init(&w->ctx, 0);
     if (rc)

@@ -23,7 +23,8 @@ static const char usage[] =
     "  -o, --out SHARD     shard to create or complete\n"
     "  --format F          lmdb (default) or hdf5\n"
     "  --zstd-level N      re-encode payloads at zstd level N (0 = raw); default: keep as given\n"
-    "  --deflate N         HDF5 deflate level 0..9 (default 4)\n"
+    "  --deflate N         HDF5: shuffle + deflate level 1..9 (default 4), 0 = no filter\n"
+    "  --hdf5-zstd         HDF5: shuffle + zstd (filter 32015; readers need the plugin)\n"
     "  --txn-mb N          LMDB: MiB per write transaction (default 64)\n"
     "  --dataset NAME      metadata: dataset name (overrides F.rec.meta.json)\n"
     "  --split NAME        metadata: split name\n"
@@ -43,7 +44,7 @@ static const char usage[] =
 
 enum { OPT_FORMAT = 256, OPT_ZSTD, OPT_DEFLATE, OPT_TXN, OPT_DATASET, OPT_SPLIT, OPT_CLASSES, OPT_NOCHECK,
        OPT_INFO, OPT_JSON, OPT_VERIFY, OPT_THREADS, OPT_VIDEOLT, OPT_LABELS, OPT_COUNTS, OPT_MAXFRAMES,
-       OPT_STRICT, OPT_VERSION };
+       OPT_STRICT, OPT_VERSION, OPT_H5ZSTD };
 
 typedef struct {
     int tty, quiet;
@@ -133,7 +134,8 @@ int main(int argc, char **argv)
         {"labels", required_argument, 0, OPT_LABELS},   {"counts", required_argument, 0, OPT_COUNTS},
         {"max-frames", required_argument, 0, OPT_MAXFRAMES}, {"strict", no_argument, 0, OPT_STRICT},
         {"quiet", no_argument, 0, 'q'},                 {"help", no_argument, 0, 'h'},
-        {"version", no_argument, 0, OPT_VERSION},       {0, 0, 0, 0}};
+        {"version", no_argument, 0, OPT_VERSION},       {"hdf5-zstd", no_argument, 0, OPT_H5ZSTD},
+        {0, 0, 0, 0}};
     const char *out = NULL, *videolt = NULL, *labels = NULL, *counts = NULL;
     ShardWriterOpts wo = {SHARD_LMDB, 4, 64u << 20};
     ShardMeta hint;
@@ -158,6 +160,7 @@ int main(int argc, char **argv)
         case OPT_SPLIT: snprintf(hint.split, sizeof hint.split, "%s", optarg); break;
         case OPT_CLASSES: if (parse_int(optarg, 1, 1 << 24, &v)) goto bad_usage; hint.n_classes = (int)v; break;
         case OPT_NOCHECK: check = 0; break;
+        case OPT_H5ZSTD: wo.deflate_level = -1; break;
         case OPT_INFO: info = 1; break;
         case OPT_JSON: json = 1; break;
         case OPT_VERIFY: verify = 1; break;
