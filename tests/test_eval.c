@@ -30,7 +30,8 @@ static uint64_t lcg(uint64_t *x)
 
 static double unif(uint64_t *x) { return (double)lcg(x) / 2147483648.0; }
 
-static void write_ckpt(const char *path, const float *w2, const float *b2, int d, int n_classes)
+static void write_ckpt_counts(const char *path, const float *w2, const float *b2, int d, int n_classes,
+                              const int64_t *cnt)
 {
     float ln_w[16], ln_b[16];
     for (int i = 0; i < d; i++)
@@ -45,12 +46,17 @@ static void write_ckpt(const char *path, const float *w2, const float *b2, int d
     snprintf(dims, sizeof dims, "%d", d);
     snprintf(classes, sizeof classes, "%d", n_classes);
     for (int c = 0; c < n_classes; c++)
-        snprintf(cc + strlen(cc), sizeof cc - strlen(cc), "%s%lld", c ? "," : "", (long long)counts[c % C]);
+        snprintf(cc + strlen(cc), sizeof cc - strlen(cc), "%s%lld", c ? "," : "", (long long)cnt[c % C]);
     strcat(cc, "]");
     const char *k[] = {"stage", "dims", "hidden", "classes", "class_counts", "loss"};
     const char *v[] = {"lmr", dims, "0", classes, cc, "softmax"};
     char err[LMR_ERRLEN];
     CHECK_RC(st_write(path, t, 4, k, v, 6, err), 0);
+}
+
+static void write_ckpt(const char *path, const float *w2, const float *b2, int d, int n_classes)
+{
+    write_ckpt_counts(path, w2, b2, d, n_classes, counts);
 }
 
 /* Record for one clip: T varies with i; labels n_labels (0 = unlabelled). */
@@ -74,9 +80,10 @@ static void put_clip(ShardWriter *w, RecordCtx *rc, int i, const float *x, int T
 
 /* Reference score of one clip, in double: LN (eps 1e-6, gain 1, bias 0) of the mean over T of
  * the f16-rounded features, logits W LN + b, softmax per view, summed. */
-static int reference_top1(const float *x, int T, const float *w2, const float *b2)
+static int reference_scores(const float *x, int T, const float *w2, const float *b2, double *s)
 {
-    double s[C] = {0};
+    for (int c = 0; c < C; c++)
+        s[c] = 0;
     for (int v = 0; v < V; v++) {
         double m[D] = {0}, mu = 0, var = 0, z[C], zmax = -1e300, sum = 0;
         for (int t = 0; t < T; t++)
@@ -107,6 +114,12 @@ static int reference_top1(const float *x, int T, const float *w2, const float *b
         if (s[c] > s[best])
             best = c;
     return best;
+}
+
+static int reference_top1(const float *x, int T, const float *w2, const float *b2)
+{
+    double s[C];
+    return reference_scores(x, T, w2, b2, s);
 }
 
 static int run(const char *args, const char *want_in_stderr)
@@ -142,8 +155,9 @@ static double jnum(json_t *o, const char *k)
     return json_number_value(v);
 }
 
-static void make_shard(const char *path, int n_classes, int n_clips, int bad_label, float *xs, int *Ts,
-                       int32_t *labels)
+/* multi: clip i also carries label (i + 1) % C when i is even. */
+static void make_shard_ml(const char *path, int n_classes, int n_clips, int bad_label, float *xs, int *Ts,
+                          int32_t *labels, int multi)
 {
     ShardWriter *w = NULL;
     ShardWriterOpts o = {.format = SHARD_LMDB};
@@ -152,8 +166,9 @@ static void make_shard(const char *path, int n_classes, int n_clips, int bad_lab
     RecordCtx rc;
     CHECK_RC(record_ctx_init(&rc, 3), 0);
     for (int i = 0; i < n_clips && w; i++) {
-        int32_t l = bad_label && i == 3 ? C : labels[i];
-        put_clip(w, &rc, i, xs + (size_t)i * V * 8 * D, Ts[i], &l, l < 0 ? 0 : 1);
+        int32_t l[2] = {bad_label && i == 3 ? C : labels[i], (labels[i] + 1) % C};
+        int n_l = l[0] < 0 ? 0 : multi && i % 2 == 0 ? 2 : 1;
+        put_clip(w, &rc, i, xs + (size_t)i * V * 8 * D, Ts[i], l, n_l);
     }
     ShardMeta m;
     shardmeta_init(&m);
@@ -164,6 +179,89 @@ static void make_shard(const char *path, int n_classes, int n_clips, int bad_lab
         CHECK_RC(shardwriter_set_meta(w, &m), 0);
     CHECK_RC(shardwriter_close(&w), 0);
     record_ctx_free(&rc);
+}
+
+static void make_shard(const char *path, int n_classes, int n_clips, int bad_label, float *xs, int *Ts,
+                       int32_t *labels)
+{
+    make_shard_ml(path, n_classes, n_clips, bad_label, xs, Ts, labels, 0);
+}
+
+/* Average precision as the mean, over the positives, of the precision at each positive's rank
+ * (no ties in these scores): an independent formula from the threshold sum lmr-eval uses. */
+static double reference_ap(const double *score, const int *pos, int n)
+{
+    double sum = 0;
+    int n_pos = 0;
+    for (int i = 0; i < n; i++) {
+        if (!pos[i])
+            continue;
+        int above = 0, pos_above = 0;
+        for (int j = 0; j < n; j++)
+            if (score[j] >= score[i])
+                above++, pos_above += pos[j];
+        sum += (double)pos_above / above;
+        n_pos++;
+    }
+    return n_pos ? sum / n_pos : -1;
+}
+
+static void test_multilabel(const char *p_shard_ml, const float *xs, const int *Ts, const int32_t *labels,
+                            const float *w2, const float *b2)
+{
+    TEST(6, "multi-label data with VideoLT groups: accuracy per group, mAP per group");
+    char p_ckpt[256], buf[2048];
+    snprintf(p_ckpt, sizeof p_ckpt, "%s/vlt.safetensors", dir);
+    static const int64_t vc[C] = {600, 200, 50, 10}; // head, medium, tail, tail (and few)
+    write_ckpt_counts(p_ckpt, w2, b2, D, C, vc);
+    snprintf(buf, sizeof buf, "--model '%s' --data '%s' --groups videolt --json '%s/vlt.json' --quiet",
+             p_ckpt, p_shard_ml, dir);
+    CHECK(run(buf, NULL) == 0);
+    static double sc[N][C];
+    int n_c[C] = {0}, correct[C] = {0}, hits = 0, n = 0;
+    for (int i = 0; i < N; i++) {
+        int top = reference_scores(xs + (size_t)i * V * 8 * D, Ts[i], w2, b2, sc[i]);
+        if (labels[i] < 0)
+            continue;
+        int l2 = (labels[i] + 1) % C, multi = i % 2 == 0;
+        int hit = top == labels[i] || (multi && top == l2);
+        n_c[labels[i]]++, correct[labels[i]] += hit;
+        if (multi)
+            n_c[l2]++, correct[l2] += hit;
+        hits += hit, n++;
+    }
+    double ap[C];
+    for (int c = 0; c < C; c++) {
+        double s[N];
+        int pos[N], k = 0;
+        for (int i = 0; i < N; i++) {
+            if (labels[i] < 0)
+                continue;
+            s[k] = sc[i][c];
+            pos[k++] = labels[i] == c || (i % 2 == 0 && (labels[i] + 1) % C == c);
+        }
+        ap[c] = reference_ap(s, pos, k);
+    }
+    snprintf(buf, sizeof buf, "%s/vlt.json", dir);
+    json_t *j = json_load_file(buf, 0, NULL);
+    CHECK(j != NULL);
+    if (!j)
+        return;
+    double acc[C];
+    for (int c = 0; c < C; c++)
+        acc[c] = (double)correct[c] / n_c[c];
+    CHECK_CLOSE(jnum(j, "top1"), (double)hits / n, 1e-9, 0);
+    CHECK_CLOSE(jnum(j, "head_acc"), acc[0], 1e-9, 0);
+    CHECK_CLOSE(jnum(j, "medium_acc"), acc[1], 1e-9, 0);
+    CHECK_CLOSE(jnum(j, "tail_acc"), (acc[2] + acc[3]) / 2, 1e-9, 0);
+    CHECK_CLOSE(jnum(j, "few_acc"), acc[3], 1e-9, 0); // few: the tail class with <= 20 clips
+    CHECK_CLOSE(jnum(j, "map"), (ap[0] + ap[1] + ap[2] + ap[3]) / 4, 1e-6, 0);
+    CHECK_CLOSE(jnum(j, "head_map"), ap[0], 1e-6, 0);
+    CHECK_CLOSE(jnum(j, "medium_map"), ap[1], 1e-6, 0);
+    CHECK_CLOSE(jnum(j, "tail_map"), (ap[2] + ap[3]) / 2, 1e-6, 0);
+    CHECK_CLOSE(jnum(j, "few_map"), ap[3], 1e-6, 0);
+    printf("  mAP %.4f, top-1 %.4f\n", jnum(j, "map"), jnum(j, "top1"));
+    json_decref(j);
 }
 
 int main(void)
@@ -303,7 +401,28 @@ int main(void)
     snprintf(buf, sizeof buf, "--model '%s' --data '%s/missing.lmdb'", p_ckpt, dir);
     CHECK(run(buf, "missing.lmdb") == 1);
 
-    TEST(4, "--device cuda without CUDA, bad usage, --help, --version");
+    TEST(4, "--tail-classes: EPIC's tail list, the rest head, few by count");
+    snprintf(buf, sizeof buf, "%s/tail.csv", dir);
+    f = fopen(buf, "w");
+    if (f) {
+        fputs("verb\n1\n", f); // EPIC's tail-verb list layout
+        fclose(f);
+    }
+    snprintf(buf, sizeof buf, "--model '%s' --data '%s' --tail-classes '%s/tail.csv' --json '%s/t.json' --quiet",
+             p_ckpt, p_shard, dir, dir);
+    CHECK(run(buf, NULL) == 0);
+    snprintf(buf, sizeof buf, "%s/t.json", dir);
+    j = json_load_file(buf, 0, NULL);
+    if (j) {
+        CHECK_CLOSE(jnum(j, "head_acc"), acc[0], 1e-9, 0);
+        CHECK_CLOSE(jnum(j, "tail_acc"), acc[1], 1e-9, 0);
+        CHECK_CLOSE(jnum(j, "few_acc"), (acc[2] + acc[3]) / 2, 1e-9, 0);
+        json_decref(j);
+    } else {
+        CHECK(!"t.json readable");
+    }
+
+    TEST(5, "--device cuda without CUDA, bad usage, --help, --version");
     snprintf(buf, sizeof buf, "--model '%s' --data '%s' --device cuda", p_ckpt, p_shard);
     if (!backend_available(BACKEND_CUDA))
         CHECK(run(buf, "") == 1);
@@ -315,7 +434,13 @@ int main(void)
     CHECK(run("--help", NULL) == 0);
     CHECK(run("--version", NULL) == 0);
 
-    if (getenv("LMR_KEEP")) return check_failures ? 1 : 0;
+    char p_ml[256];
+    snprintf(p_ml, sizeof p_ml, "%s/ml.lmdb", dir);
+    make_shard_ml(p_ml, C, N, 0, xs, Ts, labels, 1);
+    test_multilabel(p_ml, xs, Ts, labels, w2, b2);
+
+    if (getenv("LMR_KEEP"))
+        return check_failures ? 1 : 0;
     snprintf(buf, sizeof buf, "rm -rf '%s'", dir);
     if (check_failures == 0 && system(buf) != 0)
         fprintf(stderr, "could not remove %s\n", dir);
