@@ -30,14 +30,14 @@ static void on_warn(void *user, const char *msg)
         snprintf(w->first, sizeof w->first, "%s", msg);
 }
 
-static int run_import(const char *shard, int max_frames, VideoltStats *st, Warn *w)
+static int run_import_as(const char *shard, ShardFormat format, int max_frames, VideoltStats *st, Warn *w)
 {
     char feats[300], list[300], counts[300], err[LMR_ERRLEN] = "";
     snprintf(feats, sizeof feats, "%s/feats", dir);
     snprintf(list, sizeof list, "%s/train.lst", dir);
     snprintf(counts, sizeof counts, "%s/count-labels-train.lst", dir);
     VideoltImportOpts o = {feats, list, counts, max_frames, 3, 0, 1};
-    ShardWriterOpts wo = {SHARD_LMDB, 4, 1u << 20};
+    ShardWriterOpts wo = {format, 4, 1u << 20};
     ShardWriter *sw;
     int rc = shardwriter_open(&sw, shard, &wo, err);
     if (rc) {
@@ -49,6 +49,11 @@ static int run_import(const char *shard, int max_frames, VideoltStats *st, Warn 
         fprintf(stderr, "import: %s\n", err);
     int crc = shardwriter_close(&sw);
     return rc ? rc : crc;
+}
+
+static int run_import(const char *shard, int max_frames, VideoltStats *st, Warn *w)
+{
+    return run_import_as(shard, SHARD_LMDB, max_frames, st, w);
 }
 
 /* Features of record i as f32, compared with the .npy file (rows per `rows` or all). */
@@ -190,7 +195,26 @@ int main(void)
     }
     shardset_close(&s);
 
-    TEST(5, "lmr-pack --verify and --info --json");
+    TEST(5, "HDF5 shard: rows of varying T, same histogram and bytes");
+    char shard_h[512];
+    snprintf(shard_h, sizeof shard_h, "%s/a.h5", dir);
+    CHECK_RC(run_import_as(shard_h, SHARD_HDF5, 0, &st, &w), 0);
+    CHECK(st.written == N_VIDEOS && st.skipped == 8);
+    paths[0] = shard_h;
+    CHECK_RC(shardset_open(&s, paths, 1, err), 0);
+    if (s) {
+        m = shardset_meta(s);
+        CHECK(shardset_count(s) == N_VIDEOS && m->n_classes == n_classes && m->multi_label);
+        for (int c = 0; c < n_classes; c++)
+            CHECK(m->class_counts && m->class_counts[c] == json_integer_value(json_array_get(hist, (size_t)c)));
+        for (const char *id = "v_00000"; id; id = strcmp(id, "v_00000") == 0 ? "v_00007" : NULL) {
+            int64_t i = shardset_find(s, id);
+            CHECK(i >= 0 && same_as_npy(s, (uint64_t)i, NULL, 0));
+        }
+        shardset_close(&s);
+    }
+
+    TEST(6, "lmr-pack --verify and --info --json");
     char pack[512];
     snprintf(pack, sizeof pack, "%s/lmr-pack", bin ? bin : ".");
     if (access(pack, X_OK) != 0) {
@@ -199,6 +223,8 @@ int main(void)
         return check_failures ? 1 : 77;
     }
     snprintf(cmd, sizeof cmd, "'%s' --verify '%s' >/dev/null 2>&1", pack, shard);
+    CHECK(system(cmd) == 0);
+    snprintf(cmd, sizeof cmd, "'%s' --verify '%s' >/dev/null 2>&1", pack, shard_h);
     CHECK(system(cmd) == 0);
     snprintf(cmd, sizeof cmd, "'%s' --info --json '%s' > '%s/info.json'", pack, shard, dir);
     CHECK(system(cmd) == 0);
