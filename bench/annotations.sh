@@ -15,7 +15,7 @@ py=${LMR_PYTHON:-/usr/bin/python3}
 work=$(mktemp -d "${TMPDIR:-/tmp}/lmr_bench_annot_XXXXXX")
 trap 'rm -rf "$work"' EXIT
 now() { date +%s.%N; }
-secs() { echo "$2 - $1" | bc -l | awk '{printf "%.3f", $1}'; }
+secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
 
 "$py" - "$work" "$n_npy" <<'PY'
 import json, os, sys
@@ -74,7 +74,7 @@ done
 echo "== VideoLT import ($n_npy files) =="
 mb=$(du -sm "$work/feats" | cut -f1)
 cat "$work"/feats/*.npy > /dev/null # warm the page cache for both
-rate() { echo "$1 / $2" | bc -l | awk '{printf "%.0f", $1}'; }
+rate() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.0f", a / b }'; }
 t0=$(now); cat "$work"/feats/*.npy > /dev/null; t1=$(now)
 s=$(secs "$t0" "$t1")
 echo "cat > /dev/null:          $mb MB in $s s = $(rate "$mb" "$s") MB/s (read only)"
