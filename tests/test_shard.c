@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -14,6 +15,7 @@
 
 #define N_REC 600
 #define N_CLASSES 12
+#define D_MAIN 128
 
 typedef struct {
     LmrBuf rec[N_REC];      /* zstd-encoded records */
@@ -29,7 +31,7 @@ static uint64_t rng_next(uint64_t *s)
     return z ^ (z >> 31);
 }
 
-/* Record i of a corpus: features f16 [1, T, 64, 1], T in 1..40, 1-3 labels, id "<prefix>%05d". */
+/* Record i of a corpus: features f16 [1, T, d, 1], T in 1..40, 1-3 labels, id "<prefix>%05d". */
 static void make_record(RecordCtx *ctx, uint64_t *rng, const char *prefix, int i, uint32_t d, int fixed_t,
                         LmrBuf *out, LmrBuf *raw_out, int64_t *counts)
 {
@@ -46,7 +48,7 @@ static void make_record(RecordCtx *ctx, uint64_t *rng, const char *prefix, int i
     size_t n = (size_t)in.dims[1] * d;
     uint16_t *p = malloc(2 * n);
     for (size_t k = 0; k < n; k++)
-        p[k] = (uint16_t)(0x3c00 + rng_next(rng) % 64); /* halves near 1: a little compressible */
+        p[k] = (uint16_t)(0x3000 + rng_next(rng) % 4096); /* halves in [0.125, 2): a little compressible */
     int level = ctx->level;
     CHECK_RC(record_encode(ctx, &in, p, out), 0);
     if (raw_out) {
@@ -61,7 +63,7 @@ static void corpus_init(Corpus *c, RecordCtx *ctx, uint64_t *rng)
 {
     memset(c, 0, sizeof *c);
     for (int i = 0; i < N_REC; i++)
-        make_record(ctx, rng, "clip", i, 64, 0, &c->rec[i], &c->raw[i], c->counts);
+        make_record(ctx, rng, "clip", i, D_MAIN, 0, &c->rec[i], &c->raw[i], c->counts);
 }
 
 static void corpus_free(Corpus *c)
@@ -147,7 +149,7 @@ static void check_set_content(ShardSet *s, const Corpus *c, int want_raw_bytes, 
 static void check_meta(const ShardMeta *m, const int64_t *counts, uint64_t n)
 {
     CHECK(m->n_records == n);
-    CHECK(m->kind == LMR_KIND_FEATURES && m->dtype == LMR_DT_F16 && m->dims[0] == 1 && m->dims[2] == 64);
+    CHECK(m->kind == LMR_KIND_FEATURES && m->dtype == LMR_DT_F16 && m->dims[0] == 1 && m->dims[2] == D_MAIN);
     CHECK(m->dims[1] == 0); /* T varies */
     CHECK(m->multi_label == 1);
     CHECK(m->n_classes == N_CLASSES);
@@ -166,6 +168,9 @@ static void test_roundtrip(const char *dir, const Corpus *c, ShardFormat fmt)
     LmrBuf *recs = fmt == SHARD_HDF5 ? (LmrBuf *)c->raw : (LmrBuf *)c->rec;
     CHECK_RC(write_shard(path, fmt, recs, 0, N_REC, 16 << 10, &added, &done), 0);
     CHECK(added == N_REC && done == 0);
+    struct stat st;
+    if (fmt == SHARD_LMDB) /* bigger than the first 1 MiB map: the map was grown */
+        CHECK(stat(path, &st) == 0 && st.st_size > (2 << 20));
     ShardSet *s;
     const char *p[1] = {path};
     CHECK_RC(shardset_open(&s, p, 1, err), 0);
@@ -214,7 +219,7 @@ static void test_resume(const char *dir, const Corpus *c, ShardFormat fmt)
     LmrBuf b;
     buf_init(&b);
     uint64_t rng = 99;
-    make_record(&ctx, &rng, "clip", 7, 64, 0, &b, NULL, NULL);
+    make_record(&ctx, &rng, "clip", 7, D_MAIN, 0, &b, NULL, NULL);
     CHECK_RC(shardwriter_put(w, b.data, b.len), LMR_EEXIST);
     CHECK(strstr(shardwriter_error(w), "clip00007") != NULL);
     make_record(&ctx, &rng, "new", 1, 32, 0, &b, NULL, NULL);
@@ -292,7 +297,7 @@ static void test_sets(const char *dir, const Corpus *c)
     uint64_t rng = 5;
     for (int i = 0; i < 50; i++) {
         buf_init(&recs[i]);
-        make_record(&ctx, &rng, "bset", i, 64, 8, &recs[i], NULL, counts);
+        make_record(&ctx, &rng, "bset", i, D_MAIN, 8, &recs[i], NULL, counts);
     }
     int added, done;
     CHECK_RC(write_shard(b, SHARD_LMDB, recs, 0, 50, 0, &added, &done), 0);
