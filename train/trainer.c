@@ -637,13 +637,13 @@ static int run_loop(Trainer *t, TrainResult *res, char *err)
         }
         if (step + 1 == t->spe) { // end of an epoch: validate, log, checkpoint
             ValMetrics vm, *pv = NULL;
-            if (t->val) {
+            if (t->val && dist_is_root(t->dist)) { // data-parallel: the ranks hold one model, rank 0 scores it
                 if ((rc = validate(t, &vm, err)) < 0)
                     break;
                 pv = &vm;
                 if (vm.avg_class_acc > t->info.best_metric) {
                     t->info.best_metric = vm.avg_class_acc;
-                    if (dist_is_root(t->dist) && (rc = checkpoint_save(t->best_path, &t->model, &t->info, NULL, err)) < 0)
+                    if ((rc = checkpoint_save(t->best_path, &t->model, &t->info, NULL, err)) < 0)
                         break;
                 }
                 note(o, 0, "%s epoch %ld/%d: loss %.4f, val avg class acc %.4f (few %.4f, best %.4f)", t->info.stage,
