@@ -1,7 +1,8 @@
 /* "pool": a cheap hand-made per-frame descriptor for demos and tests, no weights needed.
  * Colour (grid means, a global histogram), shape (a luminance thumbnail, grid contrast and
  * edge energy) and motion against the previous sampled frame (grid frame differences,
- * Lucas-Kanade flow per cell, the displacement of the changed region). L2-normalised. */
+ * Lucas-Kanade flow per cell, the displacement and the colour of the changed region).
+ * L2-normalised per frame. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,11 +22,13 @@ enum {
     OFF_HIST = OFF_THUMB + TH * TH,       /* NBIN^3 colour histogram (sqrt of fractions) */
     OFF_MOTION = OFF_HIST + NBIN * NBIN * NBIN, /* G*G*3: mean |dI/dt|, flow u, v */
     OFF_GLOBAL = OFF_MOTION + G * G * 3,  /* mean |dI/dt|, flow u, v, change shift x, y */
-    POOL_DIM = OFF_GLOBAL + 5
+    OFF_MOVING = OFF_GLOBAL + 5,          /* colour of what changed (RGB weighted by |dI/dt|) */
+    POOL_DIM = OFF_MOVING + 3
 };
 
-/* Area-average luminance of an h x w RGB frame onto an LS x LS map (values 0..1). */
-static void luma_map(const uint8_t *f, int h, int w, float *y)
+/* Area-average luminance (and colour, rgb: 3 maps) of an h x w RGB frame onto LS x LS maps
+ * (values 0..1). */
+static void luma_map(const uint8_t *f, int h, int w, float *y, float *rgb)
 {
     for (int gy = 0; gy < LS; gy++) {
         int y0 = gy * h / LS, y1 = (gy + 1) * h / LS;
@@ -35,13 +38,17 @@ static void luma_map(const uint8_t *f, int h, int w, float *y)
             int x0 = gx * w / LS, x1 = (gx + 1) * w / LS;
             if (x1 <= x0)
                 x1 = x0 + 1;
-            float s = 0;
+            float s[3] = {0, 0, 0};
             for (int yy = y0; yy < y1 && yy < h; yy++) {
                 const uint8_t *p = f + ((size_t)yy * w + x0) * 3;
                 for (int xx = x0; xx < x1 && xx < w; xx++, p += 3)
-                    s += 0.299f * p[0] + 0.587f * p[1] + 0.114f * p[2];
+                    for (int c = 0; c < 3; c++)
+                        s[c] += p[c];
             }
-            y[gy * LS + gx] = s / (255.0f * (float)((y1 - y0) * (x1 - x0)));
+            float inv = 1.0f / (255.0f * (float)((y1 - y0) * (x1 - x0)));
+            for (int c = 0; c < 3; c++)
+                rgb[c * LS * LS + gy * LS + gx] = s[c] * inv;
+            y[gy * LS + gx] = (0.299f * s[0] + 0.587f * s[1] + 0.114f * s[2]) * inv;
         }
     }
 }
@@ -99,9 +106,10 @@ static void appearance(const uint8_t *f, int h, int w, const float *y, float *o)
     }
 }
 
-/* Motion between luminance maps a (previous) and b (current). */
-static void motion(const float *a, const float *b, float *o)
+/* Motion between luminance maps a (previous) and b (current); rgb: colour maps of b. */
+static void motion(const float *a, const float *b, const float *rgb, float *o)
 {
+    double mc[3] = {0, 0, 0}, mw = 0;
     int cs = LS / G;
     double Gxx = 0, Gxy = 0, Gyy = 0, Gxt = 0, Gyt = 0, Gat = 0;
     double px = 0, py = 0, pw = 0, nx = 0, ny = 0, nw = 0;
@@ -122,6 +130,9 @@ static void motion(const float *a, const float *b, float *o)
                 xt += ix * it;
                 yt += iy * it;
                 at += fabs(it);
+                mw += fabs(it);
+                for (int k = 0; k < 3; k++)
+                    mc[k] += fabs(it) * rgb[k * LS * LS + i];
                 // Where the picture got brighter vs darker: their centroids move with objects.
                 if (it > 0) {
                     px += it * x;
@@ -159,21 +170,26 @@ static void motion(const float *a, const float *b, float *o)
     } else {
         o[OFF_GLOBAL + 3] = o[OFF_GLOBAL + 4] = 0;
     }
+    for (int k = 0; k < 3; k++)
+        o[OFF_MOVING + k] = mw > eps ? (float)(mc[k] / mw) : 0;
 }
 
 static int pool_run(Backbone *b, const uint8_t *frames, int n, int h, int w, float *out)
 {
-    float *ymap = malloc(sizeof(float) * LS * LS * (size_t)n);
-    if (!ymap)
+    float *ymap = malloc(sizeof(float) * LS * LS * (size_t)n), *rgb = malloc(sizeof(float) * LS * LS * 3);
+    if (!ymap || !rgb) {
+        free(ymap);
+        free(rgb);
         return LMR_FAIL(b, LMR_ENOMEM, "pool: out of memory");
+    }
     size_t fsz = (size_t)h * w * 3;
     for (int t = 0; t < n; t++) {
         float *o = out + (size_t)t * POOL_DIM;
         memset(o, 0, sizeof(float) * POOL_DIM);
-        luma_map(frames + t * fsz, h, w, ymap + (size_t)t * LS * LS);
+        luma_map(frames + t * fsz, h, w, ymap + (size_t)t * LS * LS, rgb);
         appearance(frames + t * fsz, h, w, ymap + (size_t)t * LS * LS, o);
         if (t > 0)
-            motion(ymap + (size_t)(t - 1) * LS * LS, ymap + (size_t)t * LS * LS, o);
+            motion(ymap + (size_t)(t - 1) * LS * LS, ymap + (size_t)t * LS * LS, rgb, o);
     }
     // The first frame has no predecessor: it shares the motion of the second.
     if (n > 1)
@@ -188,6 +204,7 @@ static int pool_run(Backbone *b, const uint8_t *frames, int n, int h, int w, flo
             o[i] *= inv;
     }
     free(ymap);
+    free(rgb);
     return 0;
 }
 
