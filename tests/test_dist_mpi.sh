@@ -2,7 +2,7 @@
 # Data-parallel lmr-train: `mpirun -np 2` (and -np 4) must give the checkpoint of one process with the
 # same global batch and seed, within float tolerance, after several steps of both stages (init,
 # then lmr with the memory bank, few-shot masks and mixing across ranks); a run with another seed
-# must not (so the tolerance can fail); a batch that does not split over the ranks is refused.
+# must not (so the tolerance can fail); multi-label BCE matches too; a batch that does not split over the ranks is refused.
 # usage: test_dist_mpi.sh MPIEXEC GEN_RECORDS   (env: LMR_BIN, LMR_SRC, LMR_PYTHON)
 set -eu
 MPIEXEC=$1
@@ -47,7 +47,17 @@ $MPI -np 4 "$TRAIN" $LMR $COMMON --out lmr4.safetensors || fail "lmr, 4 ranks"
 $CMP lmr1.safetensors lmr4.safetensors || fail "lmr: 4 ranks differ from 1 process"
 if $CMP --prefix head. init1.safetensors lmr1.safetensors >/dev/null; then fail "lmr stage did not train"; fi
 
-echo "test 5: a global batch that does not split over the ranks is refused"
+echo "test 5: multi-label clips with --loss bce, stage lmr: 1 process vs 2 ranks"
+"$GEN" m.rec 96 --d 20 --classes 5 --t 2 --dtype f32 --multi --seed 4 >/dev/null
+"$LMR_BIN/lmr-pack" -o m.lmdb m.rec >/dev/null 2>&1 || fail "lmr-pack (multi-label)"
+M="--train m.lmdb --batch 16 --loss bce --lr 0.01 --seed 5 --quiet"
+"$TRAIN" --stage init $M --hidden 8 --epochs 1 --out minit.safetensors || fail "bce init"
+"$TRAIN" --stage lmr $M --init minit.safetensors --epochs 2 --lmr-omega 30 --out mlmr1.safetensors || fail "bce lmr"
+$MPI -np 2 "$TRAIN" --stage lmr $M --init minit.safetensors --epochs 2 --lmr-omega 30 --out mlmr2.safetensors \
+    || fail "bce lmr, 2 ranks"
+$CMP mlmr1.safetensors mlmr2.safetensors || fail "multi-label bce: 2 ranks differ from 1 process"
+
+echo "test 6: a global batch that does not split over the ranks is refused"
 if $MPI -np 2 "$TRAIN" --stage init $COMMON --batch 15 --epochs 1 --out bad.safetensors 2>err.txt; then
     fail "batch 15 over 2 ranks accepted"
 fi
