@@ -128,6 +128,9 @@ static int worker_decoder(Worker *w, const char *video)
     snprintf(path, sizeof w->dec_path, "%s/%s", o->videos && *o->videos ? o->videos : ".", video);
     DecoderOpts d = o->decode;
     struct stat sb;
+    char *rf = strstr(path, "/rgb_frames/");
+    if (rf && stat(path, &sb) != 0) // EPIC frame folders come with and without rgb_frames/
+        memmove(rf + 1, rf + 12, strlen(rf + 12) + 1);
     if (o->epic_fps && stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) {
         char tmp[2048];
         snprintf(tmp, sizeof tmp, "%s", path);

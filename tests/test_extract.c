@@ -329,6 +329,34 @@ int main(void)
     snprintf(p, sizeof p, "%s/lim.rec", dir);
     CHECK(read_recs(p, r, 64) == 1 && strcmp(r[0].id, "l1") == 0);
 
+    TEST(10, "EPIC csv with a JPEG frame folder (60 fps by the id, window sampling); SSv2 json");
+    CHECK(vid_sh("mkdir -p %s/P01/P01_02", dir) == 0);
+    snprintf(p, sizeof p, "-q:v 2 -start_number 1 %s/P01/P01_02/frame_%%010d.jpg", dir);
+    CHECK(vid_make(120, 64, 48, 60, 0, p) == 0);
+    CHECK(vid_sh("cd %s && printf 'narration_id,participant_id,video_id,narration_timestamp,start_timestamp,"
+                 "stop_timestamp,start_frame,stop_frame,narration,verb,verb_class,noun,noun_class,all_nouns,"
+                 "all_noun_classes\\nP01_02_0,P01,P01_02,00:00:00.50,00:00:00.50,00:00:01.50,30,90,open door,"
+                 "open,3,door,8,[],[]\\n' > EPIC_100_validation.csv && cp short.webm 7.webm && "
+                 "printf '{\"Holding something\": \"0\", \"Pushing something\": \"1\"}' > labels.json && "
+                 "printf '[{\"id\":\"7\",\"label\":\"pushing a pen\",\"template\":\"Pushing [something]\","
+                 "\"placeholders\":[\"a pen\"]}]' > val.json", dir) == 0);
+    CHECK(vid_sh("cd %s && %s/lmr-extract --dataset epic --annotations EPIC_100_validation.csv --videos . "
+                 "--frames-dir --frames 4 --size 32 --quiet --out epic.rec", dir, bin) == 0);
+    snprintf(p, sizeof p, "%s/epic.rec", dir);
+    n = read_recs(p, r, 64); // frames 30..89 at 60 fps; stride 8, span 32, slack 28: start 44
+    CHECK(n == 1 && strcmp(r[0].id, "P01_02_0") == 0 && r[0].label == 3);
+    if (n == 1)
+        for (int t = 0; t < 4; t++)
+            CHECK(r[0].frames[t] == 44 + 8 * t);
+    CHECK(vid_sh("cd %s && %s/lmr-extract --dataset ssv2 --annotations val.json --labels labels.json "
+                 "--videos . --frames 4 --size 32 --backbone pool --quiet --out ssv2.rec", dir, bin) == 0);
+    snprintf(p, sizeof p, "%s/ssv2.rec", dir);
+    n = read_recs(p, r, 64);
+    CHECK(n == 1 && strcmp(r[0].id, "7") == 0 && r[0].label == 1 && r[0].kind == LMR_KIND_FEATURES);
+    snprintf(p, sizeof p, "%s/ssv2.rec.meta.json", dir);
+    CHECK(file_has(p, "\"dataset\":\"ssv2\"") && file_has(p, "\"split\":\"val\"") &&
+          file_has(p, "\"backbone\":\"pool\"") && file_has(p, "\"n_classes\":2"));
+
     if (!getenv("LMR_KEEP"))
         vid_sh("rm -rf %s", dir);
     CHECK_DONE();
