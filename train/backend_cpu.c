@@ -174,6 +174,81 @@ int backend_sync(BackendCtx *ctx)
 
 // --- layer norm ------------------------------------------------------------------------------
 
+/* Row reductions with 8 independent partial sums: the compiler turns them into vector adds
+ * without -ffast-math, and the fixed order keeps every run bit-identical. */
+#define LANES 8
+static inline float lanes_total(const float *acc, float tail)
+{
+    return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail;
+}
+
+static float row_sum(const float *x, int n)
+{
+    float acc[LANES] = {0}, tail = 0.0f;
+    int i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int k = 0; k < LANES; k++)
+            acc[k] += x[i + k];
+    for (; i < n; i++)
+        tail += x[i];
+    return lanes_total(acc, tail);
+}
+
+static float row_sqdev(const float *x, float mu, int n)
+{
+    float acc[LANES] = {0}, tail = 0.0f;
+    int i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int k = 0; k < LANES; k++)
+            acc[k] += (x[i + k] - mu) * (x[i + k] - mu);
+    for (; i < n; i++)
+        tail += (x[i] - mu) * (x[i] - mu);
+    return lanes_total(acc, tail);
+}
+
+static float row_dot(const float *a, const float *b, int n)
+{
+    float acc[LANES] = {0}, tail = 0.0f;
+    int i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int k = 0; k < LANES; k++)
+            acc[k] += a[i + k] * b[i + k];
+    for (; i < n; i++)
+        tail += a[i] * b[i];
+    return lanes_total(acc, tail);
+}
+
+/* exp and tanh written so the compiler can vectorise them (glibc's are scalar calls): Cody-Waite
+ * range reduction and Cephes' polynomial, within 2 ulp of expf over the float range. Rounding uses
+ * the 1.5 * 2^23 trick, which needs no SSE4.1 and no -ffast-math. */
+static inline float vexpf(float x)
+{
+    x = x < -87.0f ? -87.0f : x > 88.0f ? 88.0f : x;
+    float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+    float r = x - n * 0.693359375f + n * 2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    int32_t bits = ((int32_t)n + 127) << 23;
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return p * scale;
+}
+
+static inline float vtanhf(float x)
+{
+    float ax = x < 0 ? -x : x, x2 = x * x;
+    // small |x|: the odd series, where 1 - e^{-2|x|} would cancel
+    float small = x * (1.0f + x2 * (-1.0f / 3 + x2 * (2.0f / 15 + x2 * (-17.0f / 315))));
+    float t = vexpf(-2.0f * ax), big = (1.0f - t) / (1.0f + t);
+    big = x < 0 ? -big : big;
+    return ax < 0.0625f ? small : big;
+}
+
 void layernorm_forward(BackendCtx *ctx, float *out, float *mean, float *rstd, const float *inp,
                        const float *weight, const float *bias, int B, int D, float eps)
 {
@@ -181,15 +256,8 @@ void layernorm_forward(BackendCtx *ctx, float *out, float *mean, float *rstd, co
     for (int b = 0; b < B; b++) {
         const float *x = inp + (size_t)b * D;
         float *o = out + (size_t)b * D;
-        float s = 0.0f;
-        for (int i = 0; i < D; i++)
-            s += x[i];
-        float mu = s / D, v = 0.0f;
-        for (int i = 0; i < D; i++) {
-            float d = x[i] - mu;
-            v += d * d;
-        }
-        float rs = 1.0f / sqrtf(v / D + eps);
+        float mu = row_sum(x, D) / D;
+        float rs = 1.0f / sqrtf(row_sqdev(x, mu, D) / D + eps);
         if (weight) {
             for (int i = 0; i < D; i++)
                 o[i] = (x[i] - mu) * rs * weight[i] + bias[i];
@@ -223,14 +291,20 @@ void layernorm_backward(BackendCtx *ctx, float *dinp, float *dweight, float *dbi
         if (!dinp)
             continue;
         // dx = rstd * (dn - mean(dn) - n * mean(dn * n)) with n the normalised input, dn = dy * w.
-        float sum_dn = 0.0f, sum_dnn = 0.0f;
-        for (int i = 0; i < D; i++) {
+        float a1[LANES] = {0}, a2[LANES] = {0}, t1 = 0.0f, t2 = 0.0f;
+        int i = 0;
+        for (; i + LANES <= D; i += LANES)
+            for (int k = 0; k < LANES; k++) {
+                float dn = weight ? dy[i + k] * weight[i + k] : dy[i + k];
+                a1[k] += dn;
+                a2[k] += dn * (x[i + k] - mu) * rs;
+            }
+        for (; i < D; i++) {
             float dn = weight ? dy[i] * weight[i] : dy[i];
-            sum_dn += dn;
-            sum_dnn += dn * (x[i] - mu) * rs;
+            t1 += dn;
+            t2 += dn * (x[i] - mu) * rs;
         }
-        sum_dn /= D;
-        sum_dnn /= D;
+        float sum_dn = lanes_total(a1, t1) / D, sum_dnn = lanes_total(a2, t2) / D;
         float *dx = dinp + (size_t)b * D;
         for (int i = 0; i < D; i++) {
             float dn = weight ? dy[i] * weight[i] : dy[i];
@@ -251,7 +325,7 @@ void linear_forward(BackendCtx *ctx, float *out, const float *inp, const float *
         float *o = out + (size_t)b * OC;
         if (act == ACT_TANH)
             for (int j = 0; j < OC; j++)
-                o[j] = tanhf(o[j] + bias[j]);
+                o[j] = vtanhf(o[j] + bias[j]);
         else
             for (int j = 0; j < OC; j++)
                 o[j] += bias[j];
@@ -295,7 +369,7 @@ static float row_softmax(float *p, const float *z, int C)
         mx = z[c] > mx ? z[c] : mx;
     float s = 0.0f;
     for (int c = 0; c < C; c++) {
-        p[c] = expf(z[c] - mx);
+        p[c] = vexpf(z[c] - mx);
         s += p[c];
     }
     float inv = 1.0f / s;
@@ -386,7 +460,7 @@ static int masked_softmax_row(float *s, const uint8_t *key_ok, int self, int N)
     }
     float sum = 0.0f;
     for (int j = 0; j < N; j++) {
-        float e = (key_ok[j] && j != self) ? expf(s[j] - mx) : 0.0f;
+        float e = (key_ok[j] && j != self) ? vexpf(s[j] - mx) : 0.0f;
         s[j] = e;
         sum += e;
     }
@@ -432,9 +506,7 @@ void lmr_backward(BackendCtx *ctx, float *df, const float *dR, const float *wts,
     // softmax backward: ds_ij = w_ij (dw_ij - sum_l w_il dw_il); masked entries have w = 0.
     for (int i = 0; i < B; i++) {
         const float *w = wts + (size_t)i * N;
-        float *d = dwts + (size_t)i * N, dot = 0.0f;
-        for (int j = 0; j < N; j++)
-            dot += w[j] * d[j];
+        float *d = dwts + (size_t)i * N, dot = row_dot(w, d, N);
         for (int j = 0; j < N; j++)
             d[j] = w[j] * (d[j] - dot);
     }
@@ -452,13 +524,7 @@ void lmr_backward(BackendCtx *ctx, float *df, const float *dR, const float *wts,
             continue;
         }
         // LN0 backward of dfn, plus the direct (1 - c) term
-        float m1 = 0.0f, m2 = 0.0f;
-        for (int h = 0; h < H; h++) {
-            m1 += g[h];
-            m2 += g[h] * n[h];
-        }
-        m1 /= H;
-        m2 /= H;
+        float m1 = row_sum(g, H) / H, m2 = row_dot(g, n, H) / H;
         float rs = frstd[i], cf = 1.0f - c[i];
         for (int h = 0; h < H; h++)
             dx[h] = cf * dy[h] + (g[h] - m1 - n[h] * m2) * rs;
