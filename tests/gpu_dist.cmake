@@ -14,3 +14,8 @@ if(LMR_MPI AND TARGET lmr-train AND TARGET lmr-pack AND TARGET gen_records AND L
       ENVIRONMENT "LMR_BIN=${CMAKE_BINARY_DIR}/bin;LMR_SRC=${CMAKE_SOURCE_DIR};LMR_PYTHON=${LMR_PYTHON}")
   endif()
 endif()
+
+# dist.h in one process (no launcher): slice and no-op collectives
+if(TARGET lmrtrain)
+  lmr_add_test(test_dist SOURCES test_dist.c LIBS lmrtrain LABELS unit)
+endif()
