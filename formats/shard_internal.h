@@ -22,6 +22,8 @@ int shardmeta_account(ShardMeta *m, const RecordInfo *r);
 /** Copy the fields records cannot tell (dataset, split, frames, size, backbone, weights,
  *  n_classes when larger) from src into dst. */
 void shardmeta_merge_hint(ShardMeta *dst, const ShardMeta *src);
+/** Grow class_counts to n entries (new ones zero; never shrinks). @return 0 or LMR_ENOMEM. */
+int shardmeta_grow_classes(ShardMeta *m, int n);
 
 /* --- per-file index both readers fill at open ---------------------------------------------- */
 

@@ -1,0 +1,294 @@
+/* Shard metadata (ShardMeta): the bookkeeping both writers and the set reader share (shape of the
+ * first record, T varying, class counts), and its JSON form, which is LMDB's "__meta__" value,
+ * HDF5's `lmr_meta` attribute and lmr-extract's `F.rec.meta.json` sidecar. */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "shard_internal.h"
+
+// --- metadata -------------------------------------------------------------------------------
+
+void shardmeta_init(ShardMeta *m)
+{
+    memset(m, 0, sizeof *m);
+    m->format_version = LMR_SHARD_FORMAT_VERSION;
+    snprintf(m->lmr_version, sizeof m->lmr_version, "%s", LMR_VERSION);
+}
+
+void shardmeta_free(ShardMeta *m)
+{
+    if (!m)
+        return;
+    free(m->class_counts);
+    m->class_counts = NULL;
+    m->n_classes = 0;
+}
+
+int shardmeta_copy(ShardMeta *dst, const ShardMeta *src)
+{
+    *dst = *src;
+    dst->class_counts = NULL;
+    if (src->n_classes > 0 && src->class_counts) {
+        dst->class_counts = malloc(sizeof(int64_t) * (size_t)src->n_classes);
+        if (!dst->class_counts)
+            return LMR_ENOMEM;
+        memcpy(dst->class_counts, src->class_counts, sizeof(int64_t) * (size_t)src->n_classes);
+    } else if (src->n_classes > 0) {
+        dst->class_counts = calloc((size_t)src->n_classes, sizeof(int64_t));
+        if (!dst->class_counts)
+            return LMR_ENOMEM;
+    }
+    return 0;
+}
+
+/* Grow class_counts to n entries (new ones zero). */
+int shardmeta_grow_classes(ShardMeta *m, int n)
+{
+    if (n <= m->n_classes && (m->class_counts || n == 0))
+        return 0;
+    if (n < m->n_classes)
+        n = m->n_classes;
+    int64_t *c = realloc(m->class_counts, sizeof(int64_t) * (size_t)n);
+    if (!c)
+        return LMR_ENOMEM;
+    int old = m->class_counts ? m->n_classes : 0;
+    memset(c + old, 0, sizeof(int64_t) * (size_t)(n - old));
+    m->class_counts = c;
+    m->n_classes = n;
+    return 0;
+}
+
+int shardmeta_check(const ShardMeta *m, const RecordInfo *r, char *err)
+{
+    if (m->kind == 0) /* empty shard: the first record sets the shape */
+        return 0;
+    const char *what = NULL;
+    if (r->kind != m->kind)
+        what = "kind";
+    else if (r->dtype != m->dtype)
+        what = "dtype";
+    else if (r->ndim != m->ndim)
+        what = "ndim";
+    else if (r->dims[0] != m->dims[0])
+        what = "views (dims[0])";
+    else if (r->dims[2] != m->dims[2] || r->dims[3] != m->dims[3])
+        what = r->kind == LMR_KIND_FEATURES ? "D (dims[2])" : "H, W (dims[2..3])";
+    if (!what)
+        return 0;
+    return lmr_fail(err, LMR_EMISMATCH,
+                    "clip %.*s: %s differs from the shard's (record kind %u dtype %u dims %ux%ux%ux%u, "
+                    "shard kind %u dtype %u dims %ux%ux%ux%u)",
+                    (int)r->id_len, r->id, what, r->kind, r->dtype, r->dims[0], r->dims[1], r->dims[2],
+                    r->dims[3], m->kind, m->dtype, m->dims[0], m->dims[1], m->dims[2], m->dims[3]);
+}
+
+int shardmeta_account(ShardMeta *m, const RecordInfo *r)
+{
+    if (m->kind == 0) {
+        m->kind = r->kind;
+        m->dtype = r->dtype;
+        m->ndim = r->ndim;
+        memcpy(m->dims, r->dims, sizeof m->dims);
+    } else if (m->dims[1] != r->dims[1]) {
+        m->dims[1] = 0; /* T varies */
+    }
+    m->n_records++;
+    if (r->n_labels > 1)
+        m->multi_label = 1;
+    for (int i = 0; i < r->n_labels; i++) {
+        int32_t c = r->labels[i];
+        if (c < 0)
+            continue;
+        if (c >= m->n_classes || !m->class_counts)
+            LMR_TRY(shardmeta_grow_classes(m, c + 1));
+        m->class_counts[c]++;
+    }
+    return 0;
+}
+
+void shardmeta_merge_hint(ShardMeta *dst, const ShardMeta *src)
+{
+    if (src->dataset[0])
+        snprintf(dst->dataset, sizeof dst->dataset, "%s", src->dataset);
+    if (src->split[0])
+        snprintf(dst->split, sizeof dst->split, "%s", src->split);
+    if (src->backbone[0])
+        snprintf(dst->backbone, sizeof dst->backbone, "%s", src->backbone);
+    if (src->weights_checksum[0])
+        snprintf(dst->weights_checksum, sizeof dst->weights_checksum, "%s", src->weights_checksum);
+    if (src->frames)
+        dst->frames = src->frames;
+    if (src->size)
+        dst->size = src->size;
+    if (src->n_classes > dst->n_classes)
+        shardmeta_grow_classes(dst, src->n_classes); /* ENOMEM leaves the smaller count: harmless */
+}
+
+static const char *kind_name(int k) { return k == LMR_KIND_FRAMES ? "frames" : k == LMR_KIND_FEATURES ? "features" : ""; }
+static const char *dtype_name(int d) { return d == LMR_DT_U8 ? "u8" : d == LMR_DT_F16 ? "f16" : d == LMR_DT_F32 ? "f32" : ""; }
+
+char *shardmeta_to_json(const ShardMeta *m)
+{
+    json_t *o = json_object(), *dims = json_array(), *counts = json_array();
+    if (!o || !dims || !counts) {
+        json_decref(o);
+        json_decref(dims);
+        json_decref(counts);
+        return NULL;
+    }
+    for (int i = 0; i < 4; i++)
+        json_array_append_new(dims, json_integer(m->dims[i]));
+    for (int i = 0; i < m->n_classes; i++)
+        json_array_append_new(counts, json_integer(m->class_counts ? m->class_counts[i] : 0));
+    json_object_set_new(o, "format_version", json_integer(m->format_version));
+    json_object_set_new(o, "kind", json_string(kind_name(m->kind)));
+    json_object_set_new(o, "dtype", json_string(dtype_name(m->dtype)));
+    json_object_set_new(o, "ndim", json_integer(m->ndim));
+    json_object_set_new(o, "dims", dims);
+    json_object_set_new(o, "n_records", json_integer((json_int_t)m->n_records));
+    json_object_set_new(o, "n_classes", json_integer(m->n_classes));
+    json_object_set_new(o, "class_counts", counts);
+    json_object_set_new(o, "multi_label", json_boolean(m->multi_label));
+    json_object_set_new(o, "dataset", json_string(m->dataset));
+    json_object_set_new(o, "split", json_string(m->split));
+    json_object_set_new(o, "frames", json_integer(m->frames));
+    json_object_set_new(o, "size", json_integer(m->size));
+    json_object_set_new(o, "backbone", json_string(m->backbone));
+    json_object_set_new(o, "weights_checksum", json_string(m->weights_checksum));
+    json_object_set_new(o, "lmr_version", json_string(m->lmr_version));
+    char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(o);
+    return s;
+}
+
+/* Copy a string member if present; @return 0 or LMR_EPARSE. */
+static int json_str(json_t *o, const char *key, char *dst, size_t cap, char *err)
+{
+    json_t *v = json_object_get(o, key);
+    if (!v || json_is_null(v))
+        return 0;
+    if (!json_is_string(v))
+        return lmr_fail(err, LMR_EPARSE, "metadata: \"%s\" is not a string", key);
+    if (strlen(json_string_value(v)) >= cap)
+        return lmr_fail(err, LMR_EPARSE, "metadata: \"%s\" longer than %zu bytes", key, cap - 1);
+    snprintf(dst, cap, "%s", json_string_value(v));
+    return 0;
+}
+
+static int json_int(json_t *o, const char *key, int64_t lo, int64_t hi, int64_t *dst, char *err)
+{
+    json_t *v = json_object_get(o, key);
+    if (!v || json_is_null(v))
+        return 0;
+    if (json_is_boolean(v)) {
+        *dst = json_is_true(v);
+        return 0;
+    }
+    if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi)
+        return lmr_fail(err, LMR_EPARSE, "metadata: \"%s\" is not an integer in [%lld, %lld]", key,
+                        (long long)lo, (long long)hi);
+    *dst = json_integer_value(v);
+    return 0;
+}
+
+static int name_index(const char *s, const char *const *names, int n)
+{
+    for (int i = 1; i < n; i++)
+        if (strcmp(s, names[i]) == 0)
+            return i;
+    return 0;
+}
+
+int shardmeta_from_json(ShardMeta *m, const char *json, char *err)
+{
+    json_error_t je;
+    json_t *o = json_loads(json, 0, &je);
+    if (!o)
+        return lmr_fail(err, LMR_EPARSE, "metadata: line %d: %s", je.line, je.text);
+    int rc = LMR_EPARSE;
+    if (!json_is_object(o)) {
+        lmr_fail(err, LMR_EPARSE, "metadata: not a JSON object");
+        goto fail;
+    }
+    int64_t v;
+    static const char *const kinds[] = {"", "frames", "features"}, *const dtypes[] = {"", "u8", "f16", "f32"};
+    char s[16] = "";
+    if ((rc = json_str(o, "kind", s, sizeof s, err)))
+        goto fail;
+    if (s[0] && !(m->kind = (uint8_t)name_index(s, kinds, 3))) {
+        rc = lmr_fail(err, LMR_EPARSE, "metadata: unknown kind \"%s\"", s);
+        goto fail;
+    }
+    s[0] = 0;
+    if ((rc = json_str(o, "dtype", s, sizeof s, err)))
+        goto fail;
+    if (s[0] && !(m->dtype = (uint8_t)name_index(s, dtypes, 4))) {
+        rc = lmr_fail(err, LMR_EPARSE, "metadata: unknown dtype \"%s\"", s);
+        goto fail;
+    }
+#define GETI(key, lo, hi, field)                                   \
+    v = m->field;                                                  \
+    if ((rc = json_int(o, key, lo, hi, &v, err)))                  \
+        goto fail;                                                 \
+    m->field = v;
+    GETI("format_version", 0, 1000000, format_version);
+    GETI("ndim", 0, 4, ndim);
+    GETI("n_records", 0, INT64_MAX, n_records);
+    GETI("multi_label", 0, 1, multi_label);
+    GETI("frames", 0, 1 << 30, frames);
+    GETI("size", 0, 1 << 30, size);
+#undef GETI
+    if (m->format_version > LMR_SHARD_FORMAT_VERSION) {
+        rc = lmr_fail(err, LMR_EVERSION, "metadata: shard format %d, this reader knows %d", m->format_version,
+                      LMR_SHARD_FORMAT_VERSION);
+        goto fail;
+    }
+    json_t *dims = json_object_get(o, "dims");
+    if (dims) {
+        if (!json_is_array(dims) || json_array_size(dims) != 4) {
+            rc = lmr_fail(err, LMR_EPARSE, "metadata: \"dims\" is not an array of 4 integers");
+            goto fail;
+        }
+        for (int i = 0; i < 4; i++) {
+            json_t *d = json_array_get(dims, (size_t)i);
+            if (!json_is_integer(d) || json_integer_value(d) < 0 || json_integer_value(d) > UINT32_MAX) {
+                rc = lmr_fail(err, LMR_EPARSE, "metadata: dims[%d] is not a u32", i);
+                goto fail;
+            }
+            m->dims[i] = (uint32_t)json_integer_value(d);
+        }
+    }
+    int64_t nc = m->n_classes;
+    if ((rc = json_int(o, "n_classes", 0, 1 << 24, &nc, err)))
+        goto fail;
+    json_t *counts = json_object_get(o, "class_counts");
+    if (counts && (!json_is_array(counts) || (int64_t)json_array_size(counts) > (nc > 0 ? nc : 1 << 24))) {
+        rc = lmr_fail(err, LMR_EPARSE, "metadata: \"class_counts\" is not an array of at most n_classes integers");
+        goto fail;
+    }
+    if (counts && (int64_t)json_array_size(counts) > nc)
+        nc = (int64_t)json_array_size(counts);
+    if (nc > m->n_classes && (rc = shardmeta_grow_classes(m, (int)nc)))
+        goto fail;
+    for (size_t i = 0; counts && i < json_array_size(counts); i++) {
+        json_t *c = json_array_get(counts, i);
+        if (!json_is_integer(c) || json_integer_value(c) < 0) {
+            rc = lmr_fail(err, LMR_EPARSE, "metadata: class_counts[%zu] is not a count", i);
+            goto fail;
+        }
+        m->class_counts[i] = json_integer_value(c);
+    }
+    if ((rc = json_str(o, "dataset", m->dataset, sizeof m->dataset, err)) ||
+        (rc = json_str(o, "split", m->split, sizeof m->split, err)) ||
+        (rc = json_str(o, "backbone", m->backbone, sizeof m->backbone, err)) ||
+        (rc = json_str(o, "weights_checksum", m->weights_checksum, sizeof m->weights_checksum, err)) ||
+        (rc = json_str(o, "lmr_version", m->lmr_version, sizeof m->lmr_version, err)))
+        goto fail;
+    rc = 0;
+fail:
+    json_decref(o);
+    return rc;
+}
+
