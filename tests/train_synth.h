@@ -24,6 +24,7 @@ typedef struct {
     uint64_t seed;   /* seed of the class means: share it between train and test sets */
     uint64_t sample_seed;
     int fixed_per_class; /* > 0: this many clips per class (balanced test sets) */
+    int vary_T;          /* clip i has 1 + i % T frames (the rest of its T rows are unused) */
 } SynthSpec;
 
 typedef struct {
@@ -73,16 +74,21 @@ static inline void synth_make(const SynthSpec *s, Synth *out)
     free(mu);
 }
 
+static inline int synth_T(const SynthSpec *s, uint64_t i)
+{
+    return s->vary_T ? 1 + (int)(i % (uint64_t)s->T) : s->T;
+}
+
 /* Mean over T per view: (n, views, D), as dataset_from_memory wants. */
 static inline float *synth_means(const SynthSpec *s, const Synth *y)
 {
     float *m = calloc(y->n * (size_t)s->views * s->D, sizeof *m);
     for (uint64_t i = 0; i < y->n; i++)
         for (int v = 0; v < s->views; v++)
-            for (int t = 0; t < s->T; t++)
+            for (int t = 0; t < synth_T(s, i); t++)
                 for (int d = 0; d < s->D; d++)
                     m[(i * s->views + v) * s->D + d] +=
-                        y->x[((i * s->views + v) * s->T + t) * s->D + d] / (float)s->T;
+                        y->x[((i * s->views + v) * s->T + t) * s->D + d] / (float)synth_T(s, i);
     return m;
 }
 
@@ -94,11 +100,12 @@ static inline void synth_free(Synth *y)
     memset(y, 0, sizeof *y);
 }
 
-/* Write y as an LMDB shard of f16 (or f32) feature records. @return 0 or an lmr error. */
-static inline int synth_write_shard(const SynthSpec *s, const Synth *y, const char *path, int f16)
+/* Write y as a shard (LMDB, or HDF5 with hdf5 set) of f16 (or f32) feature records.
+ * @return 0 or an lmr error. */
+static inline int synth_write_shard_as(const SynthSpec *s, const Synth *y, const char *path, int f16, int hdf5)
 {
     ShardWriter *w = NULL;
-    ShardWriterOpts wo = {.format = SHARD_LMDB, .deflate_level = 4, .txn_bytes = 64u << 20};
+    ShardWriterOpts wo = {.format = hdf5 ? SHARD_HDF5 : SHARD_LMDB, .deflate_level = 4, .txn_bytes = 64u << 20};
     char err[LMR_ERRLEN];
     int rc = shardwriter_open(&w, path, &wo, err);
     if (rc < 0) {
@@ -111,6 +118,7 @@ static inline int synth_write_shard(const SynthSpec *s, const Synth *y, const ch
     buf_init(&buf);
     size_t per = (size_t)s->views * s->T * s->D;
     uint16_t *h = malloc(per * sizeof *h);
+    float *xt = malloc(per * sizeof *xt);
     for (uint64_t i = 0; i < y->n && rc >= 0; i++) {
         char id[32];
         int idl = snprintf(id, sizeof id, "clip%06llu", (unsigned long long)i);
@@ -120,16 +128,22 @@ static inline int synth_write_shard(const SynthSpec *s, const Synth *y, const ch
         info.dtype = f16 ? LMR_DT_F16 : LMR_DT_F32;
         info.ndim = 4;
         info.dims[0] = (uint32_t)s->views;
-        info.dims[1] = (uint32_t)s->T;
+        int T = synth_T(s, i);
+        info.dims[1] = (uint32_t)T;
         info.dims[2] = (uint32_t)s->D;
         info.dims[3] = 1;
         info.n_labels = 1;
         info.labels[0] = y->labels[i];
         info.id = id;
         info.id_len = (uint16_t)idl;
-        const float *x = y->x + i * per;
+        // the first T frames of each view, packed [views, T, D]
+        for (int v = 0; v < s->views; v++)
+            memcpy(xt + (size_t)v * T * s->D, y->x + i * per + (size_t)v * s->T * s->D,
+                   (size_t)T * s->D * sizeof *xt);
+        const float *x = xt;
+        size_t cnt = (size_t)s->views * T * s->D;
         if (f16)
-            lmr_f32_to_f16(x, h, per);
+            lmr_f32_to_f16(x, h, cnt);
         rc = record_encode(&ctx, &info, f16 ? (const void *)h : (const void *)x, &buf);
         if (rc >= 0)
             rc = shardwriter_put(w, buf.data, buf.len);
@@ -144,9 +158,15 @@ static inline int synth_write_shard(const SynthSpec *s, const Synth *y, const ch
     shardmeta_free(&hint);
     int rc2 = shardwriter_close(&w);
     free(h);
+    free(xt);
     buf_free(&buf);
     record_ctx_free(&ctx);
     return rc < 0 ? rc : rc2;
+}
+
+static inline int synth_write_shard(const SynthSpec *s, const Synth *y, const char *path, int f16)
+{
+    return synth_write_shard_as(s, y, path, f16, 0);
 }
 
 #endif
