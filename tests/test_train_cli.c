@@ -86,7 +86,7 @@ int main(void)
     make_shard("other.lmdb", 12, 10, 3);
     const char *common = "--train train.lmdb --batch 16 --hidden 32 --seed 3";
 
-    TEST(1, "init and lmr from shards with --val and --log; best checkpoint kept");
+    TEST(1, "init and lmr from shards with --val and --log; best checkpoint kept; --hidden 0; presets, schedules");
     char a[1024];
     snprintf(a, sizeof a, "--stage init %s --val val.lmdb --epochs 4 --out init.safetensors --log init.jsonl", common);
     CHECK(train(a) == 0);
@@ -104,6 +104,14 @@ int main(void)
              common);
     CHECK(train(a) == 0);
     snprintf(a, sizeof a, "--stage lmr --lmr-off %s --epochs 2 --init init.safetensors --out crt.safetensors", common);
+    CHECK(train(a) == 0);
+
+    snprintf(a, sizeof a, "--stage init --train train.lmdb --batch 16 --hidden 0 --epochs 2 --out h0.safetensors");
+    CHECK(train(a) == 0);
+    snprintf(a, sizeof a, "--stage lmr --train train.lmdb --batch 16 --epochs 2 --init h0.safetensors --out h0l.safetensors");
+    CHECK(train(a) == 0);
+    snprintf(a, sizeof a, "--stage lmr --train train.lmdb --batch 16 --preset epic100-verbs --schedule step "
+             "--milestones 1 --warmup 1 --clip 1 --epochs 2 --init h0.safetensors --out h0e.safetensors");
     CHECK(train(a) == 0);
 
     TEST(2, "determinism: the same run twice gives the same checkpoint bytes");
