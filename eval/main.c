@@ -525,7 +525,9 @@ static int run_report(Run *r)
         PlotPanel panels[MAX_MODELS];
         for (int i = 0; i < r->o.n_models; i++)
             panels[i] = (PlotPanel){cols[i].name, r->C, counts, r->res[i].class_acc, r->groups};
-        if ((rc = plot_write_png(r->o.plot, panels, r->o.n_models, r->err)) < 0)
+        rc = plot_write_png(r->o.plot, panels, r->o.n_models, r->err);
+        plot_cleanup();
+        if (rc < 0)
             return rc;
         if (!r->o.quiet)
             printf("plot: %s\n", r->o.plot);

@@ -11,6 +11,9 @@
 
 #ifdef LMR_HAVE_CAIRO
 #include <cairo.h>
+#ifdef LMR_HAVE_FONTCONFIG
+#include <fontconfig/fontconfig.h>
+#endif
 
 enum { PANEL_W = 560, PANEL_H = 420, MARGIN_L = 62, MARGIN_R = 18, MARGIN_T = 34, MARGIN_B = 48 };
 
@@ -185,7 +188,17 @@ int plot_write_png(const char *path, const PlotPanel *panels, int n_panels, char
     return rc;
 }
 
+void plot_cleanup(void)
+{
+    cairo_debug_reset_static_data();
+#ifdef LMR_HAVE_FONTCONFIG
+    FcFini();
+#endif
+}
+
 #else
+
+void plot_cleanup(void) {}
 
 int plot_write_png(const char *path, const PlotPanel *panels, int n_panels, char *err)
 {

@@ -19,4 +19,8 @@ typedef struct {
  *  @return 0, LMR_EINVAL (no panel), LMR_EUNSUPPORTED (built without cairo), LMR_EIO; err says why. */
 int plot_write_png(const char *path, const PlotPanel *panels, int n_panels, char *err);
 
+/** Release cairo's and fontconfig's process-wide caches, so a leak checker sees a clean exit.
+ *  Call once, at exit, after the last plot_write_png; a no-op without cairo. */
+void plot_cleanup(void);
+
 #endif
