@@ -32,6 +32,7 @@ struct Decoder {
     int64_t max_pkt_pts;    /* largest packet pts sent since the last seek */
     int64_t lim_now;        /* pts limit of the target being resolved */
     int64_t start_pts, frame_dur;
+    int64_t end_frames;     /* frames in the video, once its end was decoded; else -1 */
     AVRational fps_q, tb;
     int64_t budget_frames, budget_packets, n_errors;
     struct SwsContext *sws;
@@ -189,6 +190,7 @@ int decoder_open(Decoder **dp, const char *path, const DecoderOpts *o, char *err
         return lmr_fail(err, LMR_ENOMEM, "out of memory");
     *dp = d;
     d->opts = *o;
+    d->end_frames = -1;
     snprintf(d->path, sizeof d->path, "%s", path);
     LMR_TRY(open_input(d, path, err));
     d->pkt = av_packet_alloc();
@@ -222,6 +224,7 @@ void decoder_close(Decoder **dp)
 const DecoderInfo *decoder_info(const Decoder *d) { return &d->info; }
 const DecoderStats *decoder_stats(const Decoder *d) { return &d->stats; }
 const char *decoder_error(const Decoder *d) { return d ? d->last_error : "no decoder"; }
+int64_t decoder_end_frames(const Decoder *d) { return d->end_frames; }
 
 // --- decoding ---------------------------------------------------------------------------------
 
@@ -485,12 +488,12 @@ int decoder_fetch(Decoder *d, int64_t clip_first, const int64_t *idx, int n, uin
         if (!ans)
             return LMR_FAIL(d, LMR_EDECODE, "%s: no frame could be decoded", d->path);
         int64_t pts = ans->best_effort_timestamp;
-        if (i == 0 && d->eof && !d->have_last) {
+        if (d->eof && !d->have_last) {
             // The last frame of the video: is the clip's first frame after it?
-            int64_t ans_idx = av_rescale_q(pts - d->start_pts, d->tb, av_inv_q(d->fps_q));
-            if (clip_first > ans_idx + 1)
+            d->end_frames = av_rescale_q(pts - d->start_pts, d->tb, av_inv_q(d->fps_q)) + 1;
+            if (i == 0 && clip_first >= d->end_frames)
                 return LMR_FAIL(d, LMR_ERANGE, "%s: clip starts at frame %lld, after the end of the video (%lld frames)",
-                                d->path, (long long)clip_first, (long long)ans_idx + 1);
+                                d->path, (long long)clip_first, (long long)d->end_frames);
         }
         if (i > 0 && pts == prev_ans)
             memcpy(out + i * img, out + (i - 1) * img, img);

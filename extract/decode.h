@@ -46,11 +46,13 @@ const DecoderStats *decoder_stats(const Decoder *d);
 
 /** Decode the frames at nominal indices idx[0..n) (non-decreasing) into out, one out_w x out_h
  *  x 3 image each. Indices past the end give the last frame; a clip whose first frame
- *  (clip_first) lies past the end of the video is an error.
+ *  (clip_first; < 0: no check) lies past the end of the video is an error.
  *  @param[out] out n * out_w * out_h * 3 bytes.
  *  @return 0, LMR_ERANGE (clip past the end), LMR_EDECODE, LMR_ETIMEOUT (decode limit),
  *  LMR_ENOMEM; decoder_error says why. */
 int decoder_fetch(Decoder *d, int64_t clip_first, const int64_t *idx, int n, uint8_t *out);
 const char *decoder_error(const Decoder *d);
+/** Number of frames in the video once a fetch has decoded its last frame, else -1. */
+int64_t decoder_end_frames(const Decoder *d);
 
 #endif

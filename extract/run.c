@@ -13,7 +13,8 @@
 #include "annotations.h"
 #include "record.h"
 
-#define UNIT_CLIPS 16 /* clips of one video per work unit */
+#define UNIT_CLIPS 32               /* clips of one video per work unit */
+#define BATCH_BYTES (48u << 20)     /* scaled frames held per worker for one decoding pass */
 
 typedef struct {
     size_t first_pos; /* smallest output position among its clips */
@@ -52,8 +53,12 @@ typedef struct {
     DecoderStats dstats;    /* of decoders already closed */
     int dec_rc;
     char dec_err[LMR_ERRLEN];
-    int64_t *idx, *uniq;    /* (V*T) */
-    int *map;               /* (V*T) position in uniq */
+    int64_t *idx, *uniq;    /* (V*T) one clip's indices, and sorted unique */
+    int64_t *bidx;          /* (UNIT_CLIPS, V*T) a batch's indices */
+    int64_t *merged;        /* (UNIT_CLIPS * V*T) their sorted union */
+    int64_t bfirst[UNIT_CLIPS];
+    int bok[UNIT_CLIPS];
+    char berr[UNIT_CLIPS][LMR_ERRLEN];
     int *x0, *y0;           /* (views) */
     uint8_t *imgs;          /* (n_uniq, out_h, out_w, 3) */
     size_t imgs_cap;
@@ -161,48 +166,46 @@ static int grow(void **p, size_t *cap, size_t need)
     return 0;
 }
 
-/* Extract one clip into w->out. @return 0, or an lmr code with the reason in err. */
-static int clip_run(Worker *w, const ManifestRow *row, char *err)
+/* Frame range and sample indices of one clip on the open decoder. */
+static int clip_prepare(Worker *w, const ManifestRow *row, int64_t *first, int64_t *idx, char *err)
 {
     const ExtractOpts *o = w->r->o;
-    int rc = worker_decoder(w, row->video);
-    if (rc < 0)
-        return lmr_fail(err, rc, "%s", strip_path(w->dec_err, w->dec_path));
     const DecoderInfo *in = decoder_info(w->dec);
     if (row->stop_sec < 0 && in->n_frames <= 0)
         return lmr_fail(err, LMR_EUNSUPPORTED, "the video's length is unknown");
-    int64_t first, last;
-    sample_clip_range(row->start_sec, row->stop_sec, in->fps, in->n_frames, &first, &last);
-    int V = o->sample.views, T = o->sample.frames, C = o->sample.crops, S = o->size, nv = V * C;
-    if ((rc = sample_indices(&o->sample, row->clip_id, first, last, in->fps, w->idx)) < 0)
-        return lmr_fail(err, rc, "bad sampling options");
-    memcpy(w->uniq, w->idx, sizeof(int64_t) * V * T);
-    qsort(w->uniq, (size_t)V * T, sizeof(int64_t), cmp_i64);
-    int n_u = 0;
-    for (int i = 0; i < V * T; i++)
-        if (n_u == 0 || w->uniq[n_u - 1] != w->uniq[i])
-            w->uniq[n_u++] = w->uniq[i];
-    for (int i = 0; i < V * T; i++) {
-        const int64_t *hit = bsearch(&w->idx[i], w->uniq, (size_t)n_u, sizeof(int64_t), cmp_i64);
-        w->map[i] = (int)(hit - w->uniq);
-    }
-    size_t isz = (size_t)in->out_w * in->out_h * 3;
-    if (grow((void **)&w->imgs, &w->imgs_cap, isz * n_u) < 0)
-        return lmr_fail(err, LMR_ENOMEM, "out of memory");
-    rc = decoder_fetch(w->dec, first, w->uniq, n_u, w->imgs);
-    if (rc < 0) {
-        lmr_fail(err, rc, "%s", strip_path(decoder_error(w->dec), w->dec_path));
-        if (rc != LMR_ERANGE) // the decoder's state is suspect: reopen for the next clip
-            w->dec_video[0] = 0;
-        return rc;
-    }
+    int64_t last;
+    sample_clip_range(row->start_sec, row->stop_sec, in->fps, in->n_frames, first, &last);
+    int rc = sample_indices(&o->sample, row->clip_id, *first, last, in->fps, idx);
+    return rc < 0 ? lmr_fail(err, rc, "bad sampling options") : 0;
+}
+
+/* Sort and deduplicate n indices in place; @return the unique count. */
+static int sort_unique(int64_t *v, int n)
+{
+    qsort(v, (size_t)n, sizeof(int64_t), cmp_i64);
+    int k = 0;
+    for (int i = 0; i < n; i++)
+        if (k == 0 || v[k - 1] != v[i])
+            v[k++] = v[i];
+    return k;
+}
+
+/* Crop the clip's views out of the fetched images (uniq[i] -> image i), run the backbone,
+ * encode the record into w->out. */
+static int clip_encode(Worker *w, const ManifestRow *row, const int64_t *idx, const int64_t *uniq,
+                       int n_u, char *err)
+{
+    const ExtractOpts *o = w->r->o;
+    const DecoderInfo *in = decoder_info(w->dec);
+    int V = o->sample.views, T = o->sample.frames, C = o->sample.crops, S = o->size, nv = V * C, rc;
     sample_crops(&o->sample, row->clip_id, in->out_w, in->out_h, S, w->x0, w->y0);
-    size_t fsz = (size_t)S * S * 3;
+    size_t isz = (size_t)in->out_w * in->out_h * 3, fsz = (size_t)S * S * 3;
     for (int v = 0; v < V; v++)
-        for (int c = 0; c < C; c++) {
-            int view = v * C + c;
-            for (int t = 0; t < T; t++) {
-                const uint8_t *src = w->imgs + isz * w->map[v * T + t];
+        for (int t = 0; t < T; t++) {
+            const int64_t *hit = bsearch(&idx[v * T + t], uniq, (size_t)n_u, sizeof(int64_t), cmp_i64);
+            const uint8_t *src = w->imgs + isz * (size_t)(hit - uniq);
+            for (int c = 0; c < C; c++) {
+                int view = v * C + c;
                 uint8_t *dst = w->frames + fsz * ((size_t)view * T + t);
                 for (int y = 0; y < S; y++)
                     memcpy(dst + (size_t)y * S * 3,
@@ -239,7 +242,116 @@ static int clip_run(Worker *w, const ManifestRow *row, char *err)
     return 0;
 }
 
+/* One clip on its own (a fresh look at the video): the fallback that isolates a bad clip. */
+static int clip_run(Worker *w, const ManifestRow *row, char *err)
+{
+    const ExtractOpts *o = w->r->o;
+    int rc = worker_decoder(w, row->video);
+    if (rc < 0)
+        return lmr_fail(err, rc, "%s", strip_path(w->dec_err, w->dec_path));
+    int VT = o->sample.views * o->sample.frames;
+    int64_t first;
+    LMR_TRY(clip_prepare(w, row, &first, w->idx, err));
+    memcpy(w->uniq, w->idx, sizeof(int64_t) * VT);
+    int n_u = sort_unique(w->uniq, VT);
+    const DecoderInfo *in = decoder_info(w->dec);
+    if (grow((void **)&w->imgs, &w->imgs_cap, (size_t)in->out_w * in->out_h * 3 * n_u) < 0)
+        return lmr_fail(err, LMR_ENOMEM, "out of memory");
+    rc = decoder_fetch(w->dec, first, w->uniq, n_u, w->imgs);
+    if (rc < 0) {
+        lmr_fail(err, rc, "%s", strip_path(decoder_error(w->dec), w->dec_path));
+        if (rc != LMR_ERANGE) // the decoder's state is suspect: reopen for the next clip
+            w->dec_video[0] = 0;
+        return rc;
+    }
+    return clip_encode(w, row, w->idx, w->uniq, n_u, err);
+}
+
 // --- workers and ordering -------------------------------------------------------------------
+
+/* Hand a finished clip to the writer: the record bytes move without a copy. */
+static int deliver(Worker *w, size_t pos, int rc, const char *err)
+{
+    Run *r = w->r;
+    pthread_mutex_lock(&r->mu);
+    Slot *s = &r->slots[pos];
+    if (rc < 0) {
+        s->reason = strdup(err[0] ? err : lmr_strerror(rc));
+    } else {
+        s->rec = w->out;
+        buf_init(&w->out);
+    }
+    s->state = 1;
+    pthread_cond_broadcast(&r->cv);
+    int stop = r->abort;
+    pthread_mutex_unlock(&r->mu);
+    return stop;
+}
+
+/* Clips u->pos[i0..) of one video, as many as fit in memory, decoded in one forward pass over
+ * the union of their frames (so overlapping clips never make the decoder go back). A failed
+ * pass is redone clip by clip to pin the failure on the clip that causes it.
+ * @return the number of clips done, or 0 with *stop set. */
+static int batch_run(Worker *w, const Unit *u, int i0, int *stop)
+{
+    Run *r = w->r;
+    const ExtractOpts *o = r->o;
+    int VT = o->sample.views * o->sample.frames;
+    const ManifestRow *row0 = &r->m->rows[r->sel[u->pos[i0]]];
+    char err[LMR_ERRLEN] = {0};
+    int rc = worker_decoder(w, row0->video);
+    if (rc < 0) {
+        lmr_fail(err, rc, "%s", strip_path(w->dec_err, w->dec_path));
+        *stop = deliver(w, u->pos[i0], rc, err);
+        return 1;
+    }
+    const DecoderInfo *in = decoder_info(w->dec);
+    size_t isz = (size_t)in->out_w * in->out_h * 3;
+    int cap = (int)(BATCH_BYTES / isz);
+    if (cap < VT)
+        cap = VT;
+    int nb = 0, n_m = 0;
+    while (i0 + nb < u->n && (nb == 0 || n_m + VT <= cap)) {
+        const ManifestRow *row = &r->m->rows[r->sel[u->pos[i0 + nb]]];
+        w->bok[nb] = clip_prepare(w, row, &w->bfirst[nb], w->bidx + (size_t)nb * VT, w->berr[nb]);
+        if (w->bok[nb] == 0) {
+            memcpy(w->merged + n_m, w->bidx + (size_t)nb * VT, sizeof(int64_t) * VT);
+            n_m = sort_unique(w->merged, n_m + VT);
+        }
+        nb++;
+    }
+    rc = 0;
+    if (n_m > 0) {
+        if (grow((void **)&w->imgs, &w->imgs_cap, isz * n_m) < 0)
+            rc = LMR_ENOMEM;
+        else
+            rc = decoder_fetch(w->dec, -1, w->merged, n_m, w->imgs);
+    }
+    if (rc < 0) {
+        w->dec_video[0] = 0; // start over on a fresh decoder, one clip at a time
+        for (int j = 0; j < nb && !*stop; j++) {
+            err[0] = 0;
+            int crc = clip_run(w, &r->m->rows[r->sel[u->pos[i0 + j]]], err);
+            *stop = deliver(w, u->pos[i0 + j], crc, err);
+        }
+        return nb;
+    }
+    int64_t end = decoder_end_frames(w->dec);
+    for (int j = 0; j < nb && !*stop; j++) {
+        const ManifestRow *row = &r->m->rows[r->sel[u->pos[i0 + j]]];
+        err[0] = 0;
+        int crc = w->bok[j];
+        if (crc < 0)
+            snprintf(err, sizeof err, "%s", w->berr[j]);
+        else if (end >= 0 && w->bfirst[j] >= end)
+            crc = lmr_fail(err, LMR_ERANGE, "clip starts at frame %lld, after the end of the video (%lld frames)",
+                           (long long)w->bfirst[j], (long long)end);
+        else
+            crc = clip_encode(w, row, w->bidx + (size_t)j * VT, w->merged, n_m, err);
+        *stop = deliver(w, u->pos[i0 + j], crc, err);
+    }
+    return nb;
+}
 
 static void *worker_main(void *arg)
 {
@@ -256,26 +368,11 @@ static void *worker_main(void *arg)
         }
         Unit *u = &r->units[r->next_unit++];
         pthread_mutex_unlock(&r->mu);
-        for (int i = 0; i < u->n; i++) {
-            size_t pos = u->pos[i];
-            char err[LMR_ERRLEN] = {0};
-            int rc = clip_run(w, &r->m->rows[r->sel[pos]], err);
-            pthread_mutex_lock(&r->mu);
-            Slot *s = &r->slots[pos];
-            if (rc < 0) {
-                s->reason = strdup(err[0] ? err : lmr_strerror(rc));
-            } else {
-                // Hand the encoded bytes over without copying: the worker takes a fresh buffer.
-                s->rec = w->out;
-                buf_init(&w->out);
-            }
-            s->state = 1;
-            pthread_cond_broadcast(&r->cv);
-            int stop = r->abort;
-            pthread_mutex_unlock(&r->mu);
-            if (stop)
-                break;
-        }
+        int stop = 0;
+        for (int i = 0; i < u->n && !stop;)
+            i += batch_run(w, u, i, &stop);
+        if (stop)
+            break;
     }
     worker_close_decoder(w);
     pthread_mutex_lock(&r->mu);
@@ -353,7 +450,8 @@ static void worker_free(Worker *w)
     decoder_close(&w->dec);
     free(w->idx);
     free(w->uniq);
-    free(w->map);
+    free(w->bidx);
+    free(w->merged);
     free(w->x0);
     free(w->y0);
     free(w->imgs);
@@ -374,12 +472,13 @@ static int worker_init(Worker *w, Run *r, char *err)
     size_t D = (size_t)backbone_dim(w->bb);
     w->idx = malloc(sizeof(int64_t) * vt);
     w->uniq = malloc(sizeof(int64_t) * vt);
-    w->map = malloc(sizeof(int) * vt);
+    w->bidx = malloc(sizeof(int64_t) * vt * UNIT_CLIPS);
+    w->merged = malloc(sizeof(int64_t) * vt * UNIT_CLIPS);
     w->x0 = malloc(sizeof(int) * nv);
     w->y0 = malloc(sizeof(int) * nv);
     w->frames = malloc((size_t)o->size * o->size * 3 * nv * o->sample.frames);
     w->feat = malloc(sizeof(float) * (D ? D : 1) * nv * o->sample.frames);
-    if (!w->idx || !w->uniq || !w->map || !w->x0 || !w->y0 || !w->frames || !w->feat)
+    if (!w->idx || !w->uniq || !w->bidx || !w->merged || !w->x0 || !w->y0 || !w->frames || !w->feat)
         return lmr_fail(err, LMR_ENOMEM, "out of memory");
     return 0;
 }
@@ -400,7 +499,7 @@ int extract_run(const Manifest *m, const size_t *sel, size_t n_sel, const Extrac
     r.window = (size_t)3 * UNIT_CLIPS * o->threads;
     size_t *store = NULL;
     int nw = 0, rc = 0;
-    Worker *ws = calloc((size_t)o->threads, sizeof *ws);
+    Worker *ws = calloc((size_t)o->threads, sizeof *ws); // large: berr per batch clip
     r.slots = calloc(n_sel ? n_sel : 1, sizeof(Slot));
     if (!ws || !r.slots || build_units(&r, &store) < 0) {
         rc = lmr_fail(err, LMR_ENOMEM, "out of memory");

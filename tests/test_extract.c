@@ -322,7 +322,7 @@ int main(void)
     snprintf(p, sizeof p, "-c:v libx264 -crf 8 -g 600 -sc_threshold 0 -pix_fmt yuv420p %s/gop.mp4", dir);
     CHECK(vid_make(300, 64, 48, 30, 0, p) == 0); // one keyframe: frame 150 needs 150 frames first
     CHECK(vid_sh("cd %s && printf 'clip_id,video,start_sec,stop_sec,labels\\nl0,gop.mp4,5,8,0\\n"
-                 "l1,gop.mp4,0,1,0\\n' > lim.csv", dir) == 0);
+                 "l1,long.mp4,0,1,0\\n' > lim.csv", dir) == 0);
     CHECK(extract("lim.csv", "lim.rec", "--frames 4 --max-frames 5 --no-skip-nonref --failures lim.tsv") == 0);
     snprintf(p, sizeof p, "%s/lim.tsv", dir);
     CHECK(file_has(p, "decode limit"));
