@@ -1,8 +1,9 @@
 #!/bin/bash
 # lmr-train --device cuda against the same training in PyTorch eager on the same GPU, in one run:
 #   samples/s of both stages (init; lmr with the bank, masks and mixing) at D=2048 H=512 C=1004,
-#   batch 256 and 1024, full f32 and TF32 (lmr-train --tf32 / torch allow_tf32), features in
-#   memory on both sides (lmr-train --preload; PyTorch: tensors on the GPU);
+#   batch 256 and 1024, full f32 and TF32 (lmr-train --tf32 / torch allow_tf32), features in host
+#   memory on both sides, each batch copied to the GPU per step (lmr-train --preload; PyTorch:
+#   a CPU tensor indexed and .to("cuda")), plus PyTorch with the features resident on the GPU;
 #   then one init epoch over a 1M-clip LMDB shard read through lmr-train's loader, to show the
 #   loader keeps up with the GPU (epoch time next to the in-memory rate).
 # Exits 0 with a "skipped" line when there is no GPU or lmr was built without CUDA.
@@ -58,7 +59,7 @@ print(int(sys.argv[2]) // int(sys.argv[3]) * int(sys.argv[3]) / e['seconds'])" "
 torch() { $PY "$HERE/train_gpu_torch.py" --dim $D --hidden $H --classes $C "$@"; }
 ratio() { $PY -c "import sys; print('%.2fx' % (float(sys.argv[1]) / float(sys.argv[2])))" "$1" "$2"; }
 
-printf "\n%-34s %12s %12s %8s\n" "samples/s (D=$D H=$H C=$C)" "lmr-train" "PyTorch" "ratio"
+printf "\n%-30s %11s %11s %8s %14s\n" "samples/s (D=$D H=$H C=$C)" "lmr-train" "PyTorch" "ratio" "PyTorch on-GPU"
 declare -A RATE
 for b in 256 1024; do
     for prec in f32 tf32; do
@@ -66,9 +67,11 @@ for b in 256 1024; do
         [ $prec = tf32 ] && flag=(--tf32)
         for stage in init lmr; do
             l=$(lmr $stage "$b" "${flag[@]}")
-            t=$(torch --stage $stage --batch "$b" --steps $((200 * 256 / b + 50)) "${flag[@]}")
+            steps=$((200 * 256 / b + 50))
+            t=$(torch --stage $stage --batch "$b" --steps $steps --data host "${flag[@]}")
+            g=$(torch --stage $stage --batch "$b" --steps $steps --data device "${flag[@]}")
             RATE[$stage-$b-$prec]=$l
-            printf "%-34s %12.0f %12.0f %8s\n" "$stage, batch $b, $prec" "$l" "$t" "$(ratio "$l" "$t")"
+            printf "%-30s %11.0f %11.0f %8s %14.0f\n" "$stage, batch $b, $prec" "$l" "$t" "$(ratio "$l" "$t")" "$g"
         done
     done
 done

@@ -2,11 +2,12 @@
 """The PyTorch side of bench/train-gpu.sh: lmr-train's head (LayerNorm -> Linear+tanh -> Linear),
 losses, AdamW and LMR (bank of K batches, masked similarity softmax over LN0 features, class
 weights, partner mixing, soft targets) written the way a PyTorch user would, in eager mode on one
-GPU, with the features already on the device. Prints steady-state samples/s (after warm-up steps,
-timed between two torch.cuda.synchronize calls).
+GPU. --data host (default) keeps the features in host memory and copies each batch to the GPU, as
+lmr-train --preload does; --data device keeps them on the GPU (no copies at all). Prints
+steady-state samples/s (after warm-up steps, timed between two torch.cuda.synchronize calls).
 
     train_gpu_torch.py --stage init|lmr [--dim 2048] [--hidden 512] [--classes 1004] [--batch 256]
-                       [--steps 200] [--warmup 20] [--tf32] [--device cuda]
+                       [--steps 200] [--warmup 20] [--tf32] [--data host|device] [--device cuda]
 """
 import argparse
 import math
@@ -25,6 +26,7 @@ def main():
     ap.add_argument("--warmup", type=int, default=20)
     ap.add_argument("--tf32", action="store_true")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--data", choices=["host", "device"], default="host")
     ap.add_argument("--device", default="cuda", help="cpu only to check this script where there is no GPU")
     a = ap.parse_args()
     try:
@@ -47,7 +49,7 @@ def main():
     N = B * 32
     w = 1.0 / torch.arange(1, C + 1, dtype=torch.float64)
     Y = torch.multinomial(w, N, replacement=True).to(dev)
-    X = torch.randn(N, D, device=dev)
+    X = torch.randn(N, D, device=dev if a.data == "device" else "cpu")
     counts = torch.bincount(Y, minlength=C).double()
 
     trunk = nn.Sequential(nn.LayerNorm(D, eps=1e-6), nn.Linear(D, H), nn.Tanh()).to(dev)
@@ -92,8 +94,8 @@ def main():
         return Xm, Tm
 
     def step(i):
-        idx = torch.randint(0, N, (B,), device=dev)
-        x, y = X[idx], Y[idx]
+        idx = torch.randint(0, N, (B,), device=X.device)
+        x, y = X[idx].to(dev), Y[idx.to(dev)]
         f = trunk(x)
         if a.stage == "init":
             loss = ce(head(f), y)
