@@ -289,10 +289,11 @@ int main(int argc, char **argv)
         goto out;
     }
     rc = train_run(&o, &tr, n_val ? &va : NULL, &res, err);
-    if (nc.tty && !nc.quiet)
+    if (nc.tty && !nc.quiet && !nc.silent)
         fprintf(stderr, "\n");
     if (rc == LMR_DONE) {
-        fprintf(stderr, "lmr-train: %s is already complete\n", o.out);
+        if (!nc.silent)
+            fprintf(stderr, "lmr-train: %s is already complete\n", o.out);
         rc = 0;
     } else if (rc < 0) {
         if (dist.size > 1)
