@@ -5,7 +5,9 @@ Each class is a combination of what a cheap colour/motion descriptor can see onc
 over time: the hue of a moving blob (8 neighbouring hues), its speed (slow / fast) and the
 half of the frame it moves in (top / bottom): 32 classes. Nuisances keep it from being
 trivial: hue, size, brightness and speed jitter, a random start and bouncing direction, a
-grey distractor blob, a noisy background whose brightness changes per clip.
+distractor blob of a random colour (it looks like another class's object), a noisy background
+whose brightness changes per clip. The few-shot classes' handful of clips cannot cover that
+variation; the head classes' clips can, which is what LMR's reconstruction borrows.
 
 Class sizes follow a steep power law (the largest class has --max-clips clips, the smallest
 --min-clips). The class order is shuffled with the seed, so head and tail classes are not
@@ -46,10 +48,10 @@ def class_attrs(c):
     return h, s, r
 
 
-def render_clip(rng, attr, n_frames, size, noise):
+def render_clip(rng, attr, n_frames, size, noise, hue_jitter=0.025, distractor_sat=0.0):
     """One clip of the class with attribute index attr: (n_frames, size, size, 3) uint8."""
     h, s, r = class_attrs(attr)
-    hue = (h / len(HUES) + rng.normal(0, 0.025)) % 1.0
+    hue = (h / len(HUES) + rng.normal(0, hue_jitter)) % 1.0
     sat = rng.uniform(0.55, 1.0)
     val = rng.uniform(0.6, 1.0)
     colour = np.array(colorsys.hsv_to_rgb(hue, sat, val)) * 255.0
@@ -70,11 +72,13 @@ def render_clip(rng, attr, n_frames, size, noise):
             if pos[k] < lo or pos[k] > hi:
                 vel[k] = -vel[k]
                 pos[k] = np.clip(pos[k], lo, hi)
-    # Distractor: a grey blob drifting anywhere.
+    # Distractor: a blob drifting anywhere.
     d_pos = rng.uniform(0, size, 2)
     d_vel = rng.normal(0, 1.2, 2) * size / 64.0
     d_rad = rng.uniform(0.06, 0.12) * size
-    d_grey = rng.uniform(90, 200)
+    # A grey distractor, or a coloured one of any hue (distractor_sat > 0): a nuisance that
+    # looks like some other class's object.
+    d_grey = np.array(colorsys.hsv_to_rgb(rng.uniform(0, 1), distractor_sat, rng.uniform(0.35, 0.8))) * 255.0
 
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
     bg = rng.uniform(20, 80)
@@ -168,7 +172,8 @@ def write_train(args, rng, names, sizes):
 
         def frames():
             for c, sd in zip(labs, seeds):
-                clip = render_clip(np.random.default_rng(sd), args.pick[c], n_frames, size, args.noise)
+                clip = render_clip(np.random.default_rng(sd), args.pick[c], n_frames, size, args.noise,
+                                   args.hue_jitter, args.distractor_sat)
                 yield from clip
                 yield from gap
         encode(frames(), os.path.join(args.out, "videos", pid, vid + ".MP4"), size, fps, "h264")
@@ -216,7 +221,8 @@ def write_val(args, rng, names):
 
         def frames():
             for vid, c, n_frames, sd in chunk:
-                yield from render_clip(np.random.default_rng(sd), args.pick[c], n_frames, args.size, args.noise)
+                yield from render_clip(np.random.default_rng(sd), args.pick[c], n_frames, args.size, args.noise,
+                                      args.hue_jitter, args.distractor_sat)
         seg = ["-force_key_frames", keys, "-f", "segment", "-segment_format", "webm",
                "-reset_timestamps", "1"] + (["-segment_frames", ",".join(map(str, cuts))] if cuts else [])
         encode(frames(), os.path.join(tmp, "s%05d.webm"), args.size, args.fps, "vp9", seg)
@@ -246,6 +252,8 @@ def main():
     ap.add_argument("--fps", type=int, default=20)
     ap.add_argument("--clip-seconds", type=float, default=1.2)
     ap.add_argument("--noise", type=float, default=12.0, help="pixel noise sigma")
+    ap.add_argument("--hue-jitter", type=float, default=0.025, help="sigma of the object's hue (1 = full circle)")
+    ap.add_argument("--distractor-sat", type=float, default=0.7, help="distractor saturation (0 = grey)")
     ap.add_argument("--clips-per-video", type=int, default=64)
     ap.add_argument("--participants", type=int, default=4)
     ap.add_argument("--jobs", type=int, default=2, help="ffmpeg processes at once")
