@@ -72,13 +72,12 @@ def render_clip(rng, attr, n_frames, size, noise, hue_jitter=0.025, distractor_s
             if pos[k] < lo or pos[k] > hi:
                 vel[k] = -vel[k]
                 pos[k] = np.clip(pos[k], lo, hi)
-    # Distractor: a blob drifting anywhere.
+    # Distractor: a blob drifting anywhere, grey or (distractor_sat > 0) of any hue, so that it
+    # looks like some other class's object.
     d_pos = rng.uniform(0, size, 2)
     d_vel = rng.normal(0, 1.2, 2) * size / 64.0
     d_rad = rng.uniform(0.06, 0.12) * size
-    # A grey distractor, or a coloured one of any hue (distractor_sat > 0): a nuisance that
-    # looks like some other class's object.
-    d_grey = np.array(colorsys.hsv_to_rgb(rng.uniform(0, 1), distractor_sat, rng.uniform(0.35, 0.8))) * 255.0
+    d_colour = np.array(colorsys.hsv_to_rgb(rng.uniform(0, 1), distractor_sat, rng.uniform(0.35, 0.8))) * 255.0
 
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
     bg = rng.uniform(20, 80)
@@ -87,7 +86,7 @@ def render_clip(rng, attr, n_frames, size, noise, hue_jitter=0.025, distractor_s
     for t in range(n_frames):
         d = d_pos + t * d_vel
         m = (xx - d[0]) ** 2 + (yy - d[1]) ** 2 <= d_rad ** 2
-        frames[t][m] = d_grey
+        frames[t][m] = d_colour
         cx, cy = centres[t]
         m = (xx - cx) ** 2 + (yy - cy) ** 2 <= radius ** 2
         frames[t][m] = colour
