@@ -48,9 +48,13 @@ def make_shard(a):
             x = (means[labels[i]] + rng.standard_normal((T, D), dtype=np.float32)).astype(np.float16)
             payload = x.tobytes()
             cid = f"clip{i:08d}".encode()
-            head = HEADER.pack(b"LMRREC01", 1, 2, 2, 0, 4, 1, 1, T, D, 1, len(payload), len(payload),
-                               xxh3(payload), len(cid))
-            txn.put(cid, head + cid + struct.pack("<i", int(labels[i])) + payload)
+            lab = struct.pack("<i", int(labels[i]))
+            head = HEADER.pack(b"LMRREC01", 2, 2, 2, 0, 4, 1, 1, T, D, 1, len(payload), len(payload), 0, len(cid))
+            # record checksum (DESIGN section 3, version 2): header bytes 8..39, codec zeroed, id, labels, payload
+            fields = bytearray(head[8:40])
+            fields[4] = 0
+            head = head[:48] + struct.pack("<Q", xxh3(bytes(fields) + cid + lab + payload)) + head[56:]
+            txn.put(cid, head + cid + lab + payload)
         meta = {"format_version": 1, "kind": "features", "dtype": "f16", "ndim": 4, "dims": [1, T, D, 1],
                 "n_records": N, "n_classes": C, "class_counts": counts.tolist(), "multi_label": 0,
                 "dataset": "bench", "split": "train", "frames": T, "size": 0, "backbone": "none",

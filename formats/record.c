@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the stack */
 #include <xxhash.h>
 #include <zstd.h>
 
@@ -23,6 +24,8 @@ int buf_reserve(LmrBuf *b, size_t cap)
 {
     if (cap <= b->cap)
         return 0;
+    if (cap > SIZE_MAX / 2) /* doubling below would wrap */
+        return LMR_ENOMEM;
     size_t n = b->cap ? b->cap : 4096;
     while (n < cap)
         n *= 2;
@@ -86,6 +89,23 @@ static uint64_t raw_size_of(int dtype, int ndim, const uint32_t *dims)
     return n;
 }
 
+/* The checksum covers everything a reader relies on except the storage details (magic, codec,
+ * stored size): header bytes 8..39 with the codec byte zeroed, the id, the labels and the raw
+ * payload. So a flipped id or label byte is caught like a flipped payload byte, and a record
+ * re-stored raw (HDF5) keeps its checksum. */
+static uint64_t record_checksum(const uint8_t *head, size_t id_labels_len, const void *payload, uint64_t raw)
+{
+    uint8_t fields[32];
+    memcpy(fields, head + 8, sizeof fields);
+    fields[12 - 8] = 0;
+    XXH3_state_t st;
+    XXH3_64bits_reset(&st);
+    XXH3_64bits_update(&st, fields, sizeof fields);
+    XXH3_64bits_update(&st, head + LMR_RECORD_HEADER, id_labels_len);
+    XXH3_64bits_update(&st, payload, raw);
+    return XXH3_64bits_digest(&st);
+}
+
 int record_encode(RecordCtx *ctx, const RecordInfo *info, const void *payload, LmrBuf *out)
 {
     if (info->kind < LMR_KIND_FRAMES || info->kind > LMR_KIND_FEATURES || info->ndim < 1 ||
@@ -128,11 +148,11 @@ int record_encode(RecordCtx *ctx, const RecordInfo *info, const void *payload, L
         put32(p + 16 + 4 * i, i < info->ndim ? dims[i] : 0);
     put64(p + 32, raw);
     put64(p + 40, stored);
-    put64(p + 48, XXH3_64bits(payload, raw));
     put16(p + 56, info->id_len);
     memcpy(p + LMR_RECORD_HEADER, info->id, info->id_len);
     for (int i = 0; i < info->n_labels; i++)
         put32(p + LMR_RECORD_HEADER + info->id_len + 4 * i, (uint32_t)info->labels[i]);
+    put64(p + 48, record_checksum(p, head - LMR_RECORD_HEADER, payload, raw));
     out->len = head + stored;
     return 0;
 }
@@ -183,7 +203,8 @@ int record_parse(const uint8_t *b, size_t len, RecordInfo *o, char *err)
     if (o->codec == LMR_CODEC_RAW && o->stored_size != o->raw_size)
         return lmr_fail(err, LMR_ECORRUPT, "record: raw payload stored as %llu bytes, not %llu",
                         (unsigned long long)o->stored_size, (unsigned long long)o->raw_size);
-    if (o->stored_size == 0 || o->stored_size > ZSTD_compressBound(o->raw_size))
+    size_t bound = ZSTD_compressBound(o->raw_size);
+    if (ZSTD_isError(bound) || o->stored_size == 0 || o->stored_size > bound)
         return lmr_fail(err, LMR_ECORRUPT, "record: stored size %llu at offset 40 impossible for raw %llu",
                         (unsigned long long)o->stored_size, (unsigned long long)o->raw_size);
     if (o->id_len == 0)
@@ -221,7 +242,8 @@ int record_payload(RecordCtx *ctx, const RecordInfo *o, void *dst, size_t cap)
     } else {
         memcpy(dst, o->stored, o->raw_size);
     }
-    uint64_t h = XXH3_64bits(dst, o->raw_size);
+    uint64_t h = record_checksum((const uint8_t *)o->id - LMR_RECORD_HEADER, o->stored - (const uint8_t *)o->id,
+                                 dst, o->raw_size);
     if (h != o->checksum)
         return LMR_FAIL(ctx, LMR_ECHECKSUM, "record %.*s: payload checksum %016llx, header says %016llx",
                         (int)o->id_len, o->id, (unsigned long long)h, (unsigned long long)o->checksum);
@@ -231,7 +253,8 @@ int record_payload(RecordCtx *ctx, const RecordInfo *o, void *dst, size_t cap)
 int record_verify(RecordCtx *ctx, const RecordInfo *o, LmrBuf *scratch)
 {
     if (o->codec == LMR_CODEC_RAW) { /* no copy needed */
-        if (XXH3_64bits(o->stored, o->raw_size) != o->checksum)
+        if (record_checksum((const uint8_t *)o->id - LMR_RECORD_HEADER, o->stored - (const uint8_t *)o->id,
+                            o->stored, o->raw_size) != o->checksum)
             return LMR_FAIL(ctx, LMR_ECHECKSUM, "record %.*s: payload checksum mismatch", (int)o->id_len, o->id);
         return 0;
     }
@@ -269,6 +292,8 @@ int recreader_next(RecReader *r, RecordInfo *info)
     if (buf_reserve(&r->buf, LMR_RECORD_HEADER))
         return LMR_ENOMEM;
     size_t got = read_at(r, 0, LMR_RECORD_HEADER);
+    if (ferror(r->f))
+        return LMR_FAIL(r, LMR_EIO, "%s: offset %llu: read error", r->path, (unsigned long long)r->offset);
     if (got == 0 && feof(r->f))
         return LMR_DONE;
     if (got < LMR_RECORD_HEADER)
@@ -286,6 +311,8 @@ int recreader_next(RecReader *r, RecordInfo *info)
         return LMR_FAIL(r, LMR_ENOMEM, "%s: offset %llu: record of %llu bytes", r->path,
                         (unsigned long long)r->offset, (unsigned long long)total);
     got += read_at(r, got, total - got);
+    if (ferror(r->f))
+        return LMR_FAIL(r, LMR_EIO, "%s: offset %llu: read error", r->path, (unsigned long long)r->offset);
     if (got < total)
         return LMR_FAIL(r, LMR_ETRUNC, "%s: offset %llu: truncated record (%zu of %llu bytes), ignored", r->path,
                         (unsigned long long)r->offset, got, (unsigned long long)total);

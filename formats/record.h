@@ -10,7 +10,7 @@
 #include "lmr_error.h"
 
 #define LMR_RECORD_MAGIC "LMRREC01"
-#define LMR_RECORD_VERSION 1
+#define LMR_RECORD_VERSION 2 /* 2: the checksum also covers header fields, id and labels */
 #define LMR_RECORD_HEADER 58 /* fixed part, before the id */
 #define LMR_MAX_LABELS 64    /* more labels than this are refused (VideoLT has <= 7) */
 

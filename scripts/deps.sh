@@ -9,7 +9,7 @@ pkgs=(pkg-config cmake make gcc ffmpeg libavformat-dev libavcodec-dev libswscale
       libcairo2-dev)
 if [ "${1:-}" = "--test" ]; then
   pkgs+=(python3 python3-h5py python3-lmdb python3-numpy python3-sklearn openmpi-bin libopenmpi-dev
-         valgrind lmdb-utils python3-torch python3-torchvision)
+         valgrind lmdb-utils python3-torch python3-torchvision python3-zstandard)
 fi
 
 missing=()

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Independent reader of lmr clip records (DESIGN section 3): one record from bytes, the records of
 a .rec stream, or the values of an LMDB shard. Needs numpy; zstd payloads need the `zstandard`
-module and checksums are checked when the `xxhash` module is present.
+module; checksums are always checked (xxhash module or libxxhash).
 
     from lmr_record import parse_record, read_stream
     for rec in read_stream("train.rec"):
@@ -14,7 +14,30 @@ import numpy as np
 
 MAGIC = b"LMRREC01"
 HEADER = struct.Struct("<8sHBBBBH4IQQQH")  # 58 bytes, little endian
+VERSION = 2
 DTYPES = {1: np.uint8, 2: np.float16, 3: np.float32}
+
+
+def _xxh3(data):
+    """XXH3-64 from the xxhash module, or from the C library libxxhash through ctypes."""
+    try:
+        import xxhash
+        return xxhash.xxh3_64_intdigest(data)
+    except ImportError:
+        import ctypes
+        import ctypes.util
+        lib = ctypes.CDLL(ctypes.util.find_library("xxhash") or "libxxhash.so.0")
+        lib.XXH3_64bits.restype = ctypes.c_uint64
+        lib.XXH3_64bits.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
+        return lib.XXH3_64bits(data, len(data))
+
+
+def record_checksum(header, id_and_labels, payload):
+    """The record checksum: header bytes 8..39 with the codec byte (12) zeroed, then the id and
+    label bytes, then the raw payload."""
+    fields = bytearray(header[8:40])
+    fields[12 - 8] = 0
+    return _xxh3(bytes(fields) + bytes(id_and_labels) + bytes(payload))
 
 
 class RecordError(ValueError):
@@ -30,7 +53,7 @@ def parse_record(buf, offset=0):
     dims, (raw_size, stored_size, checksum, id_len) = rest[:4], rest[4:]
     if magic != MAGIC:
         raise RecordError(f"offset {offset}: bad magic {magic!r}")
-    if version != 1:
+    if version != VERSION:
         raise RecordError(f"offset {offset}: unsupported version {version}")
     if kind not in (1, 2) or dtype not in DTYPES or codec not in (0, 1) or not 1 <= ndim <= 4:
         raise RecordError(f"offset {offset}: bad kind/dtype/codec/ndim {kind}/{dtype}/{codec}/{ndim}")
@@ -49,12 +72,8 @@ def parse_record(buf, offset=0):
         stored = zstandard.ZstdDecompressor().decompress(stored, max_output_size=raw_size)
     if len(stored) != raw_size:
         raise RecordError(f"record {clip_id}: payload of {len(stored)} bytes, header says {raw_size}")
-    try:
-        import xxhash
-        if xxhash.xxh3_64_intdigest(stored) != checksum:
-            raise RecordError(f"record {clip_id}: checksum mismatch")
-    except ImportError:
-        pass
+    if record_checksum(buf[offset:offset + HEADER.size], buf[p:p + id_len + 4 * n_labels], stored) != checksum:
+        raise RecordError(f"record {clip_id}: checksum mismatch")
     data = np.frombuffer(stored, dtype=DTYPES[dtype]).reshape(shape)
     return {"id": clip_id, "kind": kind, "dims": shape, "labels": labels, "data": data,
             "checksum": checksum, "size": end - offset}
