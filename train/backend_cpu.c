@@ -233,7 +233,8 @@ static inline float vexpf(float x)
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     p = p * r * r + r + 1.0f;
-    int32_t bits = ((int32_t)n + 127) << 23;
+    float nn = n == n ? n : 0.0f; // NaN in, NaN out (through p), never a NaN cast to int
+    uint32_t bits = (uint32_t)((int32_t)nn + 127) << 23;
     float scale;
     memcpy(&scale, &bits, sizeof scale);
     return p * scale;
