@@ -4,13 +4,14 @@
 #   end to end from one LMDB shard (PyTorch: an lmdb Dataset + DataLoader), both stages;
 #   features in memory at D=2048 H=512 C=1004 (lmr: --preload) and at D=256 H=256 C=100;
 # and the OpenBLAS sgemm peak next to lmr's GEMM rate. Prints samples/s and the ratios.
-# usage: bench/train.sh [BIN_DIR]   (THREADS=2 EPOCHS=1 CLIPS=5120 to change the sizes)
+# usage: bench/train.sh [BIN_DIR]   (THREADS=2 EPOCHS=2 CLIPS=5120 to change the sizes; the small
+# case runs 5x the epochs, its steps being ~20x shorter)
 set -euo pipefail
 BIN=${1:-build/bin}
 PY=/usr/bin/python3
 HERE=$(cd "$(dirname "$0")" && pwd)
 THREADS=${THREADS:-2}
-EPOCHS=${EPOCHS:-1}
+EPOCHS=${EPOCHS:-2}
 CLIPS=${CLIPS:-5120}
 B=128
 [ -x "$BIN/lmr-train" ] || { echo "bench/train.sh: $BIN/lmr-train not built" >&2; exit 1; }
@@ -23,10 +24,10 @@ $PY "$HERE/train_torch.py" make-shard "$DIR/large.lmdb" --clips "$CLIPS" --dim 2
 $PY "$HERE/train_torch.py" make-shard "$DIR/small.lmdb" --clips $((CLIPS * 2)) --dim 256 --classes 100 --frames 4
 
 # lmr-train samples/s of one run (the trainer's own rate, from --log)
-lmr() { # stage shard hidden extra...
-    local stage=$1 shard=$2 hidden=$3
-    shift 3
-    "$BIN/lmr-train" --stage "$stage" --train "$shard" --hidden "$hidden" --batch $B --epochs "$EPOCHS" \
+lmr() { # epochs stage shard hidden extra...
+    local epochs=$1 stage=$2 shard=$3 hidden=$4
+    shift 4
+    "$BIN/lmr-train" --stage "$stage" --train "$shard" --hidden "$hidden" --batch $B --epochs "$epochs" \
         --threads "$THREADS" --quiet --log "$DIR/log.jsonl" "$@" >/dev/null 2>"$DIR/err.txt" ||
         { cat "$DIR/err.txt" >&2; exit 1; }
     $PY -c "import json,sys; print(json.loads(open(sys.argv[1]).read().splitlines()[-1])['samples_per_s'])" \
@@ -35,6 +36,8 @@ lmr() { # stage shard hidden extra...
 torch() { $PY "$HERE/train_torch.py" "$@" --threads "$THREADS" --batch $B; }
 ratio() { $PY -c "import sys; print('%.2fx' % (float(sys.argv[1]) / float(sys.argv[2])))" "$1" "$2"; }
 steps=$((CLIPS / B * EPOCHS))
+SMALL_EPOCHS=$((EPOCHS * 5))
+small_steps=$((CLIPS * 2 / B * SMALL_EPOCHS))
 
 echo "== sgemm peak (OpenBLAS, 2048^3, $THREADS threads)"
 PEAK=$($PY "$HERE/train_torch.py" sgemm --threads "$THREADS")
@@ -44,25 +47,25 @@ printf "\n%-40s %12s %12s %8s\n" "case (batch $B, $THREADS threads)" "lmr-train"
 row() { printf "%-40s %12.0f %12.0f %8s\n" "$1" "$2" "$3" "$(ratio "$2" "$3")"; }
 
 # end to end from the LMDB shard
-L_INIT=$(lmr init "$DIR/large.lmdb" 512 --out "$DIR/init.safetensors")
+L_INIT=$(lmr "$EPOCHS" init "$DIR/large.lmdb" 512 --out "$DIR/init.safetensors")
 T_INIT=$(torch lmdb "$DIR/large.lmdb" --hidden 512 --stage init --steps "$steps")
 row "LMDB e2e, init, D=2048 H=512 C=1004" "$L_INIT" "$T_INIT"
-L_LMR=$(lmr lmr "$DIR/large.lmdb" 512 --init "$DIR/init.safetensors" --out "$DIR/lmr.safetensors")
+L_LMR=$(lmr "$EPOCHS" lmr "$DIR/large.lmdb" 512 --init "$DIR/init.safetensors" --out "$DIR/lmr.safetensors")
 T_LMR=$(torch lmdb "$DIR/large.lmdb" --hidden 512 --stage lmr --steps "$steps")
 row "LMDB e2e, lmr, D=2048 H=512 C=1004" "$L_LMR" "$T_LMR"
 
 # features in memory
-L_MEM=$(lmr init "$DIR/large.lmdb" 512 --preload --out "$DIR/init.safetensors")
+L_MEM=$(lmr "$EPOCHS" init "$DIR/large.lmdb" 512 --preload --out "$DIR/init.safetensors")
 T_MEM=$(torch mem --dim 2048 --hidden 512 --classes 1004 --stage init --steps "$steps")
 row "in memory, init, D=2048 H=512 C=1004" "$L_MEM" "$T_MEM"
-L_MEML=$(lmr lmr "$DIR/large.lmdb" 512 --preload --init "$DIR/init.safetensors" --out "$DIR/lmr.safetensors")
+L_MEML=$(lmr "$EPOCHS" lmr "$DIR/large.lmdb" 512 --preload --init "$DIR/init.safetensors" --out "$DIR/lmr.safetensors")
 T_MEML=$(torch mem --dim 2048 --hidden 512 --classes 1004 --stage lmr --steps "$steps")
 row "in memory, lmr, D=2048 H=512 C=1004" "$L_MEML" "$T_MEML"
-L_SMALL=$(lmr init "$DIR/small.lmdb" 256 --preload --out "$DIR/small.safetensors")
-T_SMALL=$(torch mem --dim 256 --hidden 256 --classes 100 --stage init --steps $((steps * 2)))
+L_SMALL=$(lmr "$SMALL_EPOCHS" init "$DIR/small.lmdb" 256 --preload --out "$DIR/small.safetensors")
+T_SMALL=$(torch mem --dim 256 --hidden 256 --classes 100 --stage init --steps "$small_steps")
 row "in memory, init, D=256 H=256 C=100" "$L_SMALL" "$T_SMALL"
-L_SMALLL=$(lmr lmr "$DIR/small.lmdb" 256 --preload --init "$DIR/small.safetensors" --out "$DIR/small_lmr.safetensors")
-T_SMALLL=$(torch mem --dim 256 --hidden 256 --classes 100 --stage lmr --steps $((steps * 2)))
+L_SMALLL=$(lmr "$SMALL_EPOCHS" lmr "$DIR/small.lmdb" 256 --preload --init "$DIR/small.safetensors" --out "$DIR/small_lmr.safetensors")
+T_SMALLL=$(torch mem --dim 256 --hidden 256 --classes 100 --stage lmr --steps "$small_steps")
 row "in memory, lmr, D=256 H=256 C=100" "$L_SMALLL" "$T_SMALLL"
 
 # GEMM rate: forward + both backward GEMMs of the two linear layers, 6 (D H + H C) flops per sample
