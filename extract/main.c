@@ -312,6 +312,16 @@ static int resume_scan(const char *path, Out *o, IdSet *done, const uint8_t kind
     struct stat sb;
     if (stat(path, &sb) != 0)
         return 0;
+    // A file that does not even start like a record stream is not ours to append to or cut.
+    FILE *f = fopen(path, "rb");
+    char head[8];
+    size_t nh = f ? fread(head, 1, sizeof head, f) : 0;
+    if (f)
+        fclose(f);
+    if (memcmp(head, LMR_RECORD_MAGIC, nh) != 0) {
+        fprintf(stderr, PROG ": %s: exists and is not a record stream; refusing to append to it\n", path);
+        return 1;
+    }
     RecReader r;
     int rc = recreader_open(&r, path);
     if (rc < 0) {
@@ -337,7 +347,13 @@ static int resume_scan(const char *path, Out *o, IdSet *done, const uint8_t kind
         good = r.offset;
     }
     recreader_close(&r);
-    if (rc != LMR_DONE) {
+    if (rc != LMR_DONE && rc != LMR_ETRUNC) {
+        // Only a cut-off last record is what a killed run leaves; anything else is not ours to cut.
+        fprintf(stderr, PROG ": %s: not a clean record stream (%s at byte %llu); refusing to append to it\n",
+                path, lmr_strerror(rc), (unsigned long long)good);
+        return 1;
+    }
+    if (rc == LMR_ETRUNC) {
         if (!o->a->quiet)
             fprintf(stderr, PROG ": %s: dropping a damaged tail after byte %llu (%s)\n", path,
                     (unsigned long long)good, lmr_strerror(rc));

@@ -292,6 +292,11 @@ int main(void)
     CHECK(file_has(q, "0 clips written") && file_has(q, "10 skipped"));
     CHECK(extract("m.csv", "cut.rec", "--frames 5") == 1); // other settings: refused
     CHECK(file_has(q, "another shape"));
+    CHECK(vid_sh("cd %s && echo 'precious notes' > notes.txt", dir) == 0); // not ours: left alone
+    CHECK(extract("m.csv", "notes.txt", "--frames 4") == 1);
+    CHECK(file_has(q, "refusing to append"));
+    snprintf(p, sizeof p, "%s/notes.txt", dir);
+    CHECK(file_has(p, "precious notes"));
 
     TEST(7, "shards K/N split the clips; stdout output");
     CHECK(extract("m.csv", "s0.rec", "--frames 4 --shard 0/2") == 0);
