@@ -86,6 +86,8 @@ static int make_all(void)
     int rc = 0;
     snprintf(a, sizeof a, "-c:v libx264 -crf 8 -bf 3 -g 25 -sc_threshold 0 -pix_fmt yuv420p %s/h264.mp4", dir);
     rc |= vid_make(300, 64, 48, 30, 0, a);
+    snprintf(a, sizeof a, "-c:v libx264 -crf 8 -bf 3 -g 24 -sc_threshold 0 -x264-params open-gop=1 -pix_fmt yuv420p %s/opengop.mkv", dir);
+    rc |= vid_make(150, 64, 48, 30, 0, a);
     snprintf(a, sizeof a, "-c:v libvpx-vp9 -deadline realtime -cpu-used 8 -crf 4 -b:v 0 -g 30 %s/vp9.webm", dir);
     rc |= vid_make(90, 64, 48, 30, 0, a);
     snprintf(a, sizeof a, "-c:v mpeg4 -q:v 2 -bf 2 -g 30 %s/mpeg4.avi", dir);
@@ -171,13 +173,13 @@ int main(void)
     }
     decoder_close(&d);
 
-    TEST(3, "every codec: straight through and random access give the same frames");
+    TEST(3, "every codec (and open-GOP H.264 in MKV): straight through and random access agree");
     int ident[300];
     for (int k = 0; k < 300; k++)
         ident[k] = k;
-    const char *names[] = {"h264.mp4", "vp9.webm", "mpeg4.avi", "mjpeg.avi", "hevc.mp4", "frames"};
-    const int counts[] = {300, 90, 90, 90, 60, 60};
-    for (int i = 0; i < 6; i++) {
+    const char *names[] = {"h264.mp4", "vp9.webm", "mpeg4.avi", "mjpeg.avi", "hevc.mp4", "frames", "opengop.mkv"};
+    const int counts[] = {300, 90, 90, 90, 60, 60, 150};
+    for (int i = 0; i < 7; i++) {
         printf("  %s\n", names[i]);
         check_access(names[i], counts[i], ident);
     }
