@@ -88,6 +88,23 @@ int main(void)
     st_close(&f);
     st_close(&f); // idempotent
 
+    TEST(6, "an independent reader (tests/st_check.py) accepts the file and reads the values");
+    const char *py = getenv("LMR_PYTHON"), *src = getenv("LMR_SRC");
+    if (py && src && *py) {
+        char cmd[1024];
+        snprintf(cmd, sizeof cmd, "%s %s/tests/st_check.py %s > %s/check.txt", py, src, p, dir);
+        CHECK(system(cmd) == 0);
+        char out[128];
+        path_in(out, sizeof out, "check.txt");
+        FILE *cf = fopen(out, "r");
+        char line[256] = "";
+        CHECK(cf && fgets(line, sizeof line, cf) && strcmp(line, "head.weight F32 [2, 3] 1.0\n") == 0);
+        if (cf)
+            fclose(cf);
+    } else {
+        printf("  skipped: LMR_PYTHON or LMR_SRC not set\n");
+    }
+
     TEST(3, "rewrite is atomic: no .tmp left, same bytes for the same input");
     char tmp[140];
     snprintf(tmp, sizeof tmp, "%s.tmp", p);
