@@ -49,9 +49,15 @@ void report_table(FILE *f, const Report *r)
             m->group_present[LMR_GROUP_HEAD]);
     if (has_medium(r))
         fprintf(f, "medium %d (%d present), ", sizes[LMR_GROUP_MEDIUM], m->group_present[LMR_GROUP_MEDIUM]);
-    fprintf(f, "tail %d (%d present), few %d (%d present); few = <= %d training clips\n",
-            sizes[LMR_GROUP_TAIL], m->group_present[LMR_GROUP_TAIL], sizes[LMR_GROUP_FEW],
-            m->group_present[LMR_GROUP_FEW], LMR_FEW_MAX);
+    int n_few = sizes[LMR_GROUP_FEW], subset = 0;
+    if (n_few == 0 && r->train_counts) { // VideoLT's rule has no few group: few is part of tail
+        for (int c = 0; c < r->n_classes; c++)
+            n_few += r->train_counts[c] <= LMR_FEW_MAX;
+        subset = n_few > 0;
+    }
+    fprintf(f, "tail %d (%d present), few %d (%d present%s); few = <= %d training clips\n",
+            sizes[LMR_GROUP_TAIL], m->group_present[LMR_GROUP_TAIL], n_few,
+            m->group_present[LMR_GROUP_FEW], subset ? ", within tail" : "", LMR_FEW_MAX);
     fprintf(f, "%-16s", "");
     for (int i = 0; i < r->n_cols; i++)
         fprintf(f, " %14.14s", r->cols[i].name);
