@@ -6,6 +6,7 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -582,15 +583,21 @@ double backend_sumsq(BackendCtx *ctx, const float *x, size_t n)
     return s;
 }
 
-void adamw_update(BackendCtx *ctx, float *params, const float *grads, float *m, float *v, size_t n,
-                  float lr, float beta1, float beta2, float eps, float weight_decay, long t,
-                  float grad_scale)
+typedef struct {
+    float *params, *m, *v;
+    const float *grads;
+    size_t n;
+    float beta1, beta2, eps, step, rbc2, decay, grad_scale;
+} AdamSpan;
+
+static void *adamw_span(void *arg)
 {
-    GPU_FORWARD(ctx, cuda_adamw_update(ctx->gpu, params, grads, m, v, n, lr, beta1, beta2, eps, weight_decay,
-                                       t, grad_scale));
-    float bc1 = 1.0f - powf(beta1, (float)t), bc2 = 1.0f - powf(beta2, (float)t);
-    float step = lr / bc1, rbc2 = 1.0f / sqrtf(bc2), decay = 1.0f - lr * weight_decay;
-    for (size_t i = 0; i < n; i++) {
+    const AdamSpan *a = arg;
+    float *params = a->params, *m = a->m, *v = a->v;
+    const float *grads = a->grads;
+    float beta1 = a->beta1, beta2 = a->beta2, eps = a->eps, step = a->step, rbc2 = a->rbc2;
+    float decay = a->decay, grad_scale = a->grad_scale;
+    for (size_t i = 0; i < a->n; i++) {
         float g = grads[i] * grad_scale;
         float mi = beta1 * m[i] + (1.0f - beta1) * g;
         float vi = beta2 * v[i] + (1.0f - beta2) * g * g;
@@ -598,6 +605,34 @@ void adamw_update(BackendCtx *ctx, float *params, const float *grads, float *m, 
         v[i] = vi;
         params[i] = params[i] * decay - step * mi / (sqrtf(vi) * rbc2 + eps);
     }
+    return NULL;
+}
+
+void adamw_update(BackendCtx *ctx, float *params, const float *grads, float *m, float *v, size_t n,
+                  float lr, float beta1, float beta2, float eps, float weight_decay, long t,
+                  float grad_scale)
+{
+    GPU_FORWARD(ctx, cuda_adamw_update(ctx->gpu, params, grads, m, v, n, lr, beta1, beta2, eps, weight_decay,
+                                       t, grad_scale));
+    float bc1 = 1.0f - powf(beta1, (float)t), bc2 = 1.0f - powf(beta2, (float)t);
+    AdamSpan all = {params, m, v, grads, n, beta1, beta2, eps, lr / bc1, 1.0f / sqrtf(bc2), 1.0f - lr * weight_decay,
+                    grad_scale};
+    // Memory-bound and elementwise: with two or more threads asked for, a helper thread takes the
+    // second half of a large block (same values either way).
+    pthread_t helper;
+    if (ctx && ctx->threads >= 2 && n >= ((size_t)1 << 18)) {
+        size_t half = (n / 2 + 15) & ~(size_t)15;
+        AdamSpan hi = all;
+        hi.params += half, hi.m += half, hi.v += half, hi.grads += half, hi.n = n - half;
+        all.n = half;
+        if (pthread_create(&helper, NULL, adamw_span, &hi) == 0) {
+            adamw_span(&all);
+            pthread_join(helper, NULL);
+            return;
+        }
+        all.n = n; // no thread: do it all here
+    }
+    adamw_span(&all);
 }
 
 // --- naive references ------------------------------------------------------------------------
