@@ -37,7 +37,8 @@ struct Decoder {
     int64_t budget_frames, budget_packets, n_errors;
     struct SwsContext *sws;
     int sws_key[6];         /* source size, pixel format, colour space, range, valid */
-    uint8_t *tmp;           /* scaled image before rotation, aligned rows */
+    uint8_t *tmp;           /* scaled image before rotation: planar G, B, R, aligned rows */
+    size_t tmp_plane;
     int tmp_linesize, sw, sh; /* scaled size before rotation */
     DecoderOpts opts;
     DecoderInfo info;
@@ -199,8 +200,9 @@ int decoder_open(Decoder **dp, const char *path, const DecoderOpts *o, char *err
     if (!d->pkt || !d->prev || !d->last)
         return lmr_fail(err, LMR_ENOMEM, "out of memory");
     fill_info(d);
-    d->tmp_linesize = FFALIGN(d->sw * 3, 64);
-    if (!(d->tmp = av_malloc((size_t)d->tmp_linesize * (d->sh + 1) + 64)))
+    d->tmp_linesize = FFALIGN(d->sw, 64);
+    d->tmp_plane = (size_t)d->tmp_linesize * (d->sh + 1);
+    if (!(d->tmp = av_malloc(3 * d->tmp_plane + 64)))
         return lmr_fail(err, LMR_ENOMEM, "out of memory");
     return 0;
 }
@@ -390,7 +392,7 @@ static int scale_frame(Decoder *d, const AVFrame *f, uint8_t *dst)
     int key[6] = {f->width, f->height, fmt, cs, full, 1};
     if (!d->sws || memcmp(key, d->sws_key, sizeof key) != 0) {
         sws_freeContext(d->sws);
-        d->sws = sws_getContext(f->width, f->height, fmt, d->sw, d->sh, AV_PIX_FMT_RGB24,
+        d->sws = sws_getContext(f->width, f->height, fmt, d->sw, d->sh, AV_PIX_FMT_GBRP,
                                 SWS_BILINEAR, NULL, NULL, NULL);
         if (!d->sws)
             return LMR_FAIL(d, LMR_EDECODE, "%s: cannot scale %dx%d %s", d->path, f->width,
@@ -399,19 +401,26 @@ static int scale_frame(Decoder *d, const AVFrame *f, uint8_t *dst)
         sws_setColorspaceDetails(d->sws, coef, full, coef, 1, 0, 1 << 16, 1 << 16);
         memcpy(d->sws_key, key, sizeof key);
     }
-    uint8_t *dp[4] = {d->tmp, NULL, NULL, NULL};
-    int dl[4] = {d->tmp_linesize, 0, 0, 0};
+    // Planar RGB out of swscale has SIMD paths that packed RGB24 lacks (about 4x faster here);
+    // interleaving (and rotating) is a cheap pass of our own.
+    uint8_t *dp[4] = {d->tmp, d->tmp + d->tmp_plane, d->tmp + 2 * d->tmp_plane, NULL};
+    int dl[4] = {d->tmp_linesize, d->tmp_linesize, d->tmp_linesize, 0};
     sws_scale(d->sws, (const uint8_t *const *)f->data, f->linesize, 0, f->height, dp, dl);
     d->stats.frames_scaled++;
     int ow = d->info.out_w, oh = d->info.out_h, rot = d->info.rotation, ls = d->tmp_linesize;
-    const uint8_t *s = d->tmp;
+    const uint8_t *pg = dp[0], *pb = dp[1], *pr = dp[2];
     for (int y = 0; y < oh; y++) {
         uint8_t *o = dst + (size_t)y * ow * 3;
         if (rot == 0) {
-            memcpy(o, s + (size_t)y * ls, (size_t)ow * 3);
+            const uint8_t *r = pr + (size_t)y * ls, *g = pg + (size_t)y * ls, *b = pb + (size_t)y * ls;
+            for (int x = 0; x < ow; x++, o += 3) {
+                o[0] = r[x];
+                o[1] = g[x];
+                o[2] = b[x];
+            }
             continue;
         }
-        for (int x = 0; x < ow; x++) {
+        for (int x = 0; x < ow; x++, o += 3) {
             int sx, sy; // source pixel in the sw x sh image
             if (rot == 90) {
                 sx = y;
@@ -423,7 +432,10 @@ static int scale_frame(Decoder *d, const AVFrame *f, uint8_t *dst)
                 sx = d->sw - 1 - x;
                 sy = d->sh - 1 - y;
             }
-            memcpy(o + 3 * x, s + (size_t)sy * ls + 3 * sx, 3);
+            size_t at = (size_t)sy * ls + sx;
+            o[0] = pr[at];
+            o[1] = pg[at];
+            o[2] = pb[at];
         }
     }
     return 0;
