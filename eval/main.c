@@ -1,10 +1,9 @@
 /* lmr-eval: score every clip of a shard set with one or more checkpoints and report top-1/top-5,
  * per-class, head/tail/few and (multi-label) mAP metrics (DESIGN section 7). Clips are read in
- * batches; worker threads decode and average the features, then each checkpoint scores the
- * whole batch with one forward. */
+ * batches (batch.h: worker threads decode and average the features), then each checkpoint
+ * scores the whole batch with one forward. */
 #include <errno.h>
 #include <getopt.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +11,7 @@
 #include <unistd.h>
 
 #include "annotations.h"
+#include "batch.h"
 #include "classes.h"
 #include "metrics.h"
 #include "plot.h"
@@ -146,104 +146,6 @@ static int parse_args(int argc, char **argv, Opts *o)
     return 0;
 }
 
-// --- batch decoding ------------------------------------------------------------------------
-
-typedef struct {
-    int32_t labels[LMR_MAX_LABELS];
-    int n_labels;
-    char *id; /* owned, for --predictions */
-} ClipRow;
-
-typedef struct {
-    ShardSet *set;
-    uint64_t start;
-    int n, tid, n_threads, views, D, keep_ids;
-    float *x;       /* (n * views, D) output, shared: each worker writes its own clips */
-    ClipRow *rows;  /* (n) shared likewise */
-    RecordCtx rctx; /* per worker */
-    LmrBuf scratch, payload;
-    float *row;     /* (D) one f16 row converted */
-    int rc;
-    char err[LMR_ERRLEN];
-} Worker;
-
-static int decode_clip(Worker *w, uint64_t i, float *x, ClipRow *row)
-{
-    RecordInfo info;
-    int rc = shardset_get(w->set, i, &w->scratch, &info);
-    if (rc < 0)
-        return lmr_fail(w->err, rc, "clip %llu: %s", (unsigned long long)i, shardset_error(w->set));
-    int id_len = info.id_len;
-    if (info.kind != LMR_KIND_FEATURES || (info.dtype != LMR_DT_F16 && info.dtype != LMR_DT_F32) ||
-        (int)info.dims[0] != w->views || (int)info.dims[2] != w->D || info.dims[1] == 0)
-        return lmr_fail(w->err, LMR_EMISMATCH, "clip %.*s: record [%u, %u, %u] kind %d dtype %d, "
-                        "want f16/f32 features [%d, T, %d]", id_len, info.id, info.dims[0], info.dims[1],
-                        info.dims[2], info.kind, info.dtype, w->views, w->D);
-    if ((rc = buf_reserve(&w->payload, info.raw_size)) < 0)
-        return lmr_fail(w->err, rc, "clip %.*s: out of memory", id_len, info.id);
-    if ((rc = record_payload(&w->rctx, &info, w->payload.data, w->payload.cap)) < 0)
-        return lmr_fail(w->err, rc, "clip %.*s: %s", id_len, info.id, w->rctx.last_error);
-    int T = (int)info.dims[1], D = w->D;
-    for (int v = 0; v < w->views; v++) {
-        float *out = x + (size_t)v * D;
-        memset(out, 0, (size_t)D * sizeof *out);
-        for (int t = 0; t < T; t++) {
-            size_t off = ((size_t)v * T + t) * D;
-            const float *src = (const float *)w->payload.data + off;
-            if (info.dtype == LMR_DT_F16) {
-                lmr_f16_to_f32((const uint16_t *)w->payload.data + off, w->row, (size_t)D);
-                src = w->row;
-            }
-            for (int d = 0; d < D; d++)
-                out[d] += src[d];
-        }
-        for (int d = 0; d < D; d++)
-            out[d] /= (float)T;
-    }
-    row->n_labels = info.n_labels;
-    memcpy(row->labels, info.labels, (size_t)info.n_labels * sizeof *info.labels);
-    if (w->keep_ids) {
-        row->id = strndup(info.id, (size_t)id_len);
-        if (!row->id)
-            return lmr_fail(w->err, LMR_ENOMEM, "out of memory");
-    }
-    return 0;
-}
-
-static void *worker_run(void *arg)
-{
-    Worker *w = arg;
-    w->rc = 0;
-    for (int k = w->tid; k < w->n && w->rc == 0; k += w->n_threads)
-        w->rc = decode_clip(w, w->start + (uint64_t)k, w->x + (size_t)k * w->views * w->D, &w->rows[k]);
-    return NULL;
-}
-
-/* Decode clips [start, start + n) into x and rows with every worker. @return 0 or the first error. */
-static int decode_batch(Worker *ws, int n_threads, uint64_t start, int n, char *err)
-{
-    pthread_t th[64];
-    int started = 0;
-    for (int t = 0; t < n_threads; t++) {
-        ws[t].start = start;
-        ws[t].n = n;
-        if (t == 0 || pthread_create(&th[t], NULL, worker_run, &ws[t]) != 0)
-            continue; // worker 0 (and any that could not start) runs below
-        started |= 1 << t;
-    }
-    worker_run(&ws[0]);
-    for (int t = 1; t < n_threads; t++) {
-        if (started & (1 << t))
-            pthread_join(th[t], NULL);
-        else
-            worker_run(&ws[t]);
-    }
-    for (int t = 0; t < n_threads; t++)
-        if (ws[t].rc < 0)
-            return lmr_fail(err, ws[t].rc, "%s", ws[t].err);
-    return 0;
-}
-
 // --- the run -------------------------------------------------------------------------------
 
 typedef struct {
@@ -252,8 +154,8 @@ typedef struct {
     Scorer sc[MAX_MODELS];
     EvalAcc acc[MAX_MODELS];
     EvalResult res[MAX_MODELS];
-    Worker ws[32];
-    int n_threads, views, D, C, multi_label;
+    ClipBatch batch;
+    int views, D, C, multi_label;
     int *groups;
     char rule[600];
     FILE *pred;
@@ -401,52 +303,34 @@ static double now_s(void)
 static int run_score(Run *r)
 {
     uint64_t n = shardset_count(r->set);
-    int rc = 0;
-    float *x = malloc((size_t)BATCH * r->views * r->D * sizeof *x);
     float *scores = malloc((size_t)BATCH * r->C * sizeof *scores);
-    ClipRow *rows = calloc(BATCH, sizeof *rows);
-    if (!x || !scores || !rows) {
-        rc = lmr_fail(r->err, LMR_ENOMEM, "out of memory for a batch");
-        goto done;
-    }
-    r->n_threads = r->o.threads > 30 ? 30 : r->o.threads;
-    for (int t = 0; t < r->n_threads; t++) {
-        Worker *w = &r->ws[t];
-        *w = (Worker){.set = r->set, .tid = t, .n_threads = r->n_threads, .views = r->views, .D = r->D,
-                      .keep_ids = r->pred != NULL, .x = x, .rows = rows};
-        w->row = malloc((size_t)r->D * sizeof *w->row);
-        if (!w->row || record_ctx_init(&w->rctx, 3) < 0) {
-            rc = lmr_fail(r->err, LMR_ENOMEM, "out of memory for a decoder");
-            goto done;
-        }
-    }
+    if (!scores)
+        return lmr_fail(r->err, LMR_ENOMEM, "out of memory for a batch");
+    int rc = clipbatch_init(&r->batch, r->set, r->views, r->D, BATCH, r->o.threads, r->pred != NULL, r->err);
     int tty = isatty(STDERR_FILENO);
     double t0 = now_s(), last = t0;
-    for (uint64_t start = 0; start < n; start += BATCH) {
+    for (uint64_t start = 0; rc == 0 && start < n; start += BATCH) {
         int nb = n - start < BATCH ? (int)(n - start) : BATCH;
-        if ((rc = decode_batch(r->ws, r->n_threads, start, nb, r->err)) < 0)
-            goto done;
-        for (int i = 0; i < r->o.n_models; i++) {
-            if ((rc = scorer_run(&r->sc[i], x, nb, r->views, scores)) < 0) {
+        if ((rc = clipbatch_read(&r->batch, start, nb, r->err)) < 0)
+            break;
+        const ClipRow *rows = r->batch.rows;
+        for (int i = 0; i < r->o.n_models && rc == 0; i++) {
+            if ((rc = scorer_run(&r->sc[i], r->batch.x, nb, r->views, scores)) < 0) {
                 lmr_fail(r->err, rc, "%s", r->sc[i].last_error);
-                goto done;
+                break;
             }
             for (int k = 0; k < nb; k++) {
                 rc = eval_acc_add(&r->acc[i], scores + (size_t)k * r->C, rows[k].labels, rows[k].n_labels);
                 if (rc < 0) {
-                    lmr_fail(r->err, rc, "clip %llu: %s", (unsigned long long)(start + k), r->acc[i].last_error);
-                    goto done;
+                    lmr_fail(r->err, rc, "clip %s: %s", rows[k].id ? rows[k].id : "?", r->acc[i].last_error);
+                    break;
                 }
                 if (i == 0 && r->pred)
                     write_prediction(r->pred, &rows[k], scores + (size_t)k * r->C, r->C, r->views);
             }
         }
-        for (int k = 0; k < nb; k++) {
-            free(rows[k].id);
-            rows[k].id = NULL;
-        }
         double t = now_s();
-        if (!r->o.quiet && (tty ? t - last > 0.5 : t - last > 10.0)) {
+        if (rc == 0 && !r->o.quiet && (tty ? t - last > 0.5 : t - last > 10.0)) {
             uint64_t done_n = start + (uint64_t)nb;
             double rate = (double)done_n / (t - t0);
             fprintf(stderr, "lmr-eval: %llu/%llu clips, %.0f clips/s, ETA %.0f s%s",
@@ -457,12 +341,7 @@ static int run_score(Run *r)
     }
     if (!r->o.quiet && tty && now_s() - t0 > 0.5)
         fprintf(stderr, "\n");
-done:
-    for (int k = 0; rows && k < BATCH; k++)
-        free(rows[k].id);
-    free(x);
     free(scores);
-    free(rows);
     return rc;
 }
 
@@ -542,12 +421,7 @@ static void run_close(Run *r)
         eval_acc_free(&r->acc[i]);
         eval_result_free(&r->res[i]);
     }
-    for (int t = 0; t < 32; t++) {
-        record_ctx_free(&r->ws[t].rctx);
-        buf_free(&r->ws[t].scratch);
-        buf_free(&r->ws[t].payload);
-        free(r->ws[t].row);
-    }
+    clipbatch_free(&r->batch);
     shardset_close(&r->set);
     free(r->groups);
     if (r->pred)
