@@ -41,6 +41,9 @@ all: show
 
 # 1. The dataset, generated once (a stamp marks a complete generation).
 $(DATA)/.done: $(SRC)/scripts/make_demo_data.py
+	@$(PYTHON) -c 'import numpy' 2>/dev/null || { echo "demo: $(PYTHON) has no numpy:" \
+	  "apt-get install python3-numpy (or scripts/deps.sh --test)" >&2; exit 1; }
+	@command -v ffmpeg >/dev/null || { echo "demo: no ffmpeg command: apt-get install ffmpeg" >&2; exit 1; }
 	@mkdir -p $(DATA)
 	$(PYTHON) $(SRC)/scripts/make_demo_data.py --out $(DATA) --jobs $(JOBS) --seed $(SEED) $(DATA_ARGS)
 	@touch $@
