@@ -424,11 +424,15 @@ static int build_units(Run *r, size_t **store)
         k[i] = (ClipKey){row->video, row->start_sec, i};
     }
     qsort(k, r->n_sel, sizeof *k, cmp_clip);
+    // Few long videos and several workers: smaller units keep every worker busy, at the cost
+    // of one more keyframe seek per unit.
+    size_t per = (r->n_sel + 2 * (size_t)r->o->threads - 1) / (2 * (size_t)r->o->threads);
+    int cap = per < 4 ? 4 : per > UNIT_CLIPS ? UNIT_CLIPS : (int)per;
     r->n_units = 0;
     for (size_t i = 0; i < r->n_sel; i++) {
         (*store)[i] = k[i].pos;
         Unit *u = r->n_units ? &r->units[r->n_units - 1] : NULL;
-        if (!u || u->n >= UNIT_CLIPS || strcmp(k[i].video, k[i - 1].video) != 0) {
+        if (!u || u->n >= cap || strcmp(k[i].video, k[i - 1].video) != 0) {
             u = &r->units[r->n_units++];
             *u = (Unit){k[i].pos, &(*store)[i], 0};
         }
