@@ -29,8 +29,8 @@ static void table_row(FILE *f, const Report *r, const char *label, size_t offset
         double v = *(const double *)((const char *)&r->cols[i].res + offset);
         if (v < 0)
             fprintf(f, " %14s", "-");
-        else
-            fprintf(f, " %14.4f", v);
+        else // the nudge rounds halves alike whichever way the value was computed
+            fprintf(f, " %14.4f", v + 1e-9);
     }
     fputc('\n', f);
 }
