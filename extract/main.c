@@ -26,7 +26,7 @@ static const char usage[] =
     "                   --videos DIR --out F.rec|- [options]\n"
     "       lmr-extract --list --dataset ... --annotations F [--labels F]\n"
     "\n"
-    "sampling:  --frames T (8)  --views V (1)  --crops 1|3 (1)  --mode train|test (test)\n"
+    "sampling:  --frames T (16)  --views V (1)  --crops 1|3 (1)  --mode train|test (test)\n"
     "           --sampling segment|window (window for epic, else segment)  --rate R (4)\n"
     "           --seed S (0)  --size S (224: short side, then a square crop)\n"
     "features:  --backbone none|pool|resnet18|resnet50|resnet101 (none)  --weights F.safetensors\n"
@@ -84,7 +84,7 @@ static int parse_args(int argc, char **argv, Args *a)
         {"max-frames", 1, 0, O_MAXF}, {"target", 1, 0, O_TARGET}, {"fps", 1, 0, O_FPS},
         {"device", 1, 0, O_DEVICE},  {0, 0, 0, 0}};
     memset(a, 0, sizeof *a);
-    a->frames = 8, a->size = 224, a->views = 1, a->crops = 1, a->rate = 4, a->skip_nonref = 1;
+    a->frames = 16, a->size = 224, a->views = 1, a->crops = 1, a->rate = 4, a->skip_nonref = 1;
     a->backbone = "none", a->mode = "test", a->target = "verb", a->shard_n = 1;
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     a->threads = n > 0 ? (int)n : 1;
