@@ -423,11 +423,25 @@ int main(void)
     }
 
     TEST(5, "--device cuda without CUDA, bad usage, --help, --version");
-    snprintf(buf, sizeof buf, "--model '%s' --data '%s' --device cuda", p_ckpt, p_shard);
-    if (!backend_available(BACKEND_CUDA))
+    snprintf(buf, sizeof buf, "--model '%s' --data '%s' --device cuda --json '%s/cuda.json'", p_ckpt,
+             p_shard, dir);
+    if (!backend_available(BACKEND_CUDA)) {
         CHECK(run(buf, "") == 1);
-    else
+    } else { // same numbers on both devices
         CHECK(run(buf, NULL) == 0);
+        snprintf(buf, sizeof buf, "%s/cuda.json", dir);
+        json_t *jc = json_load_file(buf, 0, NULL);
+        snprintf(buf, sizeof buf, "%s/m.json", dir);
+        json_t *jm = json_load_file(buf, 0, NULL);
+        CHECK(jc && jm);
+        if (jc && jm) {
+            const char *keys[] = {"top1", "top5", "avg_class_acc", "tail_acc", "few_acc"};
+            for (int k = 0; k < 5; k++)
+                CHECK_CLOSE(jnum(jc, keys[k]), jnum(jm, keys[k]), 1e-12, 0);
+        }
+        json_decref(jc);
+        json_decref(jm);
+    }
     CHECK(run("--model x", "--data are required") == 2);
     CHECK(run("--model x --data y --head-share 2", "--head-share") == 2);
     CHECK(run("--bogus", NULL) == 2);
