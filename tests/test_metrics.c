@@ -166,6 +166,12 @@ static void test_map_sklearn(void)
         printf("  skipped: LMR_PYTHON not set\n");
         return;
     }
+    char probe[512];
+    snprintf(probe, sizeof probe, "'%s' -c 'import numpy, sklearn' 2>/dev/null", py);
+    if (system(probe) != 0) {
+        printf("  skipped: %s has no scikit-learn (scripts/deps.sh --test installs it)\n", py);
+        return;
+    }
     char dir[] = "/tmp/lmr-test-metrics-XXXXXX";
     CHECK(mkdtemp(dir) != NULL);
     char data[256], script[256], out[256], cmd[1024];
