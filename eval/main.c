@@ -284,7 +284,18 @@ static void write_prediction(FILE *f, const ClipRow *row, const float *scores, i
 {
     int top[5], k = C < 5 ? C : 5;
     eval_topk(scores, C, k, top);
-    fprintf(f, "%s,", row->id ? row->id : "");
+    const char *id = row->id ? row->id : "";
+    if (strpbrk(id, ",\"\n")) { // quote as CSV wants
+        fputc('"', f);
+        for (const char *p = id; *p; p++) {
+            if (*p == '"')
+                fputc('"', f); // a quote is doubled
+            fputc(*p, f);
+        }
+        fputs("\",", f);
+    } else {
+        fprintf(f, "%s,", id);
+    }
     for (int l = 0; l < row->n_labels; l++)
         fprintf(f, "%s%d", l ? ";" : "", row->labels[l]);
     fprintf(f, ",%d,", top[0]);
@@ -306,7 +317,8 @@ static int run_score(Run *r)
     float *scores = malloc((size_t)BATCH * r->C * sizeof *scores);
     if (!scores)
         return lmr_fail(r->err, LMR_ENOMEM, "out of memory for a batch");
-    int rc = clipbatch_init(&r->batch, r->set, r->views, r->D, BATCH, r->o.threads, r->pred != NULL, r->err);
+    // Ids are kept for every clip: --predictions writes them and errors name them.
+    int rc = clipbatch_init(&r->batch, r->set, r->views, r->D, BATCH, r->o.threads, 1, r->err);
     int tty = isatty(STDERR_FILENO);
     double t0 = now_s(), last = t0;
     for (uint64_t start = 0; rc == 0 && start < n; start += BATCH) {
