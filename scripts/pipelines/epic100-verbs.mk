@@ -14,7 +14,6 @@ VAL_ANN   ?= $(EPIC_ANN)/EPIC_100_validation.csv
 LABELS    ?= $(EPIC_ANN)/EPIC_100_verb_classes.csv
 TAIL_LIST ?= $(EPIC_ANN)/EPIC_100_tail_verbs.csv
 PRESET    ?= epic100-verbs
-FRAMES    ?= 16
 INPUTS    := $(TAIL_LIST)
 EXTRACT_ARGS ?= --target verb
 EVAL_ARGS    ?= --tail-classes $(TAIL_LIST)
