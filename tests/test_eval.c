@@ -348,6 +348,20 @@ int main(void)
     CHECK(f && fgets(line, sizeof line, f) && strncmp(line, "0,100,tail,10,", 14) == 0);
     if (f)
         fclose(f);
+    snprintf(buf, sizeof buf, "%s/conf.csv", dir);
+    f = fopen(buf, "r");
+    int cells[C][C] = {{0}}, t, p, n, total = 0;
+    CHECK(f && fgets(line, sizeof line, f) && strcmp(line, "true,pred,count\n") == 0);
+    while (f && fscanf(f, "%d,%d,%d", &t, &p, &n) == 3)
+        if (t >= 0 && t < C && p >= 0 && p < C)
+            cells[t][p] += n, total += n;
+    if (f)
+        fclose(f);
+    int want[C][C] = {{0}};
+    for (int i = 0; i < N; i++)
+        if (labels[i] >= 0)
+            want[labels[i]][pred[i]]++;
+    CHECK(total == N - 1 && memcmp(cells, want, sizeof want) == 0);
     snprintf(buf, sizeof buf, "%s/p.png", dir);
     f = fopen(buf, "rb");
     unsigned char magic[8] = {0};
