@@ -603,7 +603,8 @@ static int run_loop(Trainer *t, TrainResult *res, char *err)
     int rc = loader_open(&ld, t->train, &t->sampler, t->info.epoch, t->info.step_in_epoch, o->epochs, o->prefetch, err);
     if (rc < 0)
         return rc;
-    double t0 = now_s(), last_note = t0, epoch_t0 = t0, epoch_loss = 0.0;
+    // paused: time in validation and checkpoint writes, left out of the training rate
+    double t0 = now_s(), last_note = t0, epoch_t0 = t0, epoch_loss = 0.0, paused = 0.0;
     long run_steps = 0, epoch_steps = 0, total = (long)o->epochs * t->spe;
     Batch *b;
     while ((rc = loader_next(ld, &b, err)) == 0) {
@@ -628,13 +629,14 @@ static int run_loop(Trainer *t, TrainResult *res, char *err)
             t->info.epoch = epoch + 1;
             t->info.step_in_epoch = 0;
         }
-        double now = now_s(), sps = (double)run_steps * t->Bg / (now - t0);
+        double now = now_s(), sps = (double)run_steps * t->Bg / (now - t0 - paused);
         if (o->progress_every > 0 && now - last_note >= o->progress_every) {
             double eta = sps > 0 ? (double)(total - t->info.global_step) * t->Bg / sps : 0;
             note(o, 1, "%s epoch %ld/%d step %ld/%ld loss %.4f %.0f samples/s ETA %d:%02d", t->info.stage, epoch + 1,
                  o->epochs, step + 1, t->spe, loss, sps, (int)(eta / 60), (int)eta % 60);
             last_note = now;
         }
+        double p0 = now;
         if (step + 1 == t->spe) { // end of an epoch: validate, log, checkpoint
             ValMetrics vm, *pv = NULL;
             if (t->val && dist_is_root(t->dist)) { // data-parallel: the ranks hold one model, rank 0 scores it
@@ -661,13 +663,14 @@ static int run_loop(Trainer *t, TrainResult *res, char *err)
             if ((rc = save(t, err)) < 0)
                 break;
         }
+        paused += now_s() - p0;
         if (o->stop_after > 0 && run_steps >= o->stop_after) {
             rc = save(t, err);
             break;
         }
     }
     res->steps = run_steps;
-    res->samples_per_s = run_steps ? (double)run_steps * t->Bg / (now_s() - t0) : 0;
+    res->samples_per_s = run_steps ? (double)run_steps * t->Bg / (now_s() - t0 - paused) : 0;
     res->best_metric = t->info.best_metric;
     loader_close(&ld);
     return rc == LMR_DONE ? 0 : rc;
