@@ -33,7 +33,14 @@ lmr() { # epochs stage shard hidden extra...
     $PY -c "import json,sys; print(json.loads(open(sys.argv[1]).read().splitlines()[-1])['samples_per_s'])" \
         "$DIR/log.jsonl"
 }
-torch() { $PY "$HERE/train_torch.py" "$@" --threads "$THREADS" --batch $B; }
+# PyTorch (Debian's, on OpenBLAS) gets the better of two thread set-ups: torch's own THREADS
+# (OpenMP) beside OpenBLAS's default pool, or one OpenMP thread and THREADS OpenBLAS threads.
+torch() {
+    local a b
+    a=$($PY "$HERE/train_torch.py" "$@" --threads "$THREADS" --batch $B)
+    b=$(OPENBLAS_NUM_THREADS=$THREADS $PY "$HERE/train_torch.py" "$@" --threads 1 --batch $B)
+    $PY -c "import sys; print(max(map(float, sys.argv[1:])))" "$a" "$b"
+}
 ratio() { $PY -c "import sys; print('%.2fx' % (float(sys.argv[1]) / float(sys.argv[2])))" "$1" "$2"; }
 steps=$((CLIPS / B * EPOCHS))
 SMALL_EPOCHS=$((EPOCHS * 5))
