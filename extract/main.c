@@ -30,7 +30,7 @@ static const char usage[] =
     "           --sampling segment|window (window for epic, else segment)  --rate R (4)\n"
     "           --seed S (0)  --size S (224: short side, then a square crop)\n"
     "features:  --backbone none|pool|resnet18|resnet50|resnet101 (none)  --weights F.safetensors\n"
-    "           --device cpu|cuda\n"
+    "           --device cpu|cuda|cuda:f16  --dtype f32|f16 (f32: how features are stored)\n"
     "data:      --target verb|noun (epic)  --frames-dir (epic: <p>/rgb_frames/<video> JPEG folders)\n"
     "           --fps F (frame rate of JPEG frame folders; epic: 50/60 from the video id; else 30)\n"
     "run:       --shard K/N  --threads N (cores)  --decode-threads N  --failures F.tsv  --strict\n"
@@ -39,7 +39,7 @@ static const char usage[] =
 
 typedef struct {
     const char *dataset, *annotations, *labels, *videos, *out, *failures, *backbone, *weights,
-        *device, *sampling, *mode, *target;
+        *device, *sampling, *mode, *target, *dtype;
     int frames, size, views, crops, threads, decode_threads, list, strict, quiet, frames_dir,
         shard_k, shard_n, skip_nonref;
     double rate, fps;
@@ -70,7 +70,7 @@ static int parse_int(const char *s, int lo, int hi, int *out)
 
 static int parse_args(int argc, char **argv, Args *a)
 {
-    enum { O_LIST = 256, O_VERSION, O_FRAMES_DIR, O_NOSKIP, O_DEC_THREADS, O_MAXF, O_TARGET, O_FPS, O_DEVICE };
+    enum { O_LIST = 256, O_VERSION, O_FRAMES_DIR, O_NOSKIP, O_DEC_THREADS, O_MAXF, O_TARGET, O_FPS, O_DEVICE, O_DTYPE };
     static const struct option opts[] = {
         {"dataset", 1, 0, 'd'},      {"annotations", 1, 0, 'a'}, {"labels", 1, 0, 'l'},
         {"videos", 1, 0, 'v'},       {"out", 1, 0, 'o'},         {"frames", 1, 0, 'T'},
@@ -82,7 +82,7 @@ static int parse_args(int argc, char **argv, Args *a)
         {"list", 0, 0, O_LIST},      {"version", 0, 0, O_VERSION}, {"frames-dir", 0, 0, O_FRAMES_DIR},
         {"no-skip-nonref", 0, 0, O_NOSKIP}, {"decode-threads", 1, 0, O_DEC_THREADS},
         {"max-frames", 1, 0, O_MAXF}, {"target", 1, 0, O_TARGET}, {"fps", 1, 0, O_FPS},
-        {"device", 1, 0, O_DEVICE},  {0, 0, 0, 0}};
+        {"device", 1, 0, O_DEVICE},  {"dtype", 1, 0, O_DTYPE},  {0, 0, 0, 0}};
     memset(a, 0, sizeof *a);
     a->frames = 16, a->size = 224, a->views = 1, a->crops = 1, a->rate = 4, a->skip_nonref = 1;
     a->backbone = "none", a->mode = "test", a->target = "verb", a->shard_n = 1;
@@ -105,6 +105,11 @@ static int parse_args(int argc, char **argv, Args *a)
         case 'S': a->sampling = optarg; break;
         case O_TARGET: a->target = optarg; break;
         case O_DEVICE: a->device = optarg; break;
+        case O_DTYPE:
+            if (strcmp(optarg, "f32") && strcmp(optarg, "f16"))
+                return usage_error("--dtype: want f32 or f16, got '%s'", optarg);
+            a->dtype = optarg;
+            break;
         case 'x': a->strict = 1; break;
         case 'q': a->quiet = 1; break;
         case O_LIST: a->list = 1; break;
@@ -486,6 +491,7 @@ int main(int argc, char **argv)
     eo.backbone.weights = a.weights;
     eo.backbone.device = a.device;
     eo.backbone.threads = 1;
+    eo.feature_dtype = a.dtype && strcmp(a.dtype, "f16") == 0 ? LMR_DT_F16 : LMR_DT_F32;
 
     char err[LMR_ERRLEN] = {0}, wsum[24] = {0};
     uint8_t kind, dtype;

@@ -64,6 +64,7 @@ typedef struct {
     size_t imgs_cap;
     uint8_t *frames;        /* (views, T, size, size, 3) */
     float *feat;            /* (views, T, D) */
+    uint16_t *feat16;       /* (views, T, D) when features are stored as f16 */
     LmrBuf out;
     pthread_t tid;
 } Worker;
@@ -76,6 +77,7 @@ void extract_opts_init(ExtractOpts *o)
     o->backbone.name = "none";
     o->threads = 1;
     o->size = 224;
+    o->feature_dtype = LMR_DT_F32;
 }
 
 int extract_record_shape(const ExtractOpts *o, uint8_t *kind, uint8_t *dtype, uint32_t dims[4],
@@ -95,7 +97,7 @@ int extract_record_shape(const ExtractOpts *o, uint8_t *kind, uint8_t *dtype, ui
         memcpy(dims, d, sizeof d);
     } else {
         *kind = LMR_KIND_FEATURES;
-        *dtype = LMR_DT_F32;
+        *dtype = o->feature_dtype == LMR_DT_F16 ? LMR_DT_F16 : LMR_DT_F32;
         uint32_t d[4] = {views, T, (uint32_t)dim, 1};
         memcpy(dims, d, sizeof d);
     }
@@ -236,6 +238,11 @@ static int clip_encode(Worker *w, const ManifestRow *row, const int64_t *idx, co
         uint32_t d[4] = {(uint32_t)nv, (uint32_t)T, (uint32_t)D, 1};
         memcpy(ri.dims, d, sizeof d);
         payload = w->feat;
+        if (w->r->o->feature_dtype == LMR_DT_F16) { /* halves the shard; the trainer widens again */
+            lmr_f32_to_f16(w->feat, w->feat16, (size_t)nv * T * D);
+            ri.dtype = LMR_DT_F16;
+            payload = w->feat16;
+        }
     }
     if ((rc = record_encode(&w->rc, &ri, payload, &w->out)) < 0)
         return lmr_fail(err, rc, "%s", w->rc.last_error);
@@ -461,6 +468,7 @@ static void worker_free(Worker *w)
     free(w->imgs);
     free(w->frames);
     free(w->feat);
+    free(w->feat16);
     buf_free(&w->out);
 }
 
@@ -482,7 +490,8 @@ static int worker_init(Worker *w, Run *r, char *err)
     w->y0 = malloc(sizeof(int) * nv);
     w->frames = malloc((size_t)o->size * o->size * 3 * nv * o->sample.frames);
     w->feat = malloc(sizeof(float) * (D ? D : 1) * nv * o->sample.frames);
-    if (!w->idx || !w->uniq || !w->bidx || !w->merged || !w->x0 || !w->y0 || !w->frames || !w->feat)
+    w->feat16 = malloc(sizeof(uint16_t) * (D ? D : 1) * nv * o->sample.frames);
+    if (!w->idx || !w->uniq || !w->bidx || !w->merged || !w->x0 || !w->y0 || !w->frames || !w->feat || !w->feat16)
         return lmr_fail(err, LMR_ENOMEM, "out of memory");
     return 0;
 }

@@ -21,6 +21,7 @@ typedef struct {
     int epic_fps;         /* frame folders: frame rate from the EPIC video id (50/60) */
     int threads;          /* worker threads (each: decoder + scaler + backbone) */
     int size;             /* crop side */
+    int feature_dtype;    /* LMR_DT_F32 (default) or LMR_DT_F16: how features are stored */
 } ExtractOpts;
 
 /* A finished clip: rec (encoded record, borrowed for the call) or reason (failure). Return

@@ -278,6 +278,37 @@ int main(void)
           r[0].dims[2] >= 100 && r[0].dims[3] == 1);
     CHECK_CLOSE(n > 0 ? r[0].norm0 : 0, 1.0, 1e-4, 0);
 
+    TEST(51, "--dtype f16 stores the f32 features rounded to half precision");
+    CHECK(extract("m.csv", "pool16.rec", "--frames 4 --views 2 --crops 3 --backbone pool --dtype f16") == 0);
+    {
+        RecReader a, b;
+        RecordCtx ctx;
+        RecordInfo ia, ib;
+        char pa[600], pb[600];
+        snprintf(pa, sizeof pa, "%s/pool.rec", dir);
+        snprintf(pb, sizeof pb, "%s/pool16.rec", dir);
+        CHECK(record_ctx_init(&ctx, 3) == 0);
+        CHECK(recreader_open(&a, pa) == 0 && recreader_open(&b, pb) == 0);
+        int same = 0, recs = 0;
+        while (recreader_next(&a, &ia) == 0 && recreader_next(&b, &ib) == 0) {
+            recs++;
+            size_t n = ia.raw_size / 4;
+            float *f = malloc(ia.raw_size);
+            uint16_t *want = malloc(n * 2), *got = malloc(ib.raw_size ? ib.raw_size : 1);
+            CHECK(ib.dtype == LMR_DT_F16 && ib.raw_size == n * 2);
+            if (ib.raw_size == n * 2 && record_payload(&ctx, &ia, f, ia.raw_size) == 0 &&
+                record_payload(&ctx, &ib, got, ib.raw_size) == 0) {
+                lmr_f32_to_f16(f, want, n);
+                same += memcmp(want, got, n * 2) == 0;
+            }
+            free(f), free(want), free(got);
+        }
+        CHECK(recs == 10 && same == recs);
+        recreader_close(&a), recreader_close(&b);
+        record_ctx_free(&ctx);
+    }
+    CHECK(extract("m.csv", "bad.rec", "--backbone pool --dtype f64") == 2);
+
     TEST(6, "resume: a cut record is dropped, the rest completed, nothing twice");
     snprintf(p, sizeof p, "%s/seg.rec", dir);
     CHECK(vid_sh("cd %s && cp seg.rec cut.rec && truncate -s $(( $(stat -c %%s seg.rec) - 37 )) cut.rec", dir) == 0);
