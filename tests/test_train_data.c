@@ -47,6 +47,25 @@ static void check_shard(const char *name, int f16, int hdf5)
                 maxdiff = fmax(maxdiff, fabs(got[k] - want[(i * 2 + (uint64_t)v) * 10 + (uint64_t)k]));
         }
     printf("  %s: %llu clips, T from 1 to 4, max |mean - reference| %.3g\n", name, (unsigned long long)d.n, maxdiff);
+    if (f16) { // bit-exact against the scalar conversion, summed in the same order (F16C or not)
+        int exact = 1;
+        for (uint64_t i = 0; i < d.n; i++) {
+            int T = synth_T(&s, i);
+            float acc[10] = {0}, row[10];
+            uint16_t h[10];
+            for (int t = 0; t < T; t++) {
+                lmr_f32_to_f16(y.x + ((i * 2 + 1) * 4 + (uint64_t)t) * 10, h, 10);
+                lmr_f16_to_f32(h, row, 10);
+                for (int k = 0; k < 10; k++)
+                    acc[k] += row[k];
+            }
+            float inv = 1.0f / (float)T;
+            CHECK_RC(dataset_read(&d, &r, i, 1, got, err), 0);
+            for (int k = 0; k < 10; k++)
+                exact &= got[k] == acc[k] * inv;
+        }
+        CHECK(exact);
+    }
     CHECK(maxdiff < (f16 ? 5e-3 : 1e-5));
     // preloaded features are the same numbers
     float first[10];

@@ -157,6 +157,35 @@ void dataset_reader_free(DatasetReader *r)
     memset(r, 0, sizeof *r);
 }
 
+/* out += one f16 row. With F16C (checked at run time) eight halves convert per instruction; the
+ * conversion is exact either way, so both paths give the same sums. tmp holds D floats. */
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+__attribute__((target("avx,f16c"))) static int add_f16_row_f16c(float *out, const uint16_t *x, int D)
+{
+    int k = 0;
+    for (; k + 8 <= D; k += 8) {
+        __m256 f = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + k)));
+        _mm256_storeu_ps(out + k, _mm256_add_ps(_mm256_loadu_ps(out + k), f));
+    }
+    return k;
+}
+#endif
+
+static void add_f16_row(float *out, const uint16_t *x, float *tmp, int D)
+{
+    int k = 0;
+#if defined(__x86_64__) || defined(__i386__)
+    if (__builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx"))
+        k = add_f16_row_f16c(out, x, D);
+#endif
+    if (k < D) {
+        lmr_f16_to_f32(x + k, tmp, (size_t)(D - k));
+        for (int i = k; i < D; i++)
+            out[i] += tmp[i - k];
+    }
+}
+
 int dataset_read(Dataset *d, DatasetReader *r, uint64_t i, int view, float *out, char *err)
 {
     int D = d->D;
@@ -187,11 +216,8 @@ int dataset_read(Dataset *d, DatasetReader *r, uint64_t i, int view, float *out,
     } else {
         const uint16_t *x = (const uint16_t *)r->payload.data + row0 * D;
         float *tmp = (float *)(r->payload.data + ((info.raw_size + 63) & ~(uint64_t)63));
-        for (uint32_t t = 0; t < T; t++) {
-            lmr_f16_to_f32(x + (size_t)t * D, tmp, (size_t)D);
-            for (int k = 0; k < D; k++)
-                out[k] += tmp[k];
-        }
+        for (uint32_t t = 0; t < T; t++)
+            add_f16_row(out, x + (size_t)t * D, tmp, D);
     }
     float inv = 1.0f / (float)T;
     for (int k = 0; k < D; k++)
