@@ -188,24 +188,28 @@ def main():
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--n", type=int, default=2048)
+    ap.add_argument("--shape")
     a = ap.parse_args()
     if a.mode == "make-shard":
         a.out = a.out or a.path
         return make_shard(a)
     if a.mode == "sgemm":
+        # --n N: an N^3 product; --shape M,N,K: one of the model's products (C (MxN) = A (MxK) B (KxN))
         lib = ctypes.CDLL(ctypes.util.find_library("openblas") or "libopenblas.so.0")
         lib.openblas_set_num_threads(a.threads)
-        n = a.n
-        A, B_, C_ = (np.random.rand(n, n).astype(np.float32) for _ in range(3))
+        M, N, K = map(int, a.shape.split(",")) if a.shape else (a.n, a.n, a.n)
+        A, B_, C_ = (np.random.rand(r, c).astype(np.float32) for r, c in ((M, K), (K, N), (M, N)))
         fp = ctypes.POINTER(ctypes.c_float)
-        args = [101, 111, 111, n, n, n, ctypes.c_float(1.0), A.ctypes.data_as(fp), n, B_.ctypes.data_as(fp), n,
-                ctypes.c_float(0.0), C_.ctypes.data_as(fp), n]
+        args = [101, 111, 111, M, N, K, ctypes.c_float(1.0), A.ctypes.data_as(fp), K, B_.ctypes.data_as(fp), N,
+                ctypes.c_float(0.0), C_.ctypes.data_as(fp), N]
+        reps = max(1, int(2e9 / (2.0 * M * N * K)))  # ~1 GFLOP per timing
         lib.cblas_sgemm(*args)
         best = 0.0
-        for _ in range(5):
+        for _ in range(7):
             t0 = time.perf_counter()
-            lib.cblas_sgemm(*args)
-            best = max(best, 2.0 * n ** 3 / (time.perf_counter() - t0) / 1e9)
+            for _ in range(reps):
+                lib.cblas_sgemm(*args)
+            best = max(best, 2.0 * M * N * K * reps / (time.perf_counter() - t0) / 1e9)
         print(f"{best:.1f}")
         return
     import torch
