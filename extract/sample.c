@@ -9,34 +9,10 @@
 
 // --- generator ---------------------------------------------------------------------------
 
-static uint64_t splitmix64(uint64_t *x)
-{
-    uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
 void sample_rng_seed(SampleRng *r, uint64_t seed, const char *clip_id, uint64_t stream)
 {
     uint64_t x = XXH3_64bits_withSeed(clip_id, strlen(clip_id), seed) ^ (stream * 0x632be59bd9b4e019ULL);
-    for (int i = 0; i < 4; i++)
-        r->s[i] = splitmix64(&x);
-}
-
-static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-
-uint64_t sample_rng_next(SampleRng *r)
-{
-    uint64_t *s = r->s;
-    uint64_t out = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return out;
+    rng_seed_u64(r, x);
 }
 
 int64_t sample_rng_below(SampleRng *r, int64_t n)
@@ -46,7 +22,7 @@ int64_t sample_rng_below(SampleRng *r, int64_t n)
     // Rejection keeps the draw exactly uniform.
     uint64_t lim = UINT64_MAX - UINT64_MAX % (uint64_t)n, v;
     do
-        v = sample_rng_next(r);
+        v = rng_u64(r);
     while (v >= lim);
     return (int64_t)(v % (uint64_t)n);
 }

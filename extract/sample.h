@@ -8,6 +8,8 @@
 
 #include <stdint.h>
 
+#include "rng.h"
+
 #include "lmr_error.h"
 
 typedef enum { SAMPLE_SEGMENT = 1, SAMPLE_WINDOW = 2 } SampleKind;
@@ -23,14 +25,11 @@ typedef struct {
     uint64_t seed;    /* run seed */
 } SampleOpts;
 
-/* A small explicit generator (splitmix64 seeding + xoshiro256**). */
-typedef struct {
-    uint64_t s[4];
-} SampleRng;
+/* lmr's generator (formats/rng.h), seeded per clip. */
+typedef Rng SampleRng;
 
 /** Seed a generator from the run seed, a clip id and a stream number (0 frames, 1 crops). */
 void sample_rng_seed(SampleRng *r, uint64_t seed, const char *clip_id, uint64_t stream);
-uint64_t sample_rng_next(SampleRng *r);
 /** Uniform integer in [0, n) (n >= 1). */
 int64_t sample_rng_below(SampleRng *r, int64_t n);
 

@@ -18,6 +18,11 @@ void rng_seed(Rng *r, uint64_t seed, uint64_t stream, uint64_t a, uint64_t b)
     x = splitmix64(&x) ^ stream;
     x = splitmix64(&x) ^ a;
     x = splitmix64(&x) ^ b;
+    rng_seed_u64(r, x);
+}
+
+void rng_seed_u64(Rng *r, uint64_t x)
+{
     for (int i = 0; i < 4; i++)
         r->s[i] = splitmix64(&x);
 }
