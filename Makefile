@@ -48,11 +48,11 @@ valgrind: deps-test $(BUILD_VG)/CMakeCache.txt
 
 demo: build
 	@if [ -f scripts/pipelines/demo.mk ]; then \
-	  $(MAKE) --no-print-directory -f scripts/pipelines/demo.mk BIN=$(CURDIR)/$(BUILD)/bin; \
+	  $(MAKE) --no-print-directory -f scripts/pipelines/demo.mk BIN=$(abspath $(BUILD))/bin; \
 	else echo "demo: not yet"; fi
 
 bench: build
-	@for b in bench/*.sh; do [ -f "$$b" ] && echo "== $$b" && bash "$$b" $(CURDIR)/$(BUILD)/bin; done
+	@for b in bench/*.sh; do [ -f "$$b" ] && echo "== $$b" && bash "$$b" $(abspath $(BUILD))/bin; done
 
 install: build
 	cmake --install $(BUILD) --prefix $(PREFIX)
