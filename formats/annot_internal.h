@@ -47,6 +47,10 @@ void annot_idset_init(AnnotIdSet *s);
 void annot_idset_free(AnnotIdSet *s);
 /** @return 1 added, 0 already present, LMR_ENOMEM. */
 int annot_idset_add(AnnotIdSet *s, const char *id);
+/** Add row to m unless its clip id is already in ids; a duplicate is skipped through annot_skip
+ *  ("duplicate WHAT 'ID'"). @return 0, LMR_ENOMEM, or annot_skip's result. */
+int annot_add_unique(Manifest *m, AnnotIdSet *ids, const ManifestRow *row, const char *name, int64_t line,
+                     int strict, const char *what);
 
 /** manifest_read on bytes in memory; name is used in messages. */
 int manifest_read_mem(Manifest *m, const char *buf, size_t len, const char *name, int strict);

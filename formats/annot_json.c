@@ -145,19 +145,7 @@ static int ss_entry(SsRead *r, json_t *e, int64_t line)
         row.n_labels = 1;
         row.labels[0] = (int32_t)idx;
     }
-    int rc = manifest_add(m, &row);
-    if (rc < 0)
-        return rc;
-    rc = annot_idset_add(&r->ids, m->rows[m->n_rows - 1].clip_id);
-    if (rc < 0)
-        return rc;
-    if (rc == 0) {
-        ManifestRow *last = &m->rows[--m->n_rows];
-        free(last->clip_id);
-        free(last->video);
-        return annot_skip(m, r->name, line, strict, "duplicate id '%s'", id);
-    }
-    return 0;
+    return annot_add_unique(m, &r->ids, &row, r->name, line, strict, "id");
 }
 
 /* Skip blanks, counting lines. */

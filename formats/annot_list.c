@@ -104,19 +104,7 @@ static int list_line(void *user, char *line, int64_t no)
             break;
         s = comma + 1;
     }
-    int rc = manifest_add(m, &row);
-    if (rc < 0)
-        return rc;
-    rc = annot_idset_add(&r->ids, m->rows[m->n_rows - 1].clip_id);
-    if (rc < 0)
-        return rc;
-    if (rc == 0) {
-        ManifestRow *last = &m->rows[--m->n_rows];
-        free(last->clip_id);
-        free(last->video);
-        return annot_skip(m, r->name, no, r->strict, "duplicate video id '%s'", f[0]);
-    }
-    return 0;
+    return annot_add_unique(m, &r->ids, &row, r->name, no, r->strict, "video id");
 }
 
 int annot_load_videolt(Manifest *m, const AnnotOpts *o, const char *buf, size_t len)

@@ -287,3 +287,22 @@ int annot_idset_add(AnnotIdSet *s, const char *id)
     s->n++;
     return 1;
 }
+
+int annot_add_unique(Manifest *m, AnnotIdSet *ids, const ManifestRow *row, const char *name, int64_t line,
+                     int strict, const char *what)
+{
+    int rc = manifest_add(m, row);
+    if (rc < 0)
+        return rc;
+    rc = annot_idset_add(ids, m->rows[m->n_rows - 1].clip_id); /* the row's own copy: outlives the set */
+    if (rc < 0)
+        return rc;
+    if (rc == 0) {
+        ManifestRow *last = &m->rows[--m->n_rows];
+        rc = annot_skip(m, name, line, strict, "duplicate %s '%s'", what, last->clip_id);
+        free(last->clip_id);
+        free(last->video);
+        return rc;
+    }
+    return 0;
+}

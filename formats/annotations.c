@@ -188,19 +188,7 @@ static int epic_row(void *user, char **f, int n, int64_t line)
     int layout = r->o->epic_layout >= 0 && r->o->epic_layout <= 2 ? (int)r->o->epic_layout : 0;
     if (snprintf(r->video, sizeof r->video, fmt[layout], part, vid) >= (int)sizeof r->video)
         return annot_skip(m, r->name, line, strict, "video path too long");
-    int rc = manifest_add(m, &row);
-    if (rc < 0)
-        return rc;
-    rc = annot_idset_add(&r->ids, m->rows[m->n_rows - 1].clip_id);
-    if (rc < 0)
-        return rc;
-    if (rc == 0) {
-        ManifestRow *last = &m->rows[--m->n_rows];
-        free(last->clip_id);
-        free(last->video);
-        return annot_skip(m, r->name, line, strict, "duplicate narration_id '%s'", id);
-    }
-    return 0;
+    return annot_add_unique(m, &r->ids, &row, r->name, line, strict, "narration_id");
 }
 
 static int load_epic(Manifest *m, const AnnotOpts *o, const char *buf, size_t len)

@@ -133,19 +133,7 @@ static int manifest_row(void *user, char **f, int n, int64_t line)
         if (m->n_classes > 0 && row.labels[i] >= m->n_classes)
             return annot_skip(m, r->name, line, r->strict, "class %d out of range [0, %d)",
                               row.labels[i], m->n_classes);
-    int rc = manifest_add(m, &row);
-    if (rc < 0)
-        return rc;
-    rc = annot_idset_add(&r->ids, m->rows[m->n_rows - 1].clip_id);
-    if (rc < 0)
-        return rc;
-    if (rc == 0) {
-        ManifestRow *last = &m->rows[--m->n_rows];
-        free(last->clip_id);
-        free(last->video);
-        return annot_skip(m, r->name, line, r->strict, "duplicate clip_id '%s'", f[0]);
-    }
-    return 0;
+    return annot_add_unique(m, &r->ids, &row, r->name, line, r->strict, "clip_id");
 }
 
 int manifest_read_mem(Manifest *m, const char *buf, size_t len, const char *name, int strict)
