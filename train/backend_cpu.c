@@ -363,19 +363,25 @@ void linear_backward(BackendCtx *ctx, float *dinp, float *dweight, float *dbias,
 
 // --- losses ----------------------------------------------------------------------------------
 
-/* Softmax of one row into p; returns log-sum-exp of z. */
+/* Softmax of one row into p; returns log-sum-exp of z. Max, exp and sum are separate passes
+ * (the sum in LANES partial sums) so each vectorises. */
 static float row_softmax(float *p, const float *z, int C)
 {
-    float mx = z[0];
-    for (int c = 1; c < C; c++)
+    float acc[LANES], mx = z[0];
+    for (int k = 0; k < LANES; k++)
+        acc[k] = z[0];
+    int c = 0;
+    for (; c + LANES <= C; c += LANES)
+        for (int k = 0; k < LANES; k++)
+            acc[k] = z[c + k] > acc[k] ? z[c + k] : acc[k];
+    for (; c < C; c++)
         mx = z[c] > mx ? z[c] : mx;
-    float s = 0.0f;
-    for (int c = 0; c < C; c++) {
+    for (int k = 0; k < LANES; k++)
+        mx = acc[k] > mx ? acc[k] : mx;
+    for (c = 0; c < C; c++)
         p[c] = vexpf(z[c] - mx);
-        s += p[c];
-    }
-    float inv = 1.0f / s;
-    for (int c = 0; c < C; c++)
+    float s = row_sum(p, C), inv = 1.0f / s;
+    for (c = 0; c < C; c++)
         p[c] *= inv;
     return mx + logf(s);
 }
@@ -388,13 +394,11 @@ void ce_hard_forward_backward(BackendCtx *ctx, float *losses, float *dlogits, co
     for (int b = 0; b < B; b++) {
         const float *z = logits + (size_t)b * C;
         float *d = dlogits + (size_t)b * C;
-        float lse = row_softmax(d, z, C), sum_z = 0.0f;
+        float lse = row_softmax(d, z, C), sum_z = row_sum(z, C);
         int y = labels[b];
         // loss = lse - sum_c t_c z_c, t = off everywhere and on at the label
-        for (int c = 0; c < C; c++) {
-            sum_z += z[c];
+        for (int c = 0; c < C; c++)
             d[c] = (d[c] - off) * inv_b;
-        }
         losses[b] = lse - off * sum_z - (on - off) * z[y];
         d[y] -= (on - off) * inv_b;
     }
@@ -408,11 +412,7 @@ void ce_soft_forward_backward(BackendCtx *ctx, float *losses, float *dlogits, co
     for (int b = 0; b < B; b++) {
         const float *z = logits + (size_t)b * C, *t = targets + (size_t)b * C;
         float *d = dlogits + (size_t)b * C;
-        float lse = row_softmax(d, z, C), tz = 0.0f, ts = 0.0f;
-        for (int c = 0; c < C; c++) {
-            tz += t[c] * z[c];
-            ts += t[c];
-        }
+        float lse = row_softmax(d, z, C), tz = row_dot(t, z, C), ts = row_sum(t, C);
         losses[b] = ts * lse - tz;
         for (int c = 0; c < C; c++)
             d[c] = (ts * d[c] - t[c]) * inv_b;
@@ -441,35 +441,49 @@ void bce_forward_backward(BackendCtx *ctx, float *losses, float *dlogits, const 
 
 // --- LMR reconstruction ----------------------------------------------------------------------
 
-static int row_has_key(const uint8_t *key_ok, int self, int N)
+/* Keys with key_ok set: a row has a key to attend to unless this is 0, or 1 and it is its own. */
+static int count_ok(const uint8_t *key_ok, int N)
 {
+    int n = 0;
     for (int j = 0; j < N; j++)
-        if (key_ok[j] && j != self)
-            return 1;
-    return 0;
+        n += key_ok[j] != 0;
+    return n;
 }
 
-/* Masked softmax of one similarity row, in place; returns 0 when every key is masked (row = 0). */
-static int masked_softmax_row(float *s, const uint8_t *key_ok, int self, int N)
+static int row_has_key(const uint8_t *key_ok, int n_ok, int self, int N)
 {
-    float mx = -INFINITY;
-    for (int j = 0; j < N; j++)
-        if (key_ok[j] && j != self && s[j] > mx)
-            mx = s[j];
-    if (mx == -INFINITY) {
-        memset(s, 0, (size_t)N * sizeof *s);
-        return 0;
+    return n_ok - (self >= 0 && self < N && key_ok[self]) > 0;
+}
+
+/* Masked softmax of one similarity row with at least one key, in place. Branch-free loops (the
+ * own key is knocked out before and zeroed after) so the compiler vectorises them. */
+static void masked_softmax_row(float *s, const uint8_t *key_ok, int self, int N)
+{
+    int has_self = self >= 0 && self < N;
+    if (has_self)
+        s[self] = -INFINITY;
+    float acc[LANES], mx = -INFINITY;
+    for (int k = 0; k < LANES; k++)
+        acc[k] = -INFINITY;
+    int j = 0;
+    for (; j + LANES <= N; j += LANES)
+        for (int k = 0; k < LANES; k++) {
+            float v = key_ok[j + k] ? s[j + k] : -INFINITY;
+            acc[k] = v > acc[k] ? v : acc[k];
+        }
+    for (; j < N; j++) {
+        float v = key_ok[j] ? s[j] : -INFINITY;
+        mx = v > mx ? v : mx;
     }
-    float sum = 0.0f;
-    for (int j = 0; j < N; j++) {
-        float e = (key_ok[j] && j != self) ? vexpf(s[j] - mx) : 0.0f;
-        s[j] = e;
-        sum += e;
-    }
-    float inv = 1.0f / sum;
-    for (int j = 0; j < N; j++)
+    for (int k = 0; k < LANES; k++)
+        mx = acc[k] > mx ? acc[k] : mx;
+    for (j = 0; j < N; j++)
+        s[j] = key_ok[j] ? vexpf(s[j] - mx) : 0.0f;
+    if (has_self)
+        s[self] = 0.0f;
+    float inv = 1.0f / row_sum(s, N);
+    for (j = 0; j < N; j++)
         s[j] *= inv;
-    return 1;
 }
 
 void lmr_forward(BackendCtx *ctx, float *R, float *wts, const float *f, const float *fn,
@@ -479,14 +493,20 @@ void lmr_forward(BackendCtx *ctx, float *R, float *wts, const float *f, const fl
     GPU_FORWARD(ctx, cuda_lmr_forward(ctx->gpu, R, wts, f, fn, keys, keys_n, key_ok, self_idx, c, B, N, H));
     // similarities (B,N) = fn (B,H) @ keys_n^T / H: correlations in [-1, 1]
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, N, H, 1.0f / H, fn, H, keys_n, H, 0.0f, wts, N);
-    for (int i = 0; i < B; i++)
-        masked_softmax_row(wts + (size_t)i * N, key_ok, self_idx[i], N);
+    int n_ok = count_ok(key_ok, N);
+    for (int i = 0; i < B; i++) {
+        float *w = wts + (size_t)i * N;
+        if (row_has_key(key_ok, n_ok, self_idx[i], N))
+            masked_softmax_row(w, key_ok, self_idx[i], N);
+        else
+            memset(w, 0, (size_t)N * sizeof *w);
+    }
     // r (B,H) = wts (B,N) @ keys (N,H), then R = c r + (1 - c) f in place
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, H, N, 1.0f, wts, N, keys, H, 0.0f, R, H);
     for (int i = 0; i < B; i++) {
         float *r = R + (size_t)i * H;
         const float *fi = f + (size_t)i * H;
-        if (!row_has_key(key_ok, self_idx[i], N)) {
+        if (!row_has_key(key_ok, n_ok, self_idx[i], N)) {
             memcpy(r, fi, (size_t)H * sizeof *r);
             continue;
         }
@@ -501,8 +521,12 @@ void lmr_backward(BackendCtx *ctx, float *df, const float *dR, const float *wts,
                   float *dwts, float *dr, float *dfn, int B, int N, int H)
 {
     GPU_FORWARD(ctx, cuda_lmr_backward(ctx->gpu, df, dR, wts, fn, frstd, keys, keys_n, c, dwts, dr, dfn, B, N, H));
-    for (size_t k = 0; k < (size_t)B * H; k++)
-        dr[k] = c[k / H] * dR[k];
+    for (int i = 0; i < B; i++) {
+        float ci = c[i], *d = dr + (size_t)i * H;
+        const float *g = dR + (size_t)i * H;
+        for (int h = 0; h < H; h++)
+            d[h] = ci * g[h];
+    }
     // dwts (B,N) = dr (B,H) @ keys^T
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, N, H, 1.0f, dr, H, keys, H, 0.0f, dwts, N);
     // softmax backward: ds_ij = w_ij (dw_ij - sum_l w_il dw_il); masked entries have w = 0.
