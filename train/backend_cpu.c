@@ -30,13 +30,123 @@
 #define GPU_RETURN(ctx, call) (void)(ctx)
 #endif
 
+/* Work on [lo, hi) of some index range (rows or elements) of one op. */
+typedef void (*SpanFn)(void *arg, size_t lo, size_t hi);
+
+/* One persistent helper thread (threads >= 2) that takes the upper half of the elementwise and
+ * row-wise passes between the GEMMs. Each row or element is computed exactly as without it, so
+ * results do not depend on the split. */
+typedef struct {
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t go, done;
+    SpanFn fn;
+    void *arg;
+    size_t lo, hi;
+    unsigned long posted, finished; /* jobs handed over / completed */
+    int quit;
+} Helper;
+
 struct BackendCtx {
     BackendKind kind;
     int threads;
+    int has_helper;
+    Helper helper;
 #ifdef LMR_HAVE_CUDA
     CudaState *gpu; /* BACKEND_CUDA only */
 #endif
 };
+
+static void *helper_main(void *arg)
+{
+    Helper *h = arg;
+    unsigned long seen = 0;
+    pthread_mutex_lock(&h->mu);
+    for (;;) {
+        while (h->posted == seen && !h->quit)
+            pthread_cond_wait(&h->go, &h->mu);
+        if (h->quit)
+            break;
+        seen = h->posted;
+        SpanFn fn = h->fn;
+        void *fa = h->arg;
+        size_t lo = h->lo, hi = h->hi;
+        pthread_mutex_unlock(&h->mu);
+        fn(fa, lo, hi);
+        pthread_mutex_lock(&h->mu);
+        h->finished = seen;
+        pthread_cond_signal(&h->done);
+    }
+    pthread_mutex_unlock(&h->mu);
+    return NULL;
+}
+
+static void helper_start(BackendCtx *c)
+{
+    Helper *h = &c->helper;
+    if (pthread_mutex_init(&h->mu, NULL))
+        return;
+    if (pthread_cond_init(&h->go, NULL)) {
+        pthread_mutex_destroy(&h->mu);
+        return;
+    }
+    if (pthread_cond_init(&h->done, NULL)) {
+        pthread_cond_destroy(&h->go);
+        pthread_mutex_destroy(&h->mu);
+        return;
+    }
+    if (pthread_create(&h->thread, NULL, helper_main, h)) {
+        pthread_cond_destroy(&h->done);
+        pthread_cond_destroy(&h->go);
+        pthread_mutex_destroy(&h->mu);
+        return;
+    }
+    c->has_helper = 1;
+}
+
+static void helper_stop(BackendCtx *c)
+{
+    if (!c->has_helper)
+        return;
+    Helper *h = &c->helper;
+    pthread_mutex_lock(&h->mu);
+    h->quit = 1;
+    pthread_cond_signal(&h->go);
+    pthread_mutex_unlock(&h->mu);
+    pthread_join(h->thread, NULL);
+    pthread_cond_destroy(&h->done);
+    pthread_cond_destroy(&h->go);
+    pthread_mutex_destroy(&h->mu);
+    c->has_helper = 0;
+}
+
+/* Below this many elements of work a hand-over costs more than it saves. */
+#define SPLIT_MIN ((size_t)1 << 15)
+
+/* fn over [0, n), the upper part on the helper when there is one and work (elements touched) is
+ * worth it. The split point is a multiple of align (whole vectors / cache lines per side). */
+static void split_run(BackendCtx *ctx, size_t n, size_t work, size_t align, SpanFn fn, void *arg)
+{
+    size_t mid = (n / 2 + align - 1) / align * align;
+    if (!ctx || !ctx->has_helper || work < SPLIT_MIN || n < 2 || mid >= n) {
+        fn(arg, 0, n);
+        return;
+    }
+    Helper *h = &ctx->helper;
+    pthread_mutex_lock(&h->mu);
+    h->fn = fn;
+    h->arg = arg;
+    h->lo = mid;
+    h->hi = n;
+    unsigned long job = ++h->posted;
+    pthread_cond_signal(&h->go);
+    pthread_mutex_unlock(&h->mu);
+    fn(arg, 0, mid);
+    pthread_mutex_lock(&h->mu);
+    while (h->finished != job)
+        pthread_cond_wait(&h->done, &h->mu);
+    pthread_mutex_unlock(&h->mu);
+}
 
 int backend_available(BackendKind kind)
 {
@@ -100,6 +210,8 @@ int backend_init(BackendCtx **ctx, BackendKind kind, int threads, char *err)
     // OpenBLAS keeps its thread count process-wide; the context only records what was asked.
     if (threads > 0)
         openblas_set_num_threads(threads);
+    if (threads >= 2)
+        helper_start(c); // without it every op runs on the calling thread alone
     *ctx = c;
     return 0;
 }
@@ -110,6 +222,7 @@ void backend_free(BackendCtx **ctx)
 #ifdef LMR_HAVE_CUDA
         cuda_free(&(*ctx)->gpu);
 #endif
+        helper_stop(*ctx);
         free(*ctx);
         *ctx = NULL;
     }
@@ -317,21 +430,38 @@ void layernorm_backward(BackendCtx *ctx, float *dinp, float *dweight, float *dbi
 
 // --- linear ----------------------------------------------------------------------------------
 
-void linear_forward(BackendCtx *ctx, float *out, const float *inp, const float *weight,
-                    const float *bias, int B, int C, int OC, Activation act)
+/* Bias (and tanh) on rows of a linear layer's output. */
+typedef struct {
+    float *out;
+    const float *bias;
+    int OC;
+    Activation act;
+} BiasRows;
+
+static void bias_rows_span(void *arg, size_t lo, size_t hi)
 {
-    GPU_FORWARD(ctx, cuda_linear_forward(ctx->gpu, out, inp, weight, bias, B, C, OC, act));
-    // out (B,OC) = inp (B,C) @ weight^T: weight stays (OC,C), sgemm reads it transposed.
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, OC, C, 1.0f, inp, C, weight, C, 0.0f, out, OC);
-    for (int b = 0; b < B; b++) {
-        float *o = out + (size_t)b * OC;
-        if (act == ACT_TANH)
+    const BiasRows *a = arg;
+    const float *bias = a->bias;
+    int OC = a->OC;
+    for (size_t b = lo; b < hi; b++) {
+        float *o = a->out + b * OC;
+        if (a->act == ACT_TANH)
             for (int j = 0; j < OC; j++)
                 o[j] = vtanhf(o[j] + bias[j]);
         else
             for (int j = 0; j < OC; j++)
                 o[j] += bias[j];
     }
+}
+
+void linear_forward(BackendCtx *ctx, float *out, const float *inp, const float *weight,
+                    const float *bias, int B, int C, int OC, Activation act)
+{
+    GPU_FORWARD(ctx, cuda_linear_forward(ctx->gpu, out, inp, weight, bias, B, C, OC, act));
+    // out (B,OC) = inp (B,C) @ weight^T: weight stays (OC,C), sgemm reads it transposed.
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, OC, C, 1.0f, inp, C, weight, C, 0.0f, out, OC);
+    BiasRows a = {out, bias, OC, act};
+    split_run(ctx, (size_t)B, act == ACT_TANH ? (size_t)B * OC : 0, 1, bias_rows_span, &a);
 }
 
 void linear_backward(BackendCtx *ctx, float *dinp, float *dweight, float *dbias, float *dout,
@@ -386,37 +516,56 @@ static float row_softmax(float *p, const float *z, int C)
     return mx + logf(s);
 }
 
+/* Cross-entropy rows: hard labels (targets NULL, label smoothing) or soft targets. */
+typedef struct {
+    float *losses, *dlogits;
+    const float *logits, *targets;
+    const int32_t *labels;
+    float smoothing;
+    int B, C;
+} CeRows;
+
+static void ce_rows_span(void *arg, size_t lo, size_t hi)
+{
+    const CeRows *a = arg;
+    int C = a->C;
+    float inv_b = 1.0f / a->B, off = a->smoothing / C, on = 1.0f - a->smoothing + off;
+    for (size_t b = lo; b < hi; b++) {
+        const float *z = a->logits + b * C;
+        float *d = a->dlogits + b * C;
+        float lse = row_softmax(d, z, C);
+        if (!a->targets) {
+            float sum_z = row_sum(z, C);
+            int y = a->labels[b];
+            // loss = lse - sum_c t_c z_c, t = off everywhere and on at the label
+            for (int c = 0; c < C; c++)
+                d[c] = (d[c] - off) * inv_b;
+            a->losses[b] = lse - off * sum_z - (on - off) * z[y];
+            d[y] -= (on - off) * inv_b;
+        } else {
+            const float *t = a->targets + b * C;
+            float tz = row_dot(t, z, C), ts = row_sum(t, C);
+            a->losses[b] = ts * lse - tz;
+            for (int c = 0; c < C; c++)
+                d[c] = (ts * d[c] - t[c]) * inv_b;
+        }
+    }
+}
+
 void ce_hard_forward_backward(BackendCtx *ctx, float *losses, float *dlogits, const float *logits,
                               const int32_t *labels, float smoothing, int B, int C)
 {
     GPU_FORWARD(ctx, cuda_ce_hard_forward_backward(ctx->gpu, losses, dlogits, logits, labels, smoothing, B, C));
-    float inv_b = 1.0f / B, off = smoothing / C, on = 1.0f - smoothing + off;
-    for (int b = 0; b < B; b++) {
-        const float *z = logits + (size_t)b * C;
-        float *d = dlogits + (size_t)b * C;
-        float lse = row_softmax(d, z, C), sum_z = row_sum(z, C);
-        int y = labels[b];
-        // loss = lse - sum_c t_c z_c, t = off everywhere and on at the label
-        for (int c = 0; c < C; c++)
-            d[c] = (d[c] - off) * inv_b;
-        losses[b] = lse - off * sum_z - (on - off) * z[y];
-        d[y] -= (on - off) * inv_b;
-    }
+    CeRows a = {losses, dlogits, logits, NULL, labels, smoothing, B, C};
+    split_run(ctx, (size_t)B, (size_t)B * C, 1, ce_rows_span, &a);
 }
 
 void ce_soft_forward_backward(BackendCtx *ctx, float *losses, float *dlogits, const float *logits,
                               const float *targets, int B, int C)
 {
     GPU_FORWARD(ctx, cuda_ce_soft_forward_backward(ctx->gpu, losses, dlogits, logits, targets, B, C));
-    float inv_b = 1.0f / B;
-    for (int b = 0; b < B; b++) {
-        const float *z = logits + (size_t)b * C, *t = targets + (size_t)b * C;
-        float *d = dlogits + (size_t)b * C;
-        float lse = row_softmax(d, z, C), tz = row_dot(t, z, C), ts = row_sum(t, C);
-        losses[b] = ts * lse - tz;
-        for (int c = 0; c < C; c++)
-            d[c] = (ts * d[c] - t[c]) * inv_b;
-    }
+    CeRows a = {losses, dlogits, logits, targets, NULL, 0.0f, B, C};
+    split_run(ctx, (size_t)B, (size_t)B * C, 1, ce_rows_span, &a);
 }
 
 void bce_forward_backward(BackendCtx *ctx, float *losses, float *dlogits, const float *logits,
@@ -486,6 +635,44 @@ static void masked_softmax_row(float *s, const uint8_t *key_ok, int self, int N)
         s[j] *= inv;
 }
 
+typedef struct {
+    float *wts;
+    const uint8_t *key_ok;
+    const int32_t *self_idx;
+    int n_ok, N;
+} SoftmaxRows;
+
+static void softmax_rows_span(void *arg, size_t lo, size_t hi)
+{
+    const SoftmaxRows *a = arg;
+    for (size_t i = lo; i < hi; i++) {
+        float *w = a->wts + i * a->N;
+        if (row_has_key(a->key_ok, a->n_ok, a->self_idx[i], a->N))
+            masked_softmax_row(w, a->key_ok, a->self_idx[i], a->N);
+        else
+            memset(w, 0, (size_t)a->N * sizeof *w);
+    }
+}
+
+/* Softmax backward rows in place: ds_ij = w_ij (dw_ij - sum_l w_il dw_il); masked entries have w = 0. */
+typedef struct {
+    const float *wts;
+    float *dwts;
+    int N;
+} SoftmaxBackRows;
+
+static void softmax_back_span(void *arg, size_t lo, size_t hi)
+{
+    const SoftmaxBackRows *a = arg;
+    int N = a->N;
+    for (size_t i = lo; i < hi; i++) {
+        const float *w = a->wts + i * N;
+        float *d = a->dwts + i * N, dot = row_dot(w, d, N);
+        for (int j = 0; j < N; j++)
+            d[j] = w[j] * (d[j] - dot);
+    }
+}
+
 void lmr_forward(BackendCtx *ctx, float *R, float *wts, const float *f, const float *fn,
                  const float *keys, const float *keys_n, const uint8_t *key_ok,
                  const int32_t *self_idx, const float *c, int B, int N, int H)
@@ -493,20 +680,14 @@ void lmr_forward(BackendCtx *ctx, float *R, float *wts, const float *f, const fl
     GPU_FORWARD(ctx, cuda_lmr_forward(ctx->gpu, R, wts, f, fn, keys, keys_n, key_ok, self_idx, c, B, N, H));
     // similarities (B,N) = fn (B,H) @ keys_n^T / H: correlations in [-1, 1]
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, N, H, 1.0f / H, fn, H, keys_n, H, 0.0f, wts, N);
-    int n_ok = count_ok(key_ok, N);
-    for (int i = 0; i < B; i++) {
-        float *w = wts + (size_t)i * N;
-        if (row_has_key(key_ok, n_ok, self_idx[i], N))
-            masked_softmax_row(w, key_ok, self_idx[i], N);
-        else
-            memset(w, 0, (size_t)N * sizeof *w);
-    }
+    SoftmaxRows sr = {wts, key_ok, self_idx, count_ok(key_ok, N), N};
+    split_run(ctx, (size_t)B, (size_t)B * N, 1, softmax_rows_span, &sr);
     // r (B,H) = wts (B,N) @ keys (N,H), then R = c r + (1 - c) f in place
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, H, N, 1.0f, wts, N, keys, H, 0.0f, R, H);
     for (int i = 0; i < B; i++) {
         float *r = R + (size_t)i * H;
         const float *fi = f + (size_t)i * H;
-        if (!row_has_key(key_ok, n_ok, self_idx[i], N)) {
+        if (!row_has_key(key_ok, sr.n_ok, self_idx[i], N)) {
             memcpy(r, fi, (size_t)H * sizeof *r);
             continue;
         }
@@ -529,13 +710,8 @@ void lmr_backward(BackendCtx *ctx, float *df, const float *dR, const float *wts,
     }
     // dwts (B,N) = dr (B,H) @ keys^T
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, N, H, 1.0f, dr, H, keys, H, 0.0f, dwts, N);
-    // softmax backward: ds_ij = w_ij (dw_ij - sum_l w_il dw_il); masked entries have w = 0.
-    for (int i = 0; i < B; i++) {
-        const float *w = wts + (size_t)i * N;
-        float *d = dwts + (size_t)i * N, dot = row_dot(w, d, N);
-        for (int j = 0; j < N; j++)
-            d[j] = w[j] * (d[j] - dot);
-    }
+    SoftmaxBackRows sb = {wts, dwts, N};
+    split_run(ctx, (size_t)B, (size_t)B * N, 1, softmax_back_span, &sb);
     // dfn (B,H) = ds (B,N) @ keys_n (N,H) / H
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, H, N, 1.0f / H, dwts, N, keys_n, H, 0.0f, dfn, H);
     for (int i = 0; i < B; i++) {
@@ -614,14 +790,14 @@ typedef struct {
     float beta1, beta2, eps, step, rbc2, decay, grad_scale;
 } AdamSpan;
 
-static void *adamw_span(void *arg)
+static void adamw_span(void *arg, size_t lo, size_t hi)
 {
     const AdamSpan *a = arg;
     float *params = a->params, *m = a->m, *v = a->v;
     const float *grads = a->grads;
     float beta1 = a->beta1, beta2 = a->beta2, eps = a->eps, step = a->step, rbc2 = a->rbc2;
     float decay = a->decay, grad_scale = a->grad_scale;
-    for (size_t i = 0; i < a->n; i++) {
+    for (size_t i = lo; i < hi; i++) {
         float g = grads[i] * grad_scale;
         float mi = beta1 * m[i] + (1.0f - beta1) * g;
         float vi = beta2 * v[i] + (1.0f - beta2) * g * g;
@@ -629,7 +805,6 @@ static void *adamw_span(void *arg)
         v[i] = vi;
         params[i] = params[i] * decay - step * mi / (sqrtf(vi) * rbc2 + eps);
     }
-    return NULL;
 }
 
 void adamw_update(BackendCtx *ctx, float *params, const float *grads, float *m, float *v, size_t n,
@@ -641,22 +816,8 @@ void adamw_update(BackendCtx *ctx, float *params, const float *grads, float *m, 
     float bc1 = 1.0f - powf(beta1, (float)t), bc2 = 1.0f - powf(beta2, (float)t);
     AdamSpan all = {params, m, v, grads, n, beta1, beta2, eps, lr / bc1, 1.0f / sqrtf(bc2), 1.0f - lr * weight_decay,
                     grad_scale};
-    // Memory-bound and elementwise: with two or more threads asked for, a helper thread takes the
-    // second half of a large block (same values either way).
-    pthread_t helper;
-    if (ctx && ctx->threads >= 2 && n >= ((size_t)1 << 18)) {
-        size_t half = (n / 2 + 15) & ~(size_t)15;
-        AdamSpan hi = all;
-        hi.params += half, hi.m += half, hi.v += half, hi.grads += half, hi.n = n - half;
-        all.n = half;
-        if (pthread_create(&helper, NULL, adamw_span, &hi) == 0) {
-            adamw_span(&all);
-            pthread_join(helper, NULL);
-            return;
-        }
-        all.n = n; // no thread: do it all here
-    }
-    adamw_span(&all);
+    // memory-bound and elementwise: each half on its own core (same values either way)
+    split_run(ctx, n, n, 16, adamw_span, &all);
 }
 
 // --- naive references ------------------------------------------------------------------------

@@ -1,0 +1,113 @@
+/* The CPU backend's helper thread (threads >= 2) takes the upper rows / elements of the passes
+ * between GEMMs: every op it splits must give the same bytes as on one thread, at odd sizes too
+ * (split points inside a row block, masked and all-masked rows, the own key in either half). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+#include "check.h"
+
+static unsigned st = 7;
+
+static float rnd(void)
+{
+    st = st * 1103515245u + 12345u;
+    return (float)((st >> 8) & 0xffff) / 32768.0f - 1.0f;
+}
+
+static float *randv(size_t n)
+{
+    float *p = malloc(n * sizeof *p);
+    for (size_t i = 0; i < n; i++)
+        p[i] = rnd();
+    return p;
+}
+
+static int same(const float *a, const float *b, size_t n)
+{
+    return memcmp(a, b, n * sizeof *a) == 0;
+}
+
+/* Run each op on one and on two threads. */
+static void test_split(BackendCtx *one, BackendCtx *two, int B, int N, int H, int C, int one_key)
+{
+    float *f = randv((size_t)B * H), *fn = randv((size_t)B * H), *keys = randv((size_t)N * H);
+    float *keys_n = randv((size_t)N * H), *c = randv((size_t)B), *dR = randv((size_t)B * H);
+    float *frstd = randv((size_t)B);
+    uint8_t *ok = malloc((size_t)N);
+    int32_t *self = malloc((size_t)B * sizeof *self), *lab = malloc((size_t)B * sizeof *lab);
+    for (int j = 0; j < N; j++)
+        ok[j] = one_key ? j == 1 : j % 5 != 3; // one key: the rows whose own key it is have none
+    for (int i = 0; i < B; i++) {
+        self[i] = (i * 7) % N;
+        lab[i] = i % C;
+        c[i] = 0.5f + 0.4f * c[i];
+    }
+    BackendCtx *ctx[2] = {one, two};
+    float *R[2], *w[2], *df[2], *dw[2], *dr[2], *dfn[2];
+    for (int k = 0; k < 2; k++) {
+        R[k] = calloc((size_t)B * H, sizeof(float));
+        w[k] = calloc((size_t)B * N, sizeof(float));
+        df[k] = calloc((size_t)B * H, sizeof(float));
+        dw[k] = calloc((size_t)B * N, sizeof(float));
+        dr[k] = calloc((size_t)B * H, sizeof(float));
+        dfn[k] = calloc((size_t)B * H, sizeof(float));
+        lmr_forward(ctx[k], R[k], w[k], f, fn, keys, keys_n, ok, self, c, B, N, H);
+        lmr_backward(ctx[k], df[k], dR, w[k], fn, frstd, keys, keys_n, c, dw[k], dr[k], dfn[k], B, N, H);
+    }
+    CHECK(same(R[0], R[1], (size_t)B * H));
+    CHECK(same(w[0], w[1], (size_t)B * N));
+    CHECK(same(df[0], df[1], (size_t)B * H));
+    CHECK(same(dw[0], dw[1], (size_t)B * N));
+
+    // losses and dlogits, hard (smoothed) and soft
+    float *z = randv((size_t)B * C), *t = randv((size_t)B * C), *loss[2], *dz[2];
+    for (int k = 0; k < 2; k++) {
+        loss[k] = calloc((size_t)B * 2, sizeof(float));
+        dz[k] = calloc((size_t)B * C * 2, sizeof(float));
+        ce_hard_forward_backward(ctx[k], loss[k], dz[k], z, lab, 0.1f, B, C);
+        ce_soft_forward_backward(ctx[k], loss[k] + B, dz[k] + (size_t)B * C, z, t, B, C);
+    }
+    CHECK(same(loss[0], loss[1], (size_t)B * 2));
+    CHECK(same(dz[0], dz[1], (size_t)B * C * 2));
+
+    // linear + tanh, then AdamW over an odd count
+    float *x = randv((size_t)B * H), *W = randv((size_t)C * H), *bias = randv((size_t)C), *out[2];
+    size_t n = (size_t)B * N + 5;
+    float *g = randv(n), *p[2], *m[2], *v[2];
+    for (int k = 0; k < 2; k++) {
+        out[k] = calloc((size_t)B * C, sizeof(float));
+        linear_forward(ctx[k], out[k], x, W, bias, B, H, C, ACT_TANH);
+        p[k] = calloc(n, sizeof(float));
+        m[k] = calloc(n, sizeof(float));
+        v[k] = calloc(n, sizeof(float));
+        for (long step = 1; step <= 3; step++)
+            adamw_update(ctx[k], p[k], g, m[k], v[k], n, 1e-3f, 0.9f, 0.999f, 1e-8f, 0.01f, step, 0.5f);
+    }
+    CHECK(same(out[0], out[1], (size_t)B * C));
+    CHECK(same(p[0], p[1], n) && same(m[0], m[1], n) && same(v[0], v[1], n));
+
+    for (int k = 0; k < 2; k++) {
+        free(R[k]), free(w[k]), free(df[k]), free(dw[k]), free(dr[k]), free(dfn[k]);
+        free(loss[k]), free(dz[k]), free(out[k]), free(p[k]), free(m[k]), free(v[k]);
+    }
+    free(f), free(fn), free(keys), free(keys_n), free(c), free(dR), free(frstd), free(ok), free(self);
+    free(lab), free(z), free(t), free(x), free(W), free(bias), free(g);
+}
+
+int main(void)
+{
+    char err[LMR_ERRLEN] = "";
+    BackendCtx *two = NULL, *one = NULL;
+    // OpenBLAS's thread count is process-wide and the last init sets it: creating the one-thread
+    // context second keeps every GEMM identical, so only the helper's split differs.
+    CHECK_RC(backend_init(&two, BACKEND_CPU, 2, err), 0);
+    CHECK_RC(backend_init(&one, BACKEND_CPU, 1, err), 0);
+    TEST(1, "LMR forward/backward, CE hard/soft, linear+tanh, AdamW: 2 threads == 1 thread, bytewise");
+    test_split(one, two, 128, 1024, 64, 300, 0);
+    TEST(2, "same at odd sizes, one key in the bank (all-masked rows)");
+    test_split(one, two, 97, 517, 33, 1001, 1);
+    backend_free(&one);
+    backend_free(&two);
+    CHECK_DONE();
+}
