@@ -85,6 +85,38 @@ static void test_split(BackendCtx *one, BackendCtx *two, int B, int N, int H, in
             adamw_update(ctx[k], p[k], g, m[k], v[k], n, 1e-3f, 0.9f, 0.999f, 1e-8f, 0.01f, step, 0.5f);
     }
     CHECK(same(out[0], out[1], (size_t)B * C));
+
+    // linear backward (tanh' and bias sums by columns), layer norm forward/backward
+    float *dW[2], *db[2], *dx[2], *dout[2], *ln[2], *mean[2], *rs[2], *dlw[2], *dlb[2], *dln[2];
+    float *lw = randv((size_t)C), *lb = randv((size_t)C);
+    for (int k = 0; k < 2; k++) {
+        st = 11; // the same dout on both sides (linear_backward scales it in place)
+        dout[k] = randv((size_t)B * C);
+        dW[k] = calloc((size_t)C * H, sizeof(float));
+        db[k] = calloc((size_t)C, sizeof(float));
+        dx[k] = calloc((size_t)B * H, sizeof(float));
+        linear_backward(ctx[k], dx[k], dW[k], db[k], dout[k], x, W, out[k], B, H, C, ACT_TANH);
+        ln[k] = calloc((size_t)B * C * 2, sizeof(float));
+        mean[k] = calloc((size_t)B * 2, sizeof(float));
+        rs[k] = calloc((size_t)B * 2, sizeof(float));
+        dlw[k] = calloc((size_t)C, sizeof(float));
+        dlb[k] = calloc((size_t)C, sizeof(float));
+        dln[k] = calloc((size_t)B * C * 2, sizeof(float));
+        layernorm_forward(ctx[k], ln[k], mean[k], rs[k], z, lw, lb, B, C, 1e-5f);
+        layernorm_forward(ctx[k], ln[k] + (size_t)B * C, mean[k] + B, rs[k] + B, t, NULL, NULL, B, C, 1e-5f);
+        layernorm_backward(ctx[k], dln[k], dlw[k], dlb[k], dout[k], z, lw, mean[k], rs[k], B, C);
+        layernorm_backward(ctx[k], dln[k] + (size_t)B * C, NULL, NULL, t, t, NULL, mean[k] + B, rs[k] + B, B, C);
+    }
+    CHECK(same(dout[0], dout[1], (size_t)B * C) && same(db[0], db[1], (size_t)C));
+    CHECK(same(dW[0], dW[1], (size_t)C * H) && same(dx[0], dx[1], (size_t)B * H));
+    CHECK(same(ln[0], ln[1], (size_t)B * C * 2) && same(mean[0], mean[1], (size_t)B * 2));
+    CHECK(same(rs[0], rs[1], (size_t)B * 2) && same(dln[0], dln[1], (size_t)B * C * 2));
+    CHECK(same(dlw[0], dlw[1], (size_t)C) && same(dlb[0], dlb[1], (size_t)C));
+    for (int k = 0; k < 2; k++) {
+        free(dW[k]), free(db[k]), free(dx[k]), free(dout[k]), free(ln[k]), free(mean[k]), free(rs[k]);
+        free(dlw[k]), free(dlb[k]), free(dln[k]);
+    }
+    free(lw), free(lb);
     CHECK(same(p[0], p[1], n) && same(m[0], m[1], n) && same(v[0], v[1], n));
 
     for (int k = 0; k < 2; k++) {
@@ -103,7 +135,8 @@ int main(void)
     // context second keeps every GEMM identical, so only the helper's split differs.
     CHECK_RC(backend_init(&two, BACKEND_CPU, 2, err), 0);
     CHECK_RC(backend_init(&one, BACKEND_CPU, 1, err), 0);
-    TEST(1, "LMR forward/backward, CE hard/soft, linear+tanh, AdamW: 2 threads == 1 thread, bytewise");
+    TEST(1, "LMR forward/backward, CE hard/soft, linear+tanh forward/backward, layer norm forward/backward, "
+            "AdamW: 2 threads == 1 thread, bytewise");
     test_split(one, two, 128, 1024, 64, 300, 0);
     TEST(2, "same at odd sizes, one key in the bank (all-masked rows)");
     test_split(one, two, 97, 517, 33, 1001, 1);

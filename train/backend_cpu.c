@@ -364,15 +364,24 @@ static inline float vtanhf(float x)
     return ax < 0.0625f ? small : big;
 }
 
-void layernorm_forward(BackendCtx *ctx, float *out, float *mean, float *rstd, const float *inp,
-                       const float *weight, const float *bias, int B, int D, float eps)
+/* Layer-norm rows [lo, hi) forward. */
+typedef struct {
+    float *out, *mean, *rstd;
+    const float *inp, *weight, *bias;
+    int D;
+    float eps;
+} LnRows;
+
+static void ln_forward_span(void *arg, size_t lo, size_t hi)
 {
-    GPU_FORWARD(ctx, cuda_layernorm_forward(ctx->gpu, out, mean, rstd, inp, weight, bias, B, D, eps));
-    for (int b = 0; b < B; b++) {
-        const float *x = inp + (size_t)b * D;
-        float *o = out + (size_t)b * D;
+    const LnRows *a = arg;
+    int D = a->D;
+    const float *weight = a->weight, *bias = a->bias;
+    for (size_t b = lo; b < hi; b++) {
+        const float *x = a->inp + b * D;
+        float *o = a->out + b * D;
         float mu = row_sum(x, D) / D;
-        float rs = 1.0f / sqrtf(row_sqdev(x, mu, D) / D + eps);
+        float rs = 1.0f / sqrtf(row_sqdev(x, mu, D) / D + a->eps);
         if (weight) {
             for (int i = 0; i < D; i++)
                 o[i] = (x[i] - mu) * rs * weight[i] + bias[i];
@@ -380,31 +389,51 @@ void layernorm_forward(BackendCtx *ctx, float *out, float *mean, float *rstd, co
             for (int i = 0; i < D; i++)
                 o[i] = (x[i] - mu) * rs;
         }
-        mean[b] = mu;
-        rstd[b] = rs;
+        a->mean[b] = mu;
+        a->rstd[b] = rs;
     }
 }
 
-void layernorm_backward(BackendCtx *ctx, float *dinp, float *dweight, float *dbias, const float *dout,
-                        const float *inp, const float *weight, const float *mean, const float *rstd,
-                        int B, int D)
+void layernorm_forward(BackendCtx *ctx, float *out, float *mean, float *rstd, const float *inp,
+                       const float *weight, const float *bias, int B, int D, float eps)
 {
-    GPU_FORWARD(ctx, cuda_layernorm_backward(ctx->gpu, dinp, dweight, dbias, dout, inp, weight, mean, rstd, B, D));
-    if (dweight) {
-        memset(dweight, 0, (size_t)D * sizeof *dweight);
-        memset(dbias, 0, (size_t)D * sizeof *dbias);
-    }
-    for (int b = 0; b < B; b++) {
-        const float *x = inp + (size_t)b * D, *dy = dout + (size_t)b * D;
-        float mu = mean[b], rs = rstd[b];
-        if (dweight) {
-            for (int i = 0; i < D; i++) {
-                dweight[i] += dy[i] * (x[i] - mu) * rs;
-                dbias[i] += dy[i];
-            }
+    GPU_FORWARD(ctx, cuda_layernorm_forward(ctx->gpu, out, mean, rstd, inp, weight, bias, B, D, eps));
+    LnRows a = {out, mean, rstd, inp, weight, bias, D, eps};
+    split_run(ctx, (size_t)B, (size_t)B * D, 1, ln_forward_span, &a);
+}
+
+/* Layer-norm backward: the weight/bias sums over rows split by columns [lo, hi) (each column
+ * summed over the rows in order, as on one thread), dinp by rows. */
+typedef struct {
+    float *dinp, *dweight, *dbias;
+    const float *dout, *inp, *weight, *mean, *rstd;
+    int B, D;
+} LnBack;
+
+static void ln_param_grad_span(void *arg, size_t lo, size_t hi)
+{
+    const LnBack *a = arg;
+    int D = a->D;
+    memset(a->dweight + lo, 0, (hi - lo) * sizeof *a->dweight);
+    memset(a->dbias + lo, 0, (hi - lo) * sizeof *a->dbias);
+    for (int b = 0; b < a->B; b++) {
+        const float *x = a->inp + (size_t)b * D, *dy = a->dout + (size_t)b * D;
+        float mu = a->mean[b], rs = a->rstd[b];
+        for (size_t i = lo; i < hi; i++) {
+            a->dweight[i] += dy[i] * (x[i] - mu) * rs;
+            a->dbias[i] += dy[i];
         }
-        if (!dinp)
-            continue;
+    }
+}
+
+static void ln_dinp_span(void *arg, size_t lo, size_t hi)
+{
+    const LnBack *a = arg;
+    int D = a->D;
+    const float *weight = a->weight;
+    for (size_t b = lo; b < hi; b++) {
+        const float *x = a->inp + b * D, *dy = a->dout + b * D;
+        float mu = a->mean[b], rs = a->rstd[b];
         // dx = rstd * (dn - mean(dn) - n * mean(dn * n)) with n the normalised input, dn = dy * w.
         float a1[LANES] = {0}, a2[LANES] = {0}, t1 = 0.0f, t2 = 0.0f;
         int i = 0;
@@ -420,12 +449,24 @@ void layernorm_backward(BackendCtx *ctx, float *dinp, float *dweight, float *dbi
             t2 += dn * (x[i] - mu) * rs;
         }
         float sum_dn = lanes_total(a1, t1) / D, sum_dnn = lanes_total(a2, t2) / D;
-        float *dx = dinp + (size_t)b * D;
+        float *dx = a->dinp + b * D;
         for (int i = 0; i < D; i++) {
             float dn = weight ? dy[i] * weight[i] : dy[i];
             dx[i] = (dn - sum_dn - (x[i] - mu) * rs * sum_dnn) * rs;
         }
     }
+}
+
+void layernorm_backward(BackendCtx *ctx, float *dinp, float *dweight, float *dbias, const float *dout,
+                        const float *inp, const float *weight, const float *mean, const float *rstd,
+                        int B, int D)
+{
+    GPU_FORWARD(ctx, cuda_layernorm_backward(ctx->gpu, dinp, dweight, dbias, dout, inp, weight, mean, rstd, B, D));
+    LnBack a = {dinp, dweight, dbias, dout, inp, weight, mean, rstd, B, D};
+    if (dweight)
+        split_run(ctx, (size_t)D, (size_t)B * D, 16, ln_param_grad_span, &a);
+    if (dinp)
+        split_run(ctx, (size_t)B, (size_t)B * D, 1, ln_dinp_span, &a);
 }
 
 // --- linear ----------------------------------------------------------------------------------
@@ -464,25 +505,42 @@ void linear_forward(BackendCtx *ctx, float *out, const float *inp, const float *
     split_run(ctx, (size_t)B, act == ACT_TANH ? (size_t)B * OC : 0, 1, bias_rows_span, &a);
 }
 
+/* tanh' into dout and the bias gradient, by columns [lo, hi): each column summed over the rows in
+ * order, as on one thread. */
+typedef struct {
+    float *dbias, *dout;
+    const float *out;
+    int B, OC;
+    Activation act;
+} BiasBack;
+
+static void bias_back_span(void *arg, size_t lo, size_t hi)
+{
+    const BiasBack *a = arg;
+    float *dbias = a->dbias;
+    memset(dbias + lo, 0, (hi - lo) * sizeof *dbias);
+    for (int b = 0; b < a->B; b++) {
+        float *d = a->dout + (size_t)b * a->OC;
+        if (a->act == ACT_TANH) {
+            const float *y = a->out + (size_t)b * a->OC;
+            for (size_t j = lo; j < hi; j++) {
+                d[j] *= 1.0f - y[j] * y[j];
+                dbias[j] += d[j];
+            }
+        } else {
+            for (size_t j = lo; j < hi; j++)
+                dbias[j] += d[j];
+        }
+    }
+}
+
 void linear_backward(BackendCtx *ctx, float *dinp, float *dweight, float *dbias, float *dout,
                      const float *inp, const float *weight, const float *out, int B, int C, int OC,
                      Activation act)
 {
     GPU_FORWARD(ctx, cuda_linear_backward(ctx->gpu, dinp, dweight, dbias, dout, inp, weight, out, B, C, OC, act));
-    memset(dbias, 0, (size_t)OC * sizeof *dbias);
-    for (int b = 0; b < B; b++) {
-        float *d = dout + (size_t)b * OC;
-        if (act == ACT_TANH) {
-            const float *y = out + (size_t)b * OC;
-            for (int j = 0; j < OC; j++) {
-                d[j] *= 1.0f - y[j] * y[j];
-                dbias[j] += d[j];
-            }
-        } else {
-            for (int j = 0; j < OC; j++)
-                dbias[j] += d[j];
-        }
-    }
+    BiasBack a = {dbias, dout, out, B, OC, act};
+    split_run(ctx, (size_t)OC, (size_t)B * OC, 16, bias_back_span, &a);
     // dweight (OC,C) = dout^T (OC,B) @ inp (B,C)
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, B, 1.0f, dout, OC, inp, C, 0.0f, dweight, C);
     // dinp (B,C) = dout (B,OC) @ weight (OC,C)
