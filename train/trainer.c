@@ -215,6 +215,16 @@ static int step_fail(Trainer *t, int rc, char *err)
     return lmr_fail(err, rc, "%s", why[0] ? why : lmr_strerror(rc));
 }
 
+/* A step input from the host: on the CPU the host rows themselves (they outlive the step), else
+ * uploaded into dev. */
+static const float *stage_in(BackendCtx *ctx, float *dev, const float *host, size_t bytes)
+{
+    if (backend_kind(ctx) == BACKEND_CPU)
+        return host;
+    backend_upload(ctx, dev, host, bytes);
+    return dev;
+}
+
 static int train_step(Trainer *t, const Batch *b, double lr, long gstep, double *loss_out, char *err)
 {
     BackendCtx *ctx = t->ctx;
@@ -226,10 +236,11 @@ static int train_step(Trainer *t, const Batch *b, double lr, long gstep, double 
     // this rank's B rows from row0; whole-batch tensors are gathered. One rank: Bg = B, row0 = 0.
     int Bg = t->Bg, row0 = t->row0, rc = 0;
     float *Xg = A->X, *dXg = A->dX, *dRg = A->dR;
+    const float *Y = A->Y;
 
     // forward: LN -> (Linear + tanh) -> features f
-    backend_upload(ctx, A->x, b->x, (size_t)B * D * sizeof(float));
-    layernorm_forward(ctx, A->u, A->mean, A->rstd, A->x, p->ln_w, p->ln_b, B, D, MODEL_LN_EPS);
+    const float *x = stage_in(ctx, A->x, b->x, (size_t)B * D * sizeof(float));
+    layernorm_forward(ctx, A->u, A->mean, A->rstd, x, p->ln_w, p->ln_b, B, D, MODEL_LN_EPS);
     float *f = A->u;
     if (H > 0) {
         linear_forward(ctx, A->h, A->u, p->w1, p->b1, B, D, H, ACT_TANH);
@@ -269,7 +280,7 @@ static int train_step(Trainer *t, const Batch *b, double lr, long gstep, double 
         }
         mix_forward(ctx, Xg, Rg, A->partner, A->a, n_mix, Bg, F);
         lmr_targets(hs->Y, b->lab, b->lab_off, hs->partner, hs->a, n_mix, Bg, C, t->o->loss_bce);
-        backend_upload(ctx, A->Y, hs->Y + (size_t)row0 * C, (size_t)B * C * sizeof(float));
+        Y = stage_in(ctx, A->Y, hs->Y + (size_t)row0 * C, (size_t)B * C * sizeof(float));
         head_in = Xg + (size_t)row0 * F;
     }
     linear_forward(ctx, A->z, head_in, p->w2, p->b2, B, F, C, ACT_NONE);
@@ -278,12 +289,12 @@ static int train_step(Trainer *t, const Batch *b, double lr, long gstep, double 
     float smoothing = t->o->stage == STAGE_INIT ? (float)t->o->smoothing : 0.0f;
     if (!t->lmr_on && (t->multi || t->o->loss_bce)) {
         plain_targets(t, b, smoothing);
-        backend_upload(ctx, A->Y, hs->Y, (size_t)B * C * sizeof(float));
+        Y = stage_in(ctx, A->Y, hs->Y, (size_t)B * C * sizeof(float));
     }
     if (t->o->loss_bce)
-        bce_forward_backward(ctx, A->losses, A->dz, A->z, A->Y, B, C);
+        bce_forward_backward(ctx, A->losses, A->dz, A->z, Y, B, C);
     else if (t->lmr_on || t->multi)
-        ce_soft_forward_backward(ctx, A->losses, A->dz, A->z, A->Y, B, C);
+        ce_soft_forward_backward(ctx, A->losses, A->dz, A->z, Y, B, C);
     else {
         backend_upload(ctx, A->labels, b->label1 + row0, (size_t)B * sizeof(int32_t));
         ce_hard_forward_backward(ctx, A->losses, A->dz, A->z, A->labels, smoothing, B, C);
@@ -311,7 +322,7 @@ static int train_step(Trainer *t, const Batch *b, double lr, long gstep, double 
         linear_backward(ctx, A->du, g->w1, g->b1, df, A->u, p->w1, A->h, B, D, H, ACT_TANH);
         du = A->du;
     }
-    layernorm_backward(ctx, NULL, g->ln_w, g->ln_b, du, A->x, p->ln_w, A->mean, A->rstd, B, D);
+    layernorm_backward(ctx, NULL, g->ln_w, g->ln_b, du, x, p->ln_w, A->mean, A->rstd, B, D);
 
     // every gradient is complete here: data-parallel all-reduce (the mean over ranks of the
     // per-rank means is the global batch's mean), then the optimiser
