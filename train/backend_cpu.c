@@ -33,9 +33,9 @@
 /* Work on [lo, hi) of some index range (rows or elements) of one op. */
 typedef void (*SpanFn)(void *arg, size_t lo, size_t hi);
 
-/* One persistent helper thread (threads >= 2) that takes the upper half of the elementwise and
- * row-wise passes between the GEMMs. Each row or element is computed exactly as without it, so
- * results do not depend on the split. */
+/* One persistent helper thread (two or more threads asked for, or none asked and OpenBLAS
+ * defaulting to two or more) takes the upper half of the elementwise and row-wise passes between
+ * the GEMMs. Each row or element is computed exactly as without it: the split changes no byte. */
 typedef struct {
     pthread_t thread;
     pthread_mutex_t mu;
@@ -210,8 +210,9 @@ int backend_init(BackendCtx **ctx, BackendKind kind, int threads, char *err)
     // OpenBLAS keeps its thread count process-wide; the context only records what was asked.
     if (threads > 0)
         openblas_set_num_threads(threads);
-    if (threads >= 2)
-        helper_start(c); // without it every op runs on the calling thread alone
+    // without a helper every op runs on the calling thread alone (same bytes either way)
+    if (threads >= 2 || (threads <= 0 && openblas_get_num_threads() >= 2))
+        helper_start(c);
     *ctx = c;
     return 0;
 }
