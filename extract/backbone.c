@@ -20,11 +20,7 @@ int backbone_open(Backbone **bp, const BackboneOpts *o, char *err)
     } else if (strcmp(name, "pool") == 0) {
         rc = backbone_pool_init(b, o);
     } else if (strncmp(name, "resnet", 6) == 0) {
-#ifdef LMR_HAVE_RESNET
         rc = backbone_resnet_init(b, o); // resnet18/50/101 (backbone_resnet.c)
-#else
-        rc = lmr_fail(b->last_error, LMR_EUNSUPPORTED, "backbone %s: not built into this lmr-extract", name);
-#endif
     } else {
         rc = lmr_fail(b->last_error, LMR_EINVAL, "unknown backbone '%s' (none, pool, resnet18, resnet50, resnet101)", name);
     }

@@ -176,7 +176,6 @@ static int convert_to_rows(H5Writer *w, char *err)
     hid_t d = create_data(w, "/lmr_rows_tmp", 1);
     if (d < 0)
         return h5_fail(err, w->path, "creating the rows layout");
-    uint64_t old_cap = w->cap;
     hid_t old = w->data;
     w->data = d;
     w->cap = 0;
@@ -208,7 +207,6 @@ static int convert_to_rows(H5Writer *w, char *err)
     s->rows_layout = 1;
     w->rows_total = w->x.n * per_clip;
     H5Dclose(old);
-    (void)old_cap;
     if (rc == LMR_ENOMEM)
         return lmr_fail(err, rc, "%s: converting to rows", w->path);
     if (rc || H5Ldelete(w->file, h5_data_name(s->kind), H5P_DEFAULT) < 0 ||

@@ -7,9 +7,7 @@
 #include <unistd.h>
 
 #include "pack.h"
-#ifdef LMR_HAVE_VIDEOLT
 #include "videolt.h"
-#endif
 
 static const char usage[] =
     "usage: lmr-pack [--format lmdb|hdf5] [options] -o SHARD [F.rec ... | -]\n"
@@ -193,7 +191,6 @@ int main(int argc, char **argv)
     }
     Progress prog = {isatty(2), quiet, 0};
     if (videolt) {
-#ifdef LMR_HAVE_VIDEOLT
         VideoltImportOpts vo = {videolt, labels, counts, (int)max_frames, zstd >= 0 ? (int)zstd : 3, strict, quiet};
         VideoltStats vs;
         memset(&vs, 0, sizeof vs);
@@ -207,11 +204,6 @@ int main(int argc, char **argv)
             fprintf(stderr, "lmr-pack: %s: %llu listed, %llu written, %llu already present, %llu skipped in %.1f s\n",
                     out, (unsigned long long)vs.listed, (unsigned long long)vs.written,
                     (unsigned long long)vs.present, (unsigned long long)vs.skipped, vs.seconds);
-#else
-        (void)counts; (void)max_frames; (void)strict;
-        snprintf(err, sizeof err, "--from-videolt: not built in this lmr-pack");
-        rc = LMR_EUNSUPPORTED;
-#endif
     } else {
         PackOpts po = {(int)zstd, check, &hint, warn_cb, NULL, progress_cb, &prog};
         PackStats st;

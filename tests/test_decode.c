@@ -80,8 +80,6 @@ static void check_access(const char *name, int n, const int *expect)
 
 static int make_all(void)
 {
-    const char *R = "";
-    (void)R;
     char a[1024];
     int rc = 0;
     snprintf(a, sizeof a, "-c:v libx264 -crf 8 -bf 3 -g 25 -sc_threshold 0 -pix_fmt yuv420p %s/h264.mp4", dir);
