@@ -125,6 +125,11 @@ static int open_input(Decoder *d, const char *path, char *err)
     d->ctx->thread_count = d->opts.threads > 0 ? d->opts.threads : 1;
     d->ctx->thread_type = FF_THREAD_FRAME | FF_THREAD_SLICE;
     d->ctx->pkt_timebase = d->st->time_base;
+    // After a seek to a non-IDR keyframe (open GOP) the H.264 decoder marks the frames that
+    // follow as not yet recovered and drops those still queued when the stream ends, losing
+    // the last frames of the video. We only ever seek to keyframes, so they are whole.
+    if (codec->id == AV_CODEC_ID_H264)
+        d->ctx->flags2 |= AV_CODEC_FLAG2_SHOW_ALL;
     if ((ret = avcodec_open2(d->ctx, codec, NULL)) < 0)
         return av_fail(err, LMR_EDECODE, path, "cannot open the decoder", ret);
     if (d->ctx->width <= 0 || d->ctx->height <= 0)
@@ -476,6 +481,10 @@ int decoder_fetch(Decoder *d, int64_t clip_first, const int64_t *idx, int n, uin
     for (int i = 0; i < n; i++) {
         int64_t lim = lim_of(d, idx[i]);
         d->lim_now = lim;
+        // A gap in the targets that holds a keyframe (clips of a long video far apart): jump
+        // to that keyframe instead of decoding the reference frames in between.
+        if (i > 0 && !d->count_mode && !d->eof && seek_pays(d, pts_of(d, idx[i])))
+            LMR_TRY(seek_before(d, pts_of(d, idx[i]), lim));
         for (;;) {
             if (!d->have_last && !d->eof) {
                 int ret = decode_next(d, d->last);

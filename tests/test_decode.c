@@ -76,6 +76,18 @@ static void check_access(const char *name, int n, const int *expect)
     free(idx);
     free(ids);
     decoder_close(&d);
+    // The last frames alone, from a fresh decoder (a seek into the last GOP, then the drain).
+    for (int back = 1; back <= 3; back++) {
+        if (!(d = open_video(name, 32, 1, 1)))
+            return;
+        int64_t q = n - back;
+        int got = -1;
+        CHECK_RC(fetch_ids(d, &q, 1, &got), 0);
+        if (got != expect[q])
+            fprintf(stderr, "%s: alone: index %lld shows frame %d, want %d\n", name, (long long)q, got, expect[q]);
+        CHECK(got == expect[q]);
+        decoder_close(&d);
+    }
 }
 
 static int make_all(void)
