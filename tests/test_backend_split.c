@@ -1,11 +1,15 @@
-/* The CPU backend's helper thread (threads >= 2) takes the upper rows / elements of the passes
- * between GEMMs: every op it splits must give the same bytes as on one thread, at odd sizes too
- * (split points inside a row block, masked and all-masked rows, the own key in either half). */
+/* The CPU backend's team (threads >= 2) cuts the GEMMs into blocks of rows or columns and the
+ * passes between them into rows or elements: every op it splits must give the same bytes as on
+ * one thread, at odd sizes too (split points inside a row block, masked and all-masked rows, the
+ * own key in either part), for two and three threads. The team itself: its pieces cover the range
+ * once, and members asleep after a pause wake up for the next job. */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "backend.h"
 #include "check.h"
+#include "team.h"
 
 static unsigned st = 7;
 
@@ -127,20 +131,70 @@ static void test_split(BackendCtx *one, BackendCtx *two, int B, int N, int H, in
     free(lab), free(z), free(t), free(x), free(W), free(bias), free(g);
 }
 
+typedef struct {
+    int *count;
+} Marks;
+
+static void mark_span(void *arg, size_t lo, size_t hi)
+{
+    Marks *m = arg;
+    for (size_t i = lo; i < hi; i++)
+        m->count[i]++;
+}
+
+static void test_team(void)
+{
+    size_t sizes[] = {0, 1, 7, 16, 33, 100, 1000};
+    for (int parts = 2; parts <= 5; parts++)
+        for (int si = 0; si < 7; si++)
+            for (size_t align = 1; align <= 16; align += 15) {
+                size_t n = sizes[si], prev = 0;
+                CHECK(team_cut(n, align, parts, 0) == 0 && team_cut(n, align, parts, parts) == n);
+                for (int k = 1; k <= parts; k++) {
+                    size_t c = team_cut(n, align, parts, k);
+                    CHECK(c >= prev && c <= n && (c % align == 0 || c == n));
+                    prev = c;
+                }
+            }
+    Team *t = NULL;
+    CHECK_RC(team_init(&t, 1), LMR_EINVAL);
+    CHECK_RC(team_init(&t, 3), 0);
+    CHECK(team_parts(t) == 3);
+    int count[1000] = {0};
+    Marks m = {count};
+    for (int r = 0; r < 40; r++) {
+        team_run(t, 1000, 16, mark_span, &m);
+        if (r % 10 == 9) { // long enough for the members to stop spinning and sleep
+            struct timespec ts = {0, 20 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    int bad = 0;
+    for (int i = 0; i < 1000; i++)
+        bad += count[i] != 40;
+    CHECK(bad == 0);
+    team_free(&t);
+    CHECK(t == NULL);
+}
+
 int main(void)
 {
     char err[LMR_ERRLEN] = "";
-    BackendCtx *two = NULL, *one = NULL;
-    // OpenBLAS's thread count is process-wide and the last init sets it: creating the one-thread
-    // context second keeps every GEMM identical, so only the helper's split differs.
+    BackendCtx *two = NULL, *three = NULL, *one = NULL;
     CHECK_RC(backend_init(&two, BACKEND_CPU, 2, err), 0);
+    CHECK_RC(backend_init(&three, BACKEND_CPU, 3, err), 0);
     CHECK_RC(backend_init(&one, BACKEND_CPU, 1, err), 0);
     TEST(1, "LMR forward/backward, CE hard/soft, linear+tanh forward/backward, layer norm forward/backward, "
-            "AdamW: 2 threads == 1 thread, bytewise");
+            "AdamW: 2 and 3 threads == 1 thread, bytewise");
     test_split(one, two, 128, 1024, 64, 300, 0);
+    test_split(one, three, 128, 1024, 64, 300, 0);
     TEST(2, "same at odd sizes, one key in the bank (all-masked rows)");
     test_split(one, two, 97, 517, 33, 1001, 1);
+    test_split(one, three, 97, 517, 33, 1001, 1);
+    TEST(3, "team: pieces cover the range once at aligned cuts; sleeping members wake for the next job");
+    test_team();
     backend_free(&one);
+    backend_free(&three);
     backend_free(&two);
     CHECK_DONE();
 }

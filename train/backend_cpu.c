@@ -3,10 +3,10 @@
  * AdamW) is one fused pass over memory. No op allocates: scratch comes from the caller.
  * The naive triple-loop versions at the end are the test oracles. */
 #include "backend.h"
+#include "team.h"
 
 #include <cblas.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,121 +31,96 @@
 #endif
 
 /* Work on [lo, hi) of some index range (rows or elements) of one op. */
-typedef void (*SpanFn)(void *arg, size_t lo, size_t hi);
+typedef TeamFn SpanFn;
 
-/* One persistent helper thread (two or more threads asked for, or none asked and OpenBLAS
- * defaulting to two or more) takes the upper half of the elementwise and row-wise passes between
- * the GEMMs. Each row or element is computed exactly as without it: the split changes no byte. */
-typedef struct {
-    pthread_t thread;
-    pthread_mutex_t mu;
-    pthread_cond_t go, done;
-    SpanFn fn;
-    void *arg;
-    size_t lo, hi;
-    unsigned long posted, finished; /* jobs handed over / completed */
-    int quit;
-} Helper;
-
+/* With two or more threads a team (team.h) runs every op: the GEMMs cut into blocks of rows or
+ * columns, each an OpenBLAS call on one thread, and the passes between them cut into rows or
+ * elements. Each output element is computed exactly as on one thread. */
 struct BackendCtx {
     BackendKind kind;
     int threads;
-    int has_helper;
-    Helper helper;
+    Team *team;
 #ifdef LMR_HAVE_CUDA
     CudaState *gpu; /* BACKEND_CUDA only */
 #endif
 };
 
-static void *helper_main(void *arg)
-{
-    Helper *h = arg;
-    unsigned long seen = 0;
-    pthread_mutex_lock(&h->mu);
-    for (;;) {
-        while (h->posted == seen && !h->quit)
-            pthread_cond_wait(&h->go, &h->mu);
-        if (h->quit)
-            break;
-        seen = h->posted;
-        SpanFn fn = h->fn;
-        void *fa = h->arg;
-        size_t lo = h->lo, hi = h->hi;
-        pthread_mutex_unlock(&h->mu);
-        fn(fa, lo, hi);
-        pthread_mutex_lock(&h->mu);
-        h->finished = seen;
-        pthread_cond_signal(&h->done);
-    }
-    pthread_mutex_unlock(&h->mu);
-    return NULL;
-}
-
-static void helper_start(BackendCtx *c)
-{
-    Helper *h = &c->helper;
-    if (pthread_mutex_init(&h->mu, NULL))
-        return;
-    if (pthread_cond_init(&h->go, NULL)) {
-        pthread_mutex_destroy(&h->mu);
-        return;
-    }
-    if (pthread_cond_init(&h->done, NULL)) {
-        pthread_cond_destroy(&h->go);
-        pthread_mutex_destroy(&h->mu);
-        return;
-    }
-    if (pthread_create(&h->thread, NULL, helper_main, h)) {
-        pthread_cond_destroy(&h->done);
-        pthread_cond_destroy(&h->go);
-        pthread_mutex_destroy(&h->mu);
-        return;
-    }
-    c->has_helper = 1;
-}
-
-static void helper_stop(BackendCtx *c)
-{
-    if (!c->has_helper)
-        return;
-    Helper *h = &c->helper;
-    pthread_mutex_lock(&h->mu);
-    h->quit = 1;
-    pthread_cond_signal(&h->go);
-    pthread_mutex_unlock(&h->mu);
-    pthread_join(h->thread, NULL);
-    pthread_cond_destroy(&h->done);
-    pthread_cond_destroy(&h->go);
-    pthread_mutex_destroy(&h->mu);
-    c->has_helper = 0;
-}
+/* The passes between the GEMMs are built for three vector widths and the widest the CPU has is
+ * picked at load time (GCC's function multi-versioning). The build never contracts a * b + c into
+ * an FMA (ISO C mode), so every version gives the same bytes. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define VEC_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define VEC_CLONES
+#endif
 
 /* Below this many elements of work a hand-over costs more than it saves. */
-#define SPLIT_MIN ((size_t)1 << 15)
+#define SPLIT_MIN ((size_t)1 << 13)
+/* ... and below this many multiply-adds for a GEMM. */
+#define GEMM_SPLIT_MIN ((double)(1 << 18))
 
-/* fn over [0, n), the upper part on the helper when there is one and work (elements touched) is
- * worth it. The split point is a multiple of align (whole vectors / cache lines per side). */
+/* fn over [0, n), cut across the team when there is one and work (elements touched) is worth
+ * it. Split points are multiples of align (whole vectors / cache lines per side). */
 static void split_run(BackendCtx *ctx, size_t n, size_t work, size_t align, SpanFn fn, void *arg)
 {
-    size_t mid = (n / 2 + align - 1) / align * align;
-    if (!ctx || !ctx->has_helper || work < SPLIT_MIN || n < 2 || mid >= n) {
+    if (!ctx || !ctx->team || work < SPLIT_MIN || n < 2 * align) {
         fn(arg, 0, n);
         return;
     }
-    Helper *h = &ctx->helper;
-    pthread_mutex_lock(&h->mu);
-    h->fn = fn;
-    h->arg = arg;
-    h->lo = mid;
-    h->hi = n;
-    unsigned long job = ++h->posted;
-    pthread_cond_signal(&h->go);
-    pthread_mutex_unlock(&h->mu);
-    fn(arg, 0, mid);
-    pthread_mutex_lock(&h->mu);
-    while (h->finished != job)
-        pthread_cond_wait(&h->done, &h->mu);
-    pthread_mutex_unlock(&h->mu);
+    team_run(ctx->team, n, align, fn, arg);
+}
+
+/* C (M,N) = alpha op(A) op(B), row-major, cut into blocks of rows or of columns of C. */
+typedef struct {
+    CBLAS_TRANSPOSE ta, tb;
+    int M, N, K, lda, ldb, ldc, by_cols;
+    float alpha;
+    const float *A, *B;
+    float *C;
+} Gemm;
+
+static void gemm_block(const Gemm *g, size_t lo, size_t hi)
+{
+    const float *A = g->A, *B = g->B;
+    float *C = g->C;
+    int M = g->M, N = g->N;
+    if (g->by_cols) {
+        B += g->tb == CblasNoTrans ? lo : lo * (size_t)g->ldb;
+        C += lo;
+        N = (int)(hi - lo);
+    } else {
+        A += g->ta == CblasNoTrans ? lo * (size_t)g->lda : lo;
+        C += lo * (size_t)g->ldc;
+        M = (int)(hi - lo);
+    }
+    cblas_sgemm(CblasRowMajor, g->ta, g->tb, M, N, g->K, g->alpha, A, g->lda, B, g->ldb, 0.0f, C, g->ldc);
+}
+
+static void gemm_span(void *arg, size_t lo, size_t hi)
+{
+    gemm_block(arg, lo, hi);
+}
+
+static Gemm gemm_args(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N, int K, float alpha,
+                      const float *A, int lda, const float *B, int ldb, float *C, int ldc)
+{
+    return (Gemm){ta, tb, M, N, K, lda, ldb, ldc, N >= M, alpha, A, B, C};
+}
+
+/* Is a GEMM of this size worth cutting across the team? */
+static int gemm_splits(const BackendCtx *ctx, int M, int N, int K)
+{
+    return ctx && ctx->team && (double)M * N * K >= GEMM_SPLIT_MIN && (M > 32 || N > 32);
+}
+
+static void gemm(BackendCtx *ctx, CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N, int K, float alpha,
+                 const float *A, int lda, const float *B, int ldb, float *C, int ldc)
+{
+    Gemm g = gemm_args(ta, tb, M, N, K, alpha, A, lda, B, ldb, C, ldc);
+    if (gemm_splits(ctx, M, N, K))
+        team_run(ctx->team, (size_t)(g.by_cols ? N : M), 16, gemm_span, &g);
+    else
+        gemm_block(&g, 0, (size_t)(g.by_cols ? N : M));
 }
 
 int backend_available(BackendKind kind)
@@ -207,12 +182,13 @@ int backend_init(BackendCtx **ctx, BackendKind kind, int threads, char *err)
         return lmr_fail(err, LMR_ENOMEM, "out of memory");
     c->kind = kind;
     c->threads = threads;
-    // OpenBLAS keeps its thread count process-wide; the context only records what was asked.
-    if (threads > 0)
+    // The team does the threading; OpenBLAS (whose thread count is process-wide) runs each block
+    // on the thread that calls it. No team: every op on the calling thread (same bytes).
+    int parts = threads > 0 ? threads : openblas_get_num_threads();
+    if (parts >= 2 && team_init(&c->team, parts) == 0)
+        openblas_set_num_threads(1);
+    else if (threads > 0)
         openblas_set_num_threads(threads);
-    // without a helper every op runs on the calling thread alone (same bytes either way)
-    if (threads >= 2 || (threads <= 0 && openblas_get_num_threads() >= 2))
-        helper_start(c);
     *ctx = c;
     return 0;
 }
@@ -223,7 +199,7 @@ void backend_free(BackendCtx **ctx)
 #ifdef LMR_HAVE_CUDA
         cuda_free(&(*ctx)->gpu);
 #endif
-        helper_stop(*ctx);
+        team_free(&(*ctx)->team);
         free(*ctx);
         *ctx = NULL;
     }
@@ -297,7 +273,7 @@ static inline float lanes_total(const float *acc, float tail)
     return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail;
 }
 
-static float row_sum(const float *x, int n)
+static inline float row_sum(const float *x, int n)
 {
     float acc[LANES] = {0}, tail = 0.0f;
     int i = 0;
@@ -309,7 +285,7 @@ static float row_sum(const float *x, int n)
     return lanes_total(acc, tail);
 }
 
-static float row_sqdev(const float *x, float mu, int n)
+static inline float row_sqdev(const float *x, float mu, int n)
 {
     float acc[LANES] = {0}, tail = 0.0f;
     int i = 0;
@@ -321,7 +297,7 @@ static float row_sqdev(const float *x, float mu, int n)
     return lanes_total(acc, tail);
 }
 
-static float row_dot(const float *a, const float *b, int n)
+static inline float row_dot(const float *a, const float *b, int n)
 {
     float acc[LANES] = {0}, tail = 0.0f;
     int i = 0;
@@ -373,7 +349,7 @@ typedef struct {
     float eps;
 } LnRows;
 
-static void ln_forward_span(void *arg, size_t lo, size_t hi)
+VEC_CLONES static void ln_forward_span(void *arg, size_t lo, size_t hi)
 {
     const LnRows *a = arg;
     int D = a->D;
@@ -411,7 +387,7 @@ typedef struct {
     int B, D;
 } LnBack;
 
-static void ln_param_grad_span(void *arg, size_t lo, size_t hi)
+VEC_CLONES static void ln_param_grad_span(void *arg, size_t lo, size_t hi)
 {
     const LnBack *a = arg;
     int D = a->D;
@@ -427,7 +403,7 @@ static void ln_param_grad_span(void *arg, size_t lo, size_t hi)
     }
 }
 
-static void ln_dinp_span(void *arg, size_t lo, size_t hi)
+VEC_CLONES static void ln_dinp_span(void *arg, size_t lo, size_t hi)
 {
     const LnBack *a = arg;
     int D = a->D;
@@ -472,26 +448,29 @@ void layernorm_backward(BackendCtx *ctx, float *dinp, float *dweight, float *dbi
 
 // --- linear ----------------------------------------------------------------------------------
 
-/* Bias (and tanh) on rows of a linear layer's output. */
+/* A block of a linear layer's output: its GEMM, then bias (and tanh) on the same block while it
+ * is in cache. */
 typedef struct {
-    float *out;
+    Gemm g;
     const float *bias;
-    int OC;
     Activation act;
-} BiasRows;
+} LinFwd;
 
-static void bias_rows_span(void *arg, size_t lo, size_t hi)
+VEC_CLONES static void lin_fwd_span(void *arg, size_t lo, size_t hi)
 {
-    const BiasRows *a = arg;
+    const LinFwd *a = arg;
+    gemm_block(&a->g, lo, hi);
     const float *bias = a->bias;
-    int OC = a->OC;
-    for (size_t b = lo; b < hi; b++) {
-        float *o = a->out + b * OC;
+    int OC = a->g.N;
+    size_t r0 = a->g.by_cols ? 0 : lo, r1 = a->g.by_cols ? (size_t)a->g.M : hi;
+    size_t c0 = a->g.by_cols ? lo : 0, c1 = a->g.by_cols ? hi : (size_t)OC;
+    for (size_t b = r0; b < r1; b++) {
+        float *o = a->g.C + b * OC;
         if (a->act == ACT_TANH)
-            for (int j = 0; j < OC; j++)
+            for (size_t j = c0; j < c1; j++)
                 o[j] = vtanhf(o[j] + bias[j]);
         else
-            for (int j = 0; j < OC; j++)
+            for (size_t j = c0; j < c1; j++)
                 o[j] += bias[j];
     }
 }
@@ -501,23 +480,26 @@ void linear_forward(BackendCtx *ctx, float *out, const float *inp, const float *
 {
     GPU_FORWARD(ctx, cuda_linear_forward(ctx->gpu, out, inp, weight, bias, B, C, OC, act));
     // out (B,OC) = inp (B,C) @ weight^T: weight stays (OC,C), sgemm reads it transposed.
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, OC, C, 1.0f, inp, C, weight, C, 0.0f, out, OC);
-    BiasRows a = {out, bias, OC, act};
-    split_run(ctx, (size_t)B, act == ACT_TANH ? (size_t)B * OC : 0, 1, bias_rows_span, &a);
+    LinFwd a = {gemm_args(CblasNoTrans, CblasTrans, B, OC, C, 1.0f, inp, C, weight, C, out, OC), bias, act};
+    size_t n = (size_t)(a.g.by_cols ? OC : B);
+    if (gemm_splits(ctx, B, OC, C))
+        team_run(ctx->team, n, 16, lin_fwd_span, &a);
+    else
+        lin_fwd_span(&a, 0, n);
 }
 
-/* tanh' into dout and the bias gradient, by columns [lo, hi): each column summed over the rows in
- * order, as on one thread. */
+/* Output features [lo, hi) of a linear layer's backward: tanh' into those columns of dout, their
+ * bias gradient (each column summed over the rows in order), then those rows of dweight. */
 typedef struct {
-    float *dbias, *dout;
-    const float *out;
-    int B, OC;
+    float *dbias, *dout, *dweight;
+    const float *out, *inp;
+    int B, C, OC;
     Activation act;
-} BiasBack;
+} LinBack;
 
-static void bias_back_span(void *arg, size_t lo, size_t hi)
+VEC_CLONES static void lin_back_span(void *arg, size_t lo, size_t hi)
 {
-    const BiasBack *a = arg;
+    const LinBack *a = arg;
     float *dbias = a->dbias;
     memset(dbias + lo, 0, (hi - lo) * sizeof *dbias);
     for (int b = 0; b < a->B; b++) {
@@ -533,6 +515,11 @@ static void bias_back_span(void *arg, size_t lo, size_t hi)
                 dbias[j] += d[j];
         }
     }
+    // dweight rows [lo, hi) (OC,C) = dout[:, lo:hi]^T (hi-lo,B) @ inp (B,C)
+    Gemm g = gemm_args(CblasTrans, CblasNoTrans, a->OC, a->C, a->B, 1.0f, a->dout, a->OC, a->inp, a->C,
+                       a->dweight, a->C);
+    g.by_cols = 0;
+    gemm_block(&g, lo, hi);
 }
 
 void linear_backward(BackendCtx *ctx, float *dinp, float *dweight, float *dbias, float *dout,
@@ -540,21 +527,21 @@ void linear_backward(BackendCtx *ctx, float *dinp, float *dweight, float *dbias,
                      Activation act)
 {
     GPU_FORWARD(ctx, cuda_linear_backward(ctx->gpu, dinp, dweight, dbias, dout, inp, weight, out, B, C, OC, act));
-    BiasBack a = {dbias, dout, out, B, OC, act};
-    split_run(ctx, (size_t)OC, (size_t)B * OC, 16, bias_back_span, &a);
-    // dweight (OC,C) = dout^T (OC,B) @ inp (B,C)
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, B, 1.0f, dout, OC, inp, C, 0.0f, dweight, C);
+    LinBack a = {dbias, dout, dweight, out, inp, B, C, OC, act};
+    if (gemm_splits(ctx, OC, C, B))
+        team_run(ctx->team, (size_t)OC, 16, lin_back_span, &a);
+    else
+        lin_back_span(&a, 0, (size_t)OC);
     // dinp (B,C) = dout (B,OC) @ weight (OC,C)
     if (dinp)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, C, OC, 1.0f, dout, OC, weight, C, 0.0f,
-                    dinp, C);
+        gemm(ctx, CblasNoTrans, CblasNoTrans, B, C, OC, 1.0f, dout, OC, weight, C, dinp, C);
 }
 
 // --- losses ----------------------------------------------------------------------------------
 
 /* Softmax of one row into p; returns log-sum-exp of z. Max, exp and sum are separate passes
  * (the sum in LANES partial sums) so each vectorises. */
-static float row_softmax(float *p, const float *z, int C)
+static inline float row_softmax(float *p, const float *z, int C)
 {
     float acc[LANES], mx = z[0];
     for (int k = 0; k < LANES; k++)
@@ -584,7 +571,7 @@ typedef struct {
     int B, C;
 } CeRows;
 
-static void ce_rows_span(void *arg, size_t lo, size_t hi)
+VEC_CLONES static void ce_rows_span(void *arg, size_t lo, size_t hi)
 {
     const CeRows *a = arg;
     int C = a->C;
@@ -665,7 +652,7 @@ static int row_has_key(const uint8_t *key_ok, int n_ok, int self, int N)
 
 /* Masked softmax of one similarity row with at least one key, in place. Branch-free loops (the
  * own key is knocked out before and zeroed after) so the compiler vectorises them. */
-static void masked_softmax_row(float *s, const uint8_t *key_ok, int self, int N)
+static inline void masked_softmax_row(float *s, const uint8_t *key_ok, int self, int N)
 {
     int has_self = self >= 0 && self < N;
     if (has_self)
@@ -701,7 +688,7 @@ typedef struct {
     int n_ok, N;
 } SoftmaxRows;
 
-static void softmax_rows_span(void *arg, size_t lo, size_t hi)
+VEC_CLONES static void softmax_rows_span(void *arg, size_t lo, size_t hi)
 {
     const SoftmaxRows *a = arg;
     for (size_t i = lo; i < hi; i++) {
@@ -720,7 +707,7 @@ typedef struct {
     int N;
 } SoftmaxBackRows;
 
-static void softmax_back_span(void *arg, size_t lo, size_t hi)
+VEC_CLONES static void softmax_back_span(void *arg, size_t lo, size_t hi)
 {
     const SoftmaxBackRows *a = arg;
     int N = a->N;
@@ -738,11 +725,11 @@ void lmr_forward(BackendCtx *ctx, float *R, float *wts, const float *f, const fl
 {
     GPU_FORWARD(ctx, cuda_lmr_forward(ctx->gpu, R, wts, f, fn, keys, keys_n, key_ok, self_idx, c, B, N, H));
     // similarities (B,N) = fn (B,H) @ keys_n^T / H: correlations in [-1, 1]
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, N, H, 1.0f / H, fn, H, keys_n, H, 0.0f, wts, N);
+    gemm(ctx, CblasNoTrans, CblasTrans, B, N, H, 1.0f / H, fn, H, keys_n, H, wts, N);
     SoftmaxRows sr = {wts, key_ok, self_idx, count_ok(key_ok, N), N};
     split_run(ctx, (size_t)B, (size_t)B * N, 1, softmax_rows_span, &sr);
     // r (B,H) = wts (B,N) @ keys (N,H), then R = c r + (1 - c) f in place
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, H, N, 1.0f, wts, N, keys, H, 0.0f, R, H);
+    gemm(ctx, CblasNoTrans, CblasNoTrans, B, H, N, 1.0f, wts, N, keys, H, R, H);
     for (int i = 0; i < B; i++) {
         float *r = R + (size_t)i * H;
         const float *fi = f + (size_t)i * H;
@@ -768,11 +755,11 @@ void lmr_backward(BackendCtx *ctx, float *df, const float *dR, const float *wts,
             d[h] = ci * g[h];
     }
     // dwts (B,N) = dr (B,H) @ keys^T
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, N, H, 1.0f, dr, H, keys, H, 0.0f, dwts, N);
+    gemm(ctx, CblasNoTrans, CblasTrans, B, N, H, 1.0f, dr, H, keys, H, dwts, N);
     SoftmaxBackRows sb = {wts, dwts, N};
     split_run(ctx, (size_t)B, (size_t)B * N, 1, softmax_back_span, &sb);
     // dfn (B,H) = ds (B,N) @ keys_n (N,H) / H
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, H, N, 1.0f / H, dwts, N, keys_n, H, 0.0f, dfn, H);
+    gemm(ctx, CblasNoTrans, CblasNoTrans, B, H, N, 1.0f / H, dwts, N, keys_n, H, dfn, H);
     for (int i = 0; i < B; i++) {
         const float *w = wts + (size_t)i * N, *g = dfn + (size_t)i * H, *n = fn + (size_t)i * H;
         const float *dy = dR + (size_t)i * H;
@@ -849,7 +836,7 @@ typedef struct {
     float beta1, beta2, eps, step, rbc2, decay, grad_scale;
 } AdamSpan;
 
-static void adamw_span(void *arg, size_t lo, size_t hi)
+VEC_CLONES static void adamw_span(void *arg, size_t lo, size_t hi)
 {
     const AdamSpan *a = arg;
     float *params = a->params, *m = a->m, *v = a->v;

@@ -24,6 +24,7 @@ struct Loader {
     long produced, consumed;     /* batches */
     long total;                  /* batches to produce */
     int stop, thread_started;
+    int inline_mode;             /* depth 0: batches made in loader_next, no thread */
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -111,6 +112,7 @@ int loader_open(Loader **out, Dataset *d, Sampler *s, long epoch0, long step0, l
         return lmr_fail(err, LMR_ENOMEM, "out of memory for the loader");
     l->d = d;
     l->s = s;
+    l->inline_mode = depth == 0;
     l->depth = depth > 0 ? depth : 1;
     l->steps_per_epoch = sampler_steps_per_epoch(s);
     l->next_epoch = epoch0;
@@ -132,6 +134,10 @@ int loader_open(Loader **out, Dataset *d, Sampler *s, long epoch0, long step0, l
             loader_close(&l);
             return lmr_fail(err, LMR_ENOMEM, "out of memory for %d batches in flight", depth);
         }
+    if (l->inline_mode) {
+        *out = l;
+        return 0;
+    }
     if ((rc = pthread_create(&l->thread, NULL, producer, l)) != 0) {
         loader_close(&l);
         return lmr_fail(err, -rc, "loader thread: %s", strerror(rc));
@@ -148,6 +154,16 @@ int loader_next(Loader *l, Batch **b, char *err)
     if (l->consumed >= l->total) {
         pthread_mutex_unlock(&l->mu);
         return LMR_DONE;
+    }
+    if (l->inline_mode) {
+        pthread_mutex_unlock(&l->mu);
+        fill(l, &l->slots[0], l->next_epoch, l->next_step);
+        if (++l->next_step == l->steps_per_epoch) {
+            l->next_step = 0;
+            l->next_epoch++;
+        }
+        l->produced++;
+        pthread_mutex_lock(&l->mu);
     }
     while (l->produced <= l->consumed)
         pthread_cond_wait(&l->cv, &l->mu);

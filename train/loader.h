@@ -24,7 +24,8 @@ typedef struct {
 typedef struct Loader Loader;
 
 /** Start the thread at (epoch0, step0), running up to the end of epoch n_epochs - 1, with depth
- *  batches in flight. d and s are borrowed and used only by the loader thread until loader_close.
+ *  batches in flight; depth 0 starts no thread and makes each batch inside loader_next (features
+ *  already in memory: a thread would only take a core from the math). d and s are borrowed and used only by the loader thread until loader_close.
  *  @return 0, LMR_ENOMEM, -errno (thread creation). */
 int loader_open(Loader **l, Dataset *d, Sampler *s, long epoch0, long step0, long n_epochs, int depth,
                 char *err);

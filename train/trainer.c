@@ -611,7 +611,10 @@ static int run_loop(Trainer *t, TrainResult *res, char *err)
 {
     const TrainOptions *o = t->o;
     Loader *ld = NULL;
-    int rc = loader_open(&ld, t->train, &t->sampler, t->info.epoch, t->info.step_in_epoch, o->epochs, o->prefetch, err);
+    // Features in memory: batches are a gather, made on this thread (depth 0) rather than by a
+    // thread that would take a core from the math.
+    int depth = t->train->mem ? 0 : o->prefetch;
+    int rc = loader_open(&ld, t->train, &t->sampler, t->info.epoch, t->info.step_in_epoch, o->epochs, depth, err);
     if (rc < 0)
         return rc;
     // paused: time in validation and checkpoint writes, left out of the training rate
