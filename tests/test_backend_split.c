@@ -193,6 +193,42 @@ int main(void)
     test_split(one, three, 97, 517, 33, 1001, 1);
     TEST(3, "team: pieces cover the range once at aligned cuts; sleeping members wake for the next job");
     test_team();
+    TEST(4, "GEMM accounting: the flops of linear forward/backward and LMR, and time spent");
+    for (int k = 0; k < 2; k++) {
+        BackendCtx *ctx = NULL;
+        CHECK_RC(backend_init(&ctx, BACKEND_CPU, k + 1, err), 0);
+        double s0, f0, s1, f1;
+        backend_gemm_stats(ctx, &s0, &f0);
+        CHECK(s0 == 0.0 && f0 == 0.0);
+        int B = 37, C = 65, OC = 300, N = 200;
+        float *x = randv((size_t)B * C), *W = randv((size_t)OC * C), *bias = randv((size_t)OC);
+        float *out = calloc((size_t)B * OC, sizeof(float)), *dout = randv((size_t)B * OC);
+        float *dW = calloc((size_t)OC * C, sizeof(float)), *db = calloc((size_t)OC, sizeof(float));
+        float *dx = calloc((size_t)B * C, sizeof(float));
+        linear_forward(ctx, out, x, W, bias, B, C, OC, ACT_TANH);
+        linear_backward(ctx, dx, dW, db, dout, x, W, out, B, C, OC, ACT_TANH);
+        linear_backward(ctx, NULL, dW, db, dout, x, W, out, B, C, OC, ACT_NONE);
+        backend_gemm_stats(ctx, &s1, &f1);
+        CHECK(s1 > 0.0 && f1 == 2.0 * B * C * OC * 4);
+        // LMR: two GEMMs forward, two backward, each 2 B N H
+        float *keys = randv((size_t)N * C), *R = calloc((size_t)B * C, sizeof(float));
+        float *wts = calloc((size_t)B * N, sizeof(float)), *c = randv((size_t)B), *dR = randv((size_t)B * C);
+        float *df = calloc((size_t)B * C, sizeof(float)), *dw = calloc((size_t)B * N, sizeof(float));
+        float *dr = calloc((size_t)B * C, sizeof(float)), *dfn = calloc((size_t)B * C, sizeof(float));
+        uint8_t *ok = malloc((size_t)N);
+        int32_t *self = malloc((size_t)B * sizeof *self);
+        for (int j = 0; j < N; j++)
+            ok[j] = 1;
+        for (int i = 0; i < B; i++)
+            self[i] = -1;
+        lmr_forward(ctx, R, wts, x, x, keys, keys, ok, self, c, B, N, C);
+        lmr_backward(ctx, df, dR, wts, x, c, keys, keys, c, dw, dr, dfn, B, N, C);
+        backend_gemm_stats(ctx, &s0, &f0);
+        CHECK(s0 > s1 && f0 == f1 + 4 * 2.0 * B * N * C);
+        free(x), free(W), free(bias), free(out), free(dout), free(dW), free(db), free(dx);
+        free(keys), free(R), free(wts), free(c), free(dR), free(df), free(dw), free(dr), free(dfn), free(ok), free(self);
+        backend_free(&ctx);
+    }
     backend_free(&one);
     backend_free(&three);
     backend_free(&two);

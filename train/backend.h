@@ -32,6 +32,9 @@ int backend_available(BackendKind kind);
 /** The first failure a (void) op met on a device backend, with file and line ("" when none, and
  *  always on cpu). Borrowed until backend_free. */
 const char *backend_last_error(const BackendCtx *ctx);
+/** Seconds spent in the GEMM ops since backend_init (their fused bias/tanh passes included) and
+ *  the flops those GEMMs did; both 0 on cuda, where ops run asynchronously. */
+void backend_gemm_stats(const BackendCtx *ctx, double *seconds, double *flops);
 /** GEMMs on TF32 tensor cores (cuda; no-op on cpu). @return 0 or LMR_EGPU. */
 int backend_set_tf32(BackendCtx *ctx, int on);
 

@@ -9,6 +9,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #ifdef LMR_HAVE_CUDA
 /* A BACKEND_CUDA context forwards every call to its twin in backend_cuda.cu (same arguments). */
@@ -40,6 +41,7 @@ struct BackendCtx {
     BackendKind kind;
     int threads;
     Team *team;
+    double gemm_s, gemm_flops; /* time in the GEMM ops and the flops they did (backend_gemm_stats) */
 #ifdef LMR_HAVE_CUDA
     CudaState *gpu; /* BACKEND_CUDA only */
 #endif
@@ -113,14 +115,38 @@ static int gemm_splits(const BackendCtx *ctx, int M, int N, int K)
     return ctx && ctx->team && (double)M * N * K >= GEMM_SPLIT_MIN && (M > 32 || N > 32);
 }
 
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Account a GEMM op that started at t0 (a clock read costs tens of nanoseconds; an op, microseconds). */
+static void gemm_account(BackendCtx *ctx, double t0, int M, int N, int K)
+{
+    if (ctx) {
+        ctx->gemm_s += mono_s() - t0;
+        ctx->gemm_flops += 2.0 * M * N * K;
+    }
+}
+
+void backend_gemm_stats(const BackendCtx *ctx, double *seconds, double *flops)
+{
+    *seconds = ctx ? ctx->gemm_s : 0.0;
+    *flops = ctx ? ctx->gemm_flops : 0.0;
+}
+
 static void gemm(BackendCtx *ctx, CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N, int K, float alpha,
                  const float *A, int lda, const float *B, int ldb, float *C, int ldc)
 {
+    double t0 = mono_s();
     Gemm g = gemm_args(ta, tb, M, N, K, alpha, A, lda, B, ldb, C, ldc);
     if (gemm_splits(ctx, M, N, K))
         team_run(ctx->team, (size_t)(g.by_cols ? N : M), 16, gemm_span, &g);
     else
         gemm_block(&g, 0, (size_t)(g.by_cols ? N : M));
+    gemm_account(ctx, t0, M, N, K);
 }
 
 int backend_available(BackendKind kind)
@@ -480,12 +506,14 @@ void linear_forward(BackendCtx *ctx, float *out, const float *inp, const float *
 {
     GPU_FORWARD(ctx, cuda_linear_forward(ctx->gpu, out, inp, weight, bias, B, C, OC, act));
     // out (B,OC) = inp (B,C) @ weight^T: weight stays (OC,C), sgemm reads it transposed.
+    double t0 = mono_s();
     LinFwd a = {gemm_args(CblasNoTrans, CblasTrans, B, OC, C, 1.0f, inp, C, weight, C, out, OC), bias, act};
     size_t n = (size_t)(a.g.by_cols ? OC : B);
     if (gemm_splits(ctx, B, OC, C))
         team_run(ctx->team, n, 16, lin_fwd_span, &a);
     else
         lin_fwd_span(&a, 0, n);
+    gemm_account(ctx, t0, B, OC, C);
 }
 
 /* Output features [lo, hi) of a linear layer's backward: tanh' into those columns of dout, their
@@ -527,11 +555,13 @@ void linear_backward(BackendCtx *ctx, float *dinp, float *dweight, float *dbias,
                      Activation act)
 {
     GPU_FORWARD(ctx, cuda_linear_backward(ctx->gpu, dinp, dweight, dbias, dout, inp, weight, out, B, C, OC, act));
+    double t0 = mono_s();
     LinBack a = {dbias, dout, dweight, out, inp, B, C, OC, act};
     if (gemm_splits(ctx, OC, C, B))
         team_run(ctx->team, (size_t)OC, 16, lin_back_span, &a);
     else
         lin_back_span(&a, 0, (size_t)OC);
+    gemm_account(ctx, t0, OC, C, B);
     // dinp (B,C) = dout (B,OC) @ weight (OC,C)
     if (dinp)
         gemm(ctx, CblasNoTrans, CblasNoTrans, B, C, OC, 1.0f, dout, OC, weight, C, dinp, C);

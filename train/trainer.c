@@ -591,7 +591,13 @@ static int validate(Trainer *t, ValMetrics *vm, char *err)
     return rc;
 }
 
-static void log_epoch(Trainer *t, long epoch, double loss, double lr, double sps, double secs, const ValMetrics *vm)
+/* GEMM work of the training steps so far (validation left out): seconds and flops. */
+typedef struct {
+    double s, flops;
+} GemmTime;
+
+static void log_epoch(Trainer *t, long epoch, double loss, double lr, double sps, double secs, double train_s,
+                      GemmTime gemm, const ValMetrics *vm)
 {
     if (!t->log)
         return;
@@ -599,6 +605,8 @@ static void log_epoch(Trainer *t, long epoch, double loss, double lr, double sps
             "{\"stage\":\"%s\",\"epoch\":%ld,\"step\":%ld,\"loss\":%.6f,\"lr\":%.6g,\"samples_per_s\":%.1f,"
             "\"seconds\":%.3f",
             t->info.stage, epoch + 1, t->info.global_step, loss, lr, sps, secs);
+    if (gemm.s > 0 && train_s > 0) // cpu: the GEMMs' own rate, and their share of the step time
+        fprintf(t->log, ",\"gemm_gflops\":%.2f,\"gemm_share\":%.4f", gemm.flops / gemm.s * 1e-9, gemm.s / train_s);
     if (vm)
         fprintf(t->log,
                 ",\"val\":{\"avg_class_acc\":%.6f,\"head_acc\":%.6f,\"tail_acc\":%.6f,\"few_acc\":%.6f,\"top1\":%.6f}",
@@ -619,6 +627,8 @@ static int run_loop(Trainer *t, TrainResult *res, char *err)
         return rc;
     // paused: time in validation and checkpoint writes, left out of the training rate
     double t0 = now_s(), last_note = t0, epoch_t0 = t0, epoch_loss = 0.0, paused = 0.0;
+    GemmTime g0, g_paused = {0, 0};
+    backend_gemm_stats(t->ctx, &g0.s, &g0.flops);
     long run_steps = 0, epoch_steps = 0, total = (long)o->epochs * t->spe;
     Batch *b;
     while ((rc = loader_next(ld, &b, err)) == 0) {
@@ -651,6 +661,8 @@ static int run_loop(Trainer *t, TrainResult *res, char *err)
             last_note = now;
         }
         double p0 = now;
+        GemmTime gp;
+        backend_gemm_stats(t->ctx, &gp.s, &gp.flops);
         if (step + 1 == t->spe) { // end of an epoch: validate, log, checkpoint
             ValMetrics vm, *pv = NULL;
             if (t->val && dist_is_root(t->dist)) { // data-parallel: the ranks hold one model, rank 0 scores it
@@ -666,7 +678,8 @@ static int run_loop(Trainer *t, TrainResult *res, char *err)
                      epoch + 1, o->epochs, epoch_loss / (double)epoch_steps, vm.avg_class_acc, vm.few_acc,
                      t->info.best_metric);
             }
-            log_epoch(t, epoch, epoch_loss / (double)epoch_steps, lr, sps, now - epoch_t0, pv);
+            GemmTime gt = {gp.s - g0.s - g_paused.s, gp.flops - g0.flops - g_paused.flops};
+            log_epoch(t, epoch, epoch_loss / (double)epoch_steps, lr, sps, now - epoch_t0, now - t0 - paused, gt, pv);
             res->final_loss = epoch_loss / (double)epoch_steps;
             epoch_loss = 0.0;
             epoch_steps = 0;
@@ -678,6 +691,10 @@ static int run_loop(Trainer *t, TrainResult *res, char *err)
                 break;
         }
         paused += now_s() - p0;
+        GemmTime ga;
+        backend_gemm_stats(t->ctx, &ga.s, &ga.flops);
+        g_paused.s += ga.s - gp.s;
+        g_paused.flops += ga.flops - gp.flops;
         if (o->stop_after > 0 && run_steps >= o->stop_after) {
             rc = save(t, err);
             break;
