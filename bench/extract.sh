@@ -77,8 +77,9 @@ def clip(row):
         want = [first + int(math.floor(n * (t + 0.5) / T)) for t in range(T)]
         times = [k / fps for k in want]
         c.seek(int(times[0] / st.time_base), stream=st, backward=True, any_frame=False)
-        out, prev, i = [], None, 0
+        out, prev, i, nd = [], None, 0, 0
         for fr in c.decode(st):
+            nd += 1
             t = float(fr.pts * st.time_base)
             while i < T and t > times[i] + 0.5 / fps and prev is not None:
                 out.append(prev); i += 1
@@ -94,13 +95,13 @@ def clip(row):
             a_ = fr.to_ndarray(width=ow, height=oh, format="rgb24")
             y0, x0 = (oh - S) // 2, (ow - S) // 2
             imgs.append(a_[y0:y0 + S, x0:x0 + S])
-        return cid, np.stack(imgs)
+        return cid, np.stack(imgs), nd
 
 def main():
     rows = list(csv.reader(open(sys.argv[1])))[1:]
     with mp.Pool(int(sys.argv[2])) as p:
-        n = sum(1 for cid, x in p.imap(clip, rows, chunksize=1) if x.shape == (T, S, S, 3))
-    print(n)
+        res = list(p.imap(clip, rows, chunksize=1))
+    print(sum(1 for cid, x, nd in res if x.shape == (T, S, S, 3)), sum(nd for cid, x, nd in res))
 
 if __name__ == "__main__":
     main()
@@ -116,15 +117,19 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 
 printf "\nworkers=%s, T=8, size 224; clips/s by wall time [clips per CPU-second]\n" "$W"
 printf "%-36s %6s %16s %16s %16s   %s\n" corpus clips lmr-extract "ffmpeg-cli" "pyav+numpy" "lmr/pyav lmr/cli (wall; cpu)"
+decoded=""
 for set in h264 vp9 long; do
   n=$(($(wc -l < $set.csv) - 1))
   case $set in long) files=$(ls long/*.mp4) ;; h264) files=$(ls h264/*.mp4) ;; vp9) files=$(ls vp9/*.webm) ;; esac
   rm -f $set.rec $set.rec.meta.json
   timed t_lmr "$BIN"/lmr-extract --dataset manifest --annotations $set.csv --videos . --frames 8 \
-    --size 224 --threads "$W" --quiet --out $set.rec
+    --size 224 --threads "$W" --out $set.rec 2> lmr.err
+  lmr_frames=$(grep -o '[0-9]* frames decoded' lmr.err | tail -1 | cut -d' ' -f1)
   echo "$files" | timed t_cli xargs -P "$W" -I{} ffmpeg -v error -nostdin -i {} -f null -
   timed t_py "$PY" pyav_extract.py $set.csv "$W" > py.out
-  got=$(cat py.out)
+  read -r got py_frames < py.out
+  decoded="$decoded$(printf '%-36s lmr %6.1f  pyav %6.1f' "$set" "$(rate "$lmr_frames" "$n")" "$(rate "$py_frames" "$got")")
+"
   case $set in h264) name="short H.264 320x240 (4 s clips)";; vp9) name="VP9 427x240 (4 s clips)";;
                long) name="720p H.264 60 s, 20 segments each";; esac
   printf "%-36s %6d %8s [%5s] %8s [%5s] %8s [%5s]   %5sx %5sx ; %5sx %5sx\n" "$name" "$n" \
@@ -134,3 +139,4 @@ for set in h264 vp9 long; do
     "$(ratio $(cpu t_py) $(cpu t_lmr))" "$(ratio $(cpu t_cli) $(cpu t_lmr))"
 done
 echo "(ffmpeg-cli decodes every frame of the same files to null; pyav opens, seeks and decodes per clip)"
+printf "\nframes decoded per clip (lmr serves a video's clips in time order from one decoder and drops\nnon-reference frames it does not need; each of pyav's clips decodes from its keyframe):\n%b" "$decoded"

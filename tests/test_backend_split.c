@@ -1,9 +1,12 @@
 /* The CPU backend's team (threads >= 2) cuts the GEMMs into blocks of rows or columns and the
- * passes between them into rows or elements: every op it splits must give the same bytes as on
- * one thread, at odd sizes too (split points inside a row block, masked and all-masked rows, the
- * own key in either part), for two and three threads. The team itself: its pieces cover the range
- * once, and members asleep after a pause wake up for the next job. */
+ * passes between them into rows or elements. The passes must give the same bytes as on one
+ * thread, at odd sizes too (split points inside a row block, masked and all-masked rows, the own
+ * key in either part), for two and three threads. GEMM blocks may round differently from one
+ * whole call (OpenBLAS picks kernels by size and CPU), so what depends on a GEMM must match
+ * within float tolerance across thread counts and bytewise for the same thread count. The team
+ * itself: its pieces cover the range once, and members asleep after a pause wake up. */
 #include <stdlib.h>
+#include <math.h>
 #include <string.h>
 #include <time.h>
 
@@ -32,8 +35,24 @@ static int same(const float *a, const float *b, size_t n)
     return memcmp(a, b, n * sizeof *a) == 0;
 }
 
-/* Run each op on one and on two threads. */
-static void test_split(BackendCtx *one, BackendCtx *two, int B, int N, int H, int C, int one_key)
+/* Bytewise when exact, else within 1e-5 of the larger magnitude in a. */
+static int near(const float *a, const float *b, size_t n, int exact)
+{
+    if (exact)
+        return same(a, b, n);
+    float scale = 0.0f, worst = 0.0f;
+    for (size_t i = 0; i < n; i++) {
+        scale = fabsf(a[i]) > scale ? fabsf(a[i]) : scale;
+        worst = fabsf(a[i] - b[i]) > worst ? fabsf(a[i] - b[i]) : worst;
+    }
+    if (worst > 1e-5f * scale)
+        fprintf(stderr, "  differ by %g (scale %g)\n", worst, scale);
+    return worst <= 1e-5f * scale;
+}
+
+/* Run each op on the contexts one and two; what goes through a GEMM is compared with near(),
+ * bytewise when exact. */
+static void test_split(BackendCtx *one, BackendCtx *two, int B, int N, int H, int C, int one_key, int exact)
 {
     float *f = randv((size_t)B * H), *fn = randv((size_t)B * H), *keys = randv((size_t)N * H);
     float *keys_n = randv((size_t)N * H), *c = randv((size_t)B), *dR = randv((size_t)B * H);
@@ -59,10 +78,10 @@ static void test_split(BackendCtx *one, BackendCtx *two, int B, int N, int H, in
         lmr_forward(ctx[k], R[k], w[k], f, fn, keys, keys_n, ok, self, c, B, N, H);
         lmr_backward(ctx[k], df[k], dR, w[k], fn, frstd, keys, keys_n, c, dw[k], dr[k], dfn[k], B, N, H);
     }
-    CHECK(same(R[0], R[1], (size_t)B * H));
-    CHECK(same(w[0], w[1], (size_t)B * N));
-    CHECK(same(df[0], df[1], (size_t)B * H));
-    CHECK(same(dw[0], dw[1], (size_t)B * N));
+    CHECK(near(R[0], R[1], (size_t)B * H, exact));
+    CHECK(near(w[0], w[1], (size_t)B * N, exact));
+    CHECK(near(df[0], df[1], (size_t)B * H, exact));
+    CHECK(near(dw[0], dw[1], (size_t)B * N, exact));
 
     // losses and dlogits, hard (smoothed) and soft
     float *z = randv((size_t)B * C), *t = randv((size_t)B * C), *loss[2], *dz[2];
@@ -88,7 +107,7 @@ static void test_split(BackendCtx *one, BackendCtx *two, int B, int N, int H, in
         for (long step = 1; step <= 3; step++)
             adamw_update(ctx[k], p[k], g, m[k], v[k], n, 1e-3f, 0.9f, 0.999f, 1e-8f, 0.01f, step, 0.5f);
     }
-    CHECK(same(out[0], out[1], (size_t)B * C));
+    CHECK(near(out[0], out[1], (size_t)B * C, exact));
 
     // linear backward (tanh' and bias sums by columns), layer norm forward/backward
     float *dW[2], *db[2], *dx[2], *dout[2], *ln[2], *mean[2], *rs[2], *dlw[2], *dlb[2], *dln[2];
@@ -108,11 +127,11 @@ static void test_split(BackendCtx *one, BackendCtx *two, int B, int N, int H, in
         dln[k] = calloc((size_t)B * C * 2, sizeof(float));
         layernorm_forward(ctx[k], ln[k], mean[k], rs[k], z, lw, lb, B, C, 1e-5f);
         layernorm_forward(ctx[k], ln[k] + (size_t)B * C, mean[k] + B, rs[k] + B, t, NULL, NULL, B, C, 1e-5f);
-        layernorm_backward(ctx[k], dln[k], dlw[k], dlb[k], dout[k], z, lw, mean[k], rs[k], B, C);
+        layernorm_backward(ctx[k], dln[k], dlw[k], dlb[k], t, z, lw, mean[k], rs[k], B, C);
         layernorm_backward(ctx[k], dln[k] + (size_t)B * C, NULL, NULL, t, t, NULL, mean[k] + B, rs[k] + B, B, C);
     }
-    CHECK(same(dout[0], dout[1], (size_t)B * C) && same(db[0], db[1], (size_t)C));
-    CHECK(same(dW[0], dW[1], (size_t)C * H) && same(dx[0], dx[1], (size_t)B * H));
+    CHECK(near(dout[0], dout[1], (size_t)B * C, exact) && near(db[0], db[1], (size_t)C, exact));
+    CHECK(near(dW[0], dW[1], (size_t)C * H, exact) && near(dx[0], dx[1], (size_t)B * H, exact));
     CHECK(same(ln[0], ln[1], (size_t)B * C * 2) && same(mean[0], mean[1], (size_t)B * 2));
     CHECK(same(rs[0], rs[1], (size_t)B * 2) && same(dln[0], dln[1], (size_t)B * C * 2));
     CHECK(same(dlw[0], dlw[1], (size_t)C) && same(dlb[0], dlb[1], (size_t)C));
@@ -185,15 +204,18 @@ int main(void)
     CHECK_RC(backend_init(&three, BACKEND_CPU, 3, err), 0);
     CHECK_RC(backend_init(&one, BACKEND_CPU, 1, err), 0);
     TEST(1, "LMR forward/backward, CE hard/soft, linear+tanh forward/backward, layer norm forward/backward, "
-            "AdamW: 2 and 3 threads == 1 thread, bytewise");
-    test_split(one, two, 128, 1024, 64, 300, 0);
-    test_split(one, three, 128, 1024, 64, 300, 0);
+            "AdamW: 2 and 3 threads == 1 thread (GEMM results within 1e-5)");
+    test_split(one, two, 128, 1024, 64, 300, 0, 0);
+    test_split(one, three, 128, 1024, 64, 300, 0, 0);
     TEST(2, "same at odd sizes, one key in the bank (all-masked rows)");
-    test_split(one, two, 97, 517, 33, 1001, 1);
-    test_split(one, three, 97, 517, 33, 1001, 1);
-    TEST(3, "team: pieces cover the range once at aligned cuts; sleeping members wake for the next job");
+    test_split(one, two, 97, 517, 33, 1001, 1, 0);
+    test_split(one, three, 97, 517, 33, 1001, 1, 0);
+    TEST(3, "same thread count twice: every output bytewise");
+    test_split(two, two, 128, 1024, 64, 300, 0, 1);
+    test_split(three, three, 97, 517, 33, 1001, 1, 1);
+    TEST(4, "team: pieces cover the range once at aligned cuts; sleeping members wake for the next job");
     test_team();
-    TEST(4, "GEMM accounting: the flops of linear forward/backward and LMR, and time spent");
+    TEST(5, "GEMM accounting: the flops of linear forward/backward and LMR, and time spent");
     for (int k = 0; k < 2; k++) {
         BackendCtx *ctx = NULL;
         CHECK_RC(backend_init(&ctx, BACKEND_CPU, k + 1, err), 0);
