@@ -517,13 +517,22 @@ void linear_forward(BackendCtx *ctx, float *out, const float *inp, const float *
 }
 
 /* Output features [lo, hi) of a linear layer's backward: tanh' into those columns of dout, their
- * bias gradient (each column summed over the rows in order), then those rows of dweight. */
+ * bias gradient (each column summed over the rows in order), then (with_dw) those rows of dweight. */
 typedef struct {
-    float *dbias, *dout, *dweight;
-    const float *out, *inp;
-    int B, C, OC;
+    float *dbias, *dout, *dweight, *dinp;
+    const float *out, *inp, *weight;
+    int B, C, OC, with_dw;
     Activation act;
 } LinBack;
+
+static Gemm dweight_gemm(const LinBack *a)
+{
+    // dweight (OC,C) = dout^T (OC,B) @ inp (B,C), in blocks of rows
+    Gemm g = gemm_args(CblasTrans, CblasNoTrans, a->OC, a->C, a->B, 1.0f, a->dout, a->OC, a->inp, a->C,
+                       a->dweight, a->C);
+    g.by_cols = 0;
+    return g;
+}
 
 VEC_CLONES static void lin_back_span(void *arg, size_t lo, size_t hi)
 {
@@ -543,11 +552,28 @@ VEC_CLONES static void lin_back_span(void *arg, size_t lo, size_t hi)
                 dbias[j] += d[j];
         }
     }
-    // dweight rows [lo, hi) (OC,C) = dout[:, lo:hi]^T (hi-lo,B) @ inp (B,C)
-    Gemm g = gemm_args(CblasTrans, CblasNoTrans, a->OC, a->C, a->B, 1.0f, a->dout, a->OC, a->inp, a->C,
-                       a->dweight, a->C);
-    g.by_cols = 0;
-    gemm_block(&g, lo, hi);
+    if (a->with_dw) {
+        Gemm g = dweight_gemm(a);
+        gemm_block(&g, lo, hi);
+    }
+}
+
+/* The two weight-side GEMMs, whole, one per thread: dweight (piece 0) and dinp (piece 1). They
+ * have the same flops, and a whole GEMM on one core runs faster than two halves on two (each
+ * half would pack the shared operand again). */
+static void lin_grads_task(void *arg, size_t lo, size_t hi)
+{
+    const LinBack *a = arg;
+    for (size_t k = lo; k < hi; k++) {
+        if (k == 0) {
+            Gemm g = dweight_gemm(a);
+            gemm_block(&g, 0, (size_t)a->OC);
+        } else { // dinp (B,C) = dout (B,OC) @ weight (OC,C)
+            Gemm g = gemm_args(CblasNoTrans, CblasNoTrans, a->B, a->C, a->OC, 1.0f, a->dout, a->OC, a->weight,
+                               a->C, a->dinp, a->C);
+            gemm_block(&g, 0, (size_t)(g.by_cols ? a->C : a->B));
+        }
+    }
 }
 
 void linear_backward(BackendCtx *ctx, float *dinp, float *dweight, float *dbias, float *dout,
@@ -556,13 +582,19 @@ void linear_backward(BackendCtx *ctx, float *dinp, float *dweight, float *dbias,
 {
     GPU_FORWARD(ctx, cuda_linear_backward(ctx->gpu, dinp, dweight, dbias, dout, inp, weight, out, B, C, OC, act));
     double t0 = mono_s();
-    LinBack a = {dbias, dout, dweight, out, inp, B, C, OC, act};
+    LinBack a = {dbias, dout, dweight, dinp, out, inp, weight, B, C, OC, 1, act};
+    if (dinp && gemm_splits(ctx, OC, C, B) && team_parts(ctx->team) == 2) {
+        a.with_dw = 0;
+        split_run(ctx, (size_t)OC, (size_t)B * OC, 16, lin_back_span, &a);
+        team_run(ctx->team, 2, 1, lin_grads_task, &a);
+        gemm_account(ctx, t0, OC, C, 2 * B); // both GEMMs' flops
+        return;
+    }
     if (gemm_splits(ctx, OC, C, B))
         team_run(ctx->team, (size_t)OC, 16, lin_back_span, &a);
     else
         lin_back_span(&a, 0, (size_t)OC);
     gemm_account(ctx, t0, OC, C, B);
-    // dinp (B,C) = dout (B,OC) @ weight (OC,C)
     if (dinp)
         gemm(ctx, CblasNoTrans, CblasNoTrans, B, C, OC, 1.0f, dout, OC, weight, C, dinp, C);
 }
