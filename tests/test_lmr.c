@@ -234,6 +234,82 @@ static void test_whole_gradient(void)
     free(w.ok), free(w.self), free(w.partner);
 }
 
+/* Largest |a - b| over n, relative to the largest |a|. */
+static double rel_diff(const float *a, const float *b, size_t n)
+{
+    double worst = 0, scale = 1e-30;
+    for (size_t i = 0; i < n; i++) {
+        worst = fmax(worst, fabs((double)a[i] - b[i]));
+        scale = fmax(scale, fabs((double)a[i]));
+    }
+    return worst / scale;
+}
+
+/* The bank's usable keys gathered (lmr_bank_compact) give the same reconstruction and gradient as
+ * the whole bank with its mask, own keys in and out of the gathered set, and no usable key. */
+static void test_compact(void)
+{
+    int K = 3, B = 6, H = 8, N = K * B;
+    BackendCtx *ctx = NULL;
+    char err[LMR_ERRLEN];
+    CHECK_RC(backend_init(&ctx, BACKEND_CPU, 1, err), 0);
+    LmrBank bank;
+    CHECK_RC(lmr_bank_init(&bank, ctx, K, B, H), 0);
+    float *f = calloc((size_t)B * H, 4), *fn = calloc((size_t)B * H, 4), *rstd = calloc((size_t)B, 4);
+    float *kc = calloc((size_t)N * H, 4), *knc = calloc((size_t)N * H, 4), *c = calloc((size_t)B, 4);
+    float *R[2], *wts[2], *df[2], *dR = calloc((size_t)B * H, 4);
+    float *dwts = calloc((size_t)B * N, 4), *dr = calloc((size_t)B * H, 4), *dfn = calloc((size_t)B * H, 4);
+    for (int k = 0; k < 2; k++) {
+        R[k] = calloc((size_t)B * H, 4);
+        wts[k] = calloc((size_t)B * N, 4);
+        df[k] = calloc((size_t)B * H, 4);
+    }
+    uint8_t ones[18], ok[6];
+    int32_t map[18], self[6], selfc[6];
+    memset(ones, 1, sizeof ones);
+    fill_normal(dR, (size_t)B * H, 1, &st);
+    for (int i = 0; i < B; i++)
+        c[i] = 0.2f + 0.1f * i;
+    for (int round = 0; round < 6; round++) {
+        // rounds 3-5 push no usable key, so round 5 has none left; the current batch goes in last
+        for (int i = 0; i < B; i++)
+            ok[i] = round < 3 && (i + round) % 3 != 0;
+        fill_normal(f, (size_t)B * H, 1, &st);
+        ln0(fn, rstd, f, B, H);
+        int slot = lmr_bank_push(&bank, f, fn, ok);
+        int n = lmr_bank_keys(&bank);
+        for (int i = 0; i < B; i++)
+            self[i] = selfc[i] = slot * B + i;
+        int kept = lmr_bank_compact(&bank, kc, knc, map, selfc, B);
+        int want = 0;
+        for (int j = 0; j < n; j++)
+            want += bank.key_ok[j] != 0;
+        CHECK(kept == want);
+        for (int i = 0; i < B; i++) // own key: at its gathered row when kept, else none
+            CHECK(ok[i] ? selfc[i] >= 0 && memcmp(kc + (size_t)selfc[i] * H, f + (size_t)i * H, (size_t)H * 4) == 0
+                        : selfc[i] == -1);
+        lmr_forward(ctx, R[0], wts[0], f, fn, bank.keys, bank.keys_n, bank.key_ok, self, c, B, n, H);
+        lmr_forward(ctx, R[1], wts[1], f, fn, kc, knc, ones, selfc, c, B, kept, H);
+        CHECK(rel_diff(R[0], R[1], (size_t)B * H) < 1e-6);
+        for (int i = 0; i < B; i++) // the softmax weights of the kept keys, in order
+            for (int j = 0; j < n; j++)
+                if (map[j] >= 0)
+                    CHECK_CLOSE(wts[1][(size_t)i * kept + map[j]], wts[0][(size_t)i * n + j], 1e-6, 1e-6);
+                else
+                    CHECK(wts[0][(size_t)i * n + j] == 0.0f);
+        lmr_backward(ctx, df[0], dR, wts[0], fn, rstd, bank.keys, bank.keys_n, c, dwts, dr, dfn, B, n, H);
+        lmr_backward(ctx, df[1], dR, wts[1], fn, rstd, kc, knc, c, dwts, dr, dfn, B, kept, H);
+        CHECK(rel_diff(df[0], df[1], (size_t)B * H) < 1e-6);
+        if (round == 5) // every row keeps its own features
+            CHECK(kept == 0 && memcmp(R[1], f, (size_t)B * H * 4) == 0 && memcmp(R[0], f, (size_t)B * H * 4) == 0);
+    }
+    for (int k = 0; k < 2; k++)
+        free(R[k]), free(wts[k]), free(df[k]);
+    free(f), free(fn), free(rstd), free(kc), free(knc), free(c), free(dR), free(dwts), free(dr), free(dfn);
+    lmr_bank_free(&bank);
+    backend_free(&ctx);
+}
+
 int main(void)
 {
     TEST(1, "class weights, ssv2-lt preset: 0.600 0.386 0.251 0.146 0.097 0.034 0.017 0.001");
@@ -246,5 +322,7 @@ int main(void)
     test_mix_targets();
     TEST(5, "whole LMR loss (bank + mixing + soft CE, draws fixed): finite differences");
     test_whole_gradient();
+    TEST(6, "gathered bank (few-shot keys left out) = whole bank with its mask: R, weights, gradient");
+    test_compact();
     CHECK_DONE();
 }

@@ -786,6 +786,10 @@ void lmr_forward(BackendCtx *ctx, float *R, float *wts, const float *f, const fl
                  const int32_t *self_idx, const float *c, int B, int N, int H)
 {
     GPU_FORWARD(ctx, cuda_lmr_forward(ctx->gpu, R, wts, f, fn, keys, keys_n, key_ok, self_idx, c, B, N, H));
+    if (N == 0) { // no key at all: every row keeps its own features
+        memcpy(R, f, (size_t)B * H * sizeof *R);
+        return;
+    }
     // similarities (B,N) = fn (B,H) @ keys_n^T / H: correlations in [-1, 1]
     gemm(ctx, CblasNoTrans, CblasTrans, B, N, H, 1.0f / H, fn, H, keys_n, H, wts, N);
     SoftmaxRows sr = {wts, key_ok, self_idx, count_ok(key_ok, N), N};
@@ -810,6 +814,10 @@ void lmr_backward(BackendCtx *ctx, float *df, const float *dR, const float *wts,
                   float *dwts, float *dr, float *dfn, int B, int N, int H)
 {
     GPU_FORWARD(ctx, cuda_lmr_backward(ctx->gpu, df, dR, wts, fn, frstd, keys, keys_n, c, dwts, dr, dfn, B, N, H));
+    if (N == 0) {
+        memcpy(df, dR, (size_t)B * H * sizeof *df);
+        return;
+    }
     for (int i = 0; i < B; i++) {
         float ci = c[i], *d = dr + (size_t)i * H;
         const float *g = dR + (size_t)i * H;

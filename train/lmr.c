@@ -112,6 +112,23 @@ int lmr_bank_push(LmrBank *b, const float *f, const float *fn, const uint8_t *ok
     return slot;
 }
 
+int lmr_bank_compact(const LmrBank *b, float *keys, float *keys_n, int32_t *map, int32_t *self_idx, int B)
+{
+    int N = lmr_bank_keys(b), n = 0;
+    size_t row = (size_t)b->F * sizeof(float);
+    for (int j = 0; j < N; j++) {
+        map[j] = b->key_ok[j] ? n : -1;
+        if (b->key_ok[j]) {
+            memcpy(keys + (size_t)n * b->F, b->keys + (size_t)j * b->F, row);
+            memcpy(keys_n + (size_t)n * b->F, b->keys_n + (size_t)j * b->F, row);
+            n++;
+        }
+    }
+    for (int i = 0; i < B; i++)
+        self_idx[i] = self_idx[i] >= 0 && self_idx[i] < N ? map[self_idx[i]] : -1;
+    return n;
+}
+
 int lmr_draw_mix(Rng *rng, double p, int B, int32_t *partner, float *a)
 {
     int n_mix = (int)floor(p * B + 1e-9);

@@ -46,6 +46,14 @@ int lmr_bank_push(LmrBank *b, const float *f, const float *fn, const uint8_t *ok
 /** Keys in use: n_filled * B. */
 static inline int lmr_bank_keys(const LmrBank *b) { return b->n_filled * b->B; }
 
+/** Host-memory banks (cpu): gather the keys that may take part (key_ok set) into keys/keys_n
+ *  (n_filled*B, F) and point the rows' own-key indices self_idx (B) at their new rows (-1 when
+ *  their key was left out). A key left out has zero weight in every row's softmax, so lmr_forward
+ *  on the gathered keys (all ok) gives the same reconstruction with fewer GEMM columns; with
+ *  class-balanced batches from a long tail, most keys are few-shot. map (n_filled*B) is scratch.
+ *  @return the number of keys kept. */
+int lmr_bank_compact(const LmrBank *b, float *keys, float *keys_n, int32_t *map, int32_t *self_idx, int B);
+
 /** Step 6 draws for one step: partner (B) uniform in [0, B), a (B) ~ U(0,1), for the first
  *  floor(p B) rows (others: partner = i, a = 0). @return n_mix. */
 int lmr_draw_mix(Rng *rng, double p, int B, int32_t *partner, float *a);

@@ -69,6 +69,10 @@ typedef struct {
     Sampler sampler;
     Acts A;
     Host hs;
+    /* cpu, stage lmr: the bank's usable keys gathered into one block each step (lmr_bank_compact) */
+    float *kc, *knc;
+    uint8_t *kc_ok;
+    int32_t *key_map;
     void *allocs[40];
     int n_allocs;
     int B, D, F, C, lmr_on, multi;
@@ -116,6 +120,12 @@ static int buffers_init(Trainer *t, int N)
     for (size_t i = 0; i < sizeof whole / sizeof *whole; i++)
         if (Bg > B && t->lmr_on && acts_alloc(t, whole[i], Bg * F * fs) < 0)
             return LMR_ENOMEM;
+    if (t->lmr_on && backend_kind(t->ctx) == BACKEND_CPU) {
+        if (acts_alloc(t, &t->kc, Nn * F * fs) < 0 || acts_alloc(t, &t->knc, Nn * F * fs) < 0 ||
+            acts_alloc(t, &t->kc_ok, Nn) < 0 || !(t->key_map = malloc(Nn * sizeof *t->key_map)))
+            return LMR_ENOMEM;
+        memset(t->kc_ok, 1, Nn);
+    }
     // host draws and targets cover the global batch: every rank draws them alike
     B = Bg;
     Host *hs = &t->hs;
@@ -144,6 +154,7 @@ static void trainer_free(Trainer *t)
     free(hs->ok);
     free(hs->c);
     free(hs->a);
+    free(t->key_map);
     free(hs->self_idx);
     free(hs->partner);
     free(hs->Y);
@@ -236,7 +247,8 @@ static int train_step(Trainer *t, const Batch *b, double lr, long gstep, double 
     // this rank's B rows from row0; whole-batch tensors are gathered. One rank: Bg = B, row0 = 0.
     int Bg = t->Bg, row0 = t->row0, rc = 0;
     float *Xg = A->X, *dXg = A->dX, *dRg = A->dR;
-    const float *Y = A->Y;
+    const float *Y = A->Y, *keys = t->bank.keys, *keys_n = t->bank.keys_n;
+    const uint8_t *key_ok = t->bank.key_ok;
 
     // forward: LN -> (Linear + tanh) -> features f
     const float *x = stage_in(ctx, A->x, b->x, (size_t)B * D * sizeof(float));
@@ -265,8 +277,13 @@ static int train_step(Trainer *t, const Batch *b, double lr, long gstep, double 
         N = lmr_bank_keys(&t->bank);
         backend_upload(ctx, A->c, hs->c + row0, (size_t)B * sizeof(float));
         backend_upload(ctx, A->self_idx, hs->self_idx + row0, (size_t)B * sizeof(int32_t));
-        lmr_forward(ctx, A->R, A->wts, f, A->fn, t->bank.keys, t->bank.keys_n, t->bank.key_ok, A->self_idx, A->c, B,
-                    N, F);
+        if (t->kc) { // cpu: A->self_idx is host memory
+            N = lmr_bank_compact(&t->bank, t->kc, t->knc, t->key_map, A->self_idx, B);
+            keys = t->kc;
+            keys_n = t->knc;
+            key_ok = t->kc_ok;
+        }
+        lmr_forward(ctx, A->R, A->wts, f, A->fn, keys, keys_n, key_ok, A->self_idx, A->c, B, N, F);
         Rng r;
         rng_seed(&r, t->o->seed, RNG_MIX, (uint64_t)b->epoch, (uint64_t)b->step);
         n_mix = lmr_draw_mix(&r, t->o->lmr.p, Bg, hs->partner, hs->a);
@@ -313,7 +330,7 @@ static int train_step(Trainer *t, const Batch *b, double lr, long gstep, double 
         mix_backward(ctx, dRg, dXg, A->partner, A->a, n_mix, Bg, F);
         if (Bg > B && (rc = dist_allreduce(t->dist, dRg, (size_t)Bg * F, 0)) < 0)
             return step_fail(t, rc, err);
-        lmr_backward(ctx, A->df, dRg + (size_t)row0 * F, A->wts, A->fn, A->frstd, t->bank.keys, t->bank.keys_n, A->c,
+        lmr_backward(ctx, A->df, dRg + (size_t)row0 * F, A->wts, A->fn, A->frstd, keys, keys_n, A->c,
                      A->dwts, A->dr, A->dfn, B, N, F);
         df = A->df;
     }
