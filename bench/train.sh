@@ -4,8 +4,10 @@
 #   end to end from one LMDB shard (PyTorch: an lmdb Dataset + DataLoader), both stages;
 #   features in memory at D=2048 H=512 C=1004 (lmr: --preload) and at D=256 H=256 C=100;
 # and the OpenBLAS sgemm peak next to lmr's GEMM rate. Prints samples/s and the ratios.
-# usage: bench/train.sh [BIN_DIR]   (THREADS=2 EPOCHS=2 CLIPS=5120 to change the sizes; the small
-# case runs 5x the epochs, its steps being ~20x shorter)
+# Each case runs REPEAT times, the two tools taking turns, and keeps each tool's best: a shared
+# machine's speed drifts over seconds, and the best of interleaved runs is the steadier figure.
+# usage: bench/train.sh [BIN_DIR]   (THREADS=2 EPOCHS=2 CLIPS=5120 REPEAT=3 to change the sizes; the
+# small case runs 5x the epochs, its steps being ~20x shorter)
 set -euo pipefail
 BIN=${1:-build/bin}
 PY=/usr/bin/python3
@@ -13,6 +15,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 THREADS=${THREADS:-2}
 EPOCHS=${EPOCHS:-2}
 CLIPS=${CLIPS:-5120}
+REPEAT=${REPEAT:-3}
 B=128
 [ -x "$BIN/lmr-train" ] || { echo "bench/train.sh: $BIN/lmr-train not built" >&2; exit 1; }
 $PY -c "import torch, lmdb" 2>/dev/null || { echo "bench/train.sh: needs python3-torch and python3-lmdb" >&2; exit 1; }
@@ -41,6 +44,27 @@ torch() {
     b=$(OPENBLAS_NUM_THREADS=$THREADS $PY "$HERE/train_torch.py" "$@" --threads 1 --batch $B)
     $PY -c "import sys; print(max(map(float, sys.argv[1:])))" "$a" "$b"
 }
+# pair NAME LMR_ARGS... -- TORCH_ARGS...: best of REPEAT turns each; sets L, T and L_LOG (the log
+# line of lmr's best run)
+pair() {
+    local name=$1 i a b
+    shift
+    local -a la=() ta=()
+    while [ "$1" != "--" ]; do la+=("$1"); shift; done
+    shift
+    ta=("$@")
+    L=0 T=0 L_LOG="{}"
+    for i in $(seq "$REPEAT"); do
+        a=$(lmr "${la[@]}")
+        if $PY -c "import sys; sys.exit(float(sys.argv[1]) <= float(sys.argv[2]))" "$a" "$L"; then
+            L=$a
+            L_LOG=$(tail -1 "$DIR/log.jsonl")
+        fi
+        b=$(torch "${ta[@]}")
+        T=$($PY -c "import sys; print(max(map(float, sys.argv[1:])))" "$b" "$T")
+    done
+    row "$name" "$L" "$T"
+}
 ratio() { $PY -c "import sys; print('%.2fx' % (float(sys.argv[1]) / float(sys.argv[2])))" "$1" "$2"; }
 steps=$((CLIPS / B * EPOCHS))
 SMALL_EPOCHS=$((EPOCHS * 5))
@@ -49,33 +73,33 @@ small_steps=$((CLIPS * 2 / B * SMALL_EPOCHS))
 echo "== sgemm peak (OpenBLAS, 2048^3, $THREADS threads)"
 PEAK=$($PY "$HERE/train_torch.py" sgemm --threads "$THREADS")
 SHAPE=$($PY "$HERE/train_torch.py" sgemm --threads "$THREADS" --shape $B,512,2048)
-echo "sgemm peak: $PEAK GFLOP/s at 2048^3, $SHAPE GFLOP/s at the model's ${B}x512x2048"
+echo "sgemm peak (first reading): $PEAK GFLOP/s at 2048^3, $SHAPE GFLOP/s at the model's ${B}x512x2048"
 
 printf "\n%-40s %12s %12s %8s\n" "case (batch $B, $THREADS threads)" "lmr-train" "PyTorch" "ratio"
 row() { printf "%-40s %12.0f %12.0f %8s\n" "$1" "$2" "$3" "$(ratio "$2" "$3")"; }
 
 # end to end from the LMDB shard
-L_INIT=$(lmr "$EPOCHS" init "$DIR/large.lmdb" 512 --out "$DIR/init.safetensors")
-T_INIT=$(torch lmdb "$DIR/large.lmdb" --hidden 512 --stage init --steps "$steps")
-row "LMDB e2e, init, D=2048 H=512 C=1004" "$L_INIT" "$T_INIT"
-L_LMR=$(lmr "$EPOCHS" lmr "$DIR/large.lmdb" 512 --init "$DIR/init.safetensors" --out "$DIR/lmr.safetensors")
-T_LMR=$(torch lmdb "$DIR/large.lmdb" --hidden 512 --stage lmr --steps "$steps")
-row "LMDB e2e, lmr, D=2048 H=512 C=1004" "$L_LMR" "$T_LMR"
+pair "LMDB e2e, init, D=2048 H=512 C=1004" "$EPOCHS" init "$DIR/large.lmdb" 512 --out "$DIR/init.safetensors" \
+    -- lmdb "$DIR/large.lmdb" --hidden 512 --stage init --steps "$steps"
+pair "LMDB e2e, lmr, D=2048 H=512 C=1004" "$EPOCHS" lmr "$DIR/large.lmdb" 512 --init "$DIR/init.safetensors" \
+    --out "$DIR/lmr.safetensors" -- lmdb "$DIR/large.lmdb" --hidden 512 --stage lmr --steps "$steps"
 
 # features in memory
-L_MEM=$(lmr "$EPOCHS" init "$DIR/large.lmdb" 512 --preload --out "$DIR/init.safetensors")
-GEMM_LOG=$(tail -1 "$DIR/log.jsonl")   # lmr's own GEMM rate and share of the step (cpu backend)
-T_MEM=$(torch mem --dim 2048 --hidden 512 --classes 1004 --stage init --steps "$steps")
-row "in memory, init, D=2048 H=512 C=1004" "$L_MEM" "$T_MEM"
-L_MEML=$(lmr "$EPOCHS" lmr "$DIR/large.lmdb" 512 --preload --init "$DIR/init.safetensors" --out "$DIR/lmr.safetensors")
-T_MEML=$(torch mem --dim 2048 --hidden 512 --classes 1004 --stage lmr --steps "$steps")
-row "in memory, lmr, D=2048 H=512 C=1004" "$L_MEML" "$T_MEML"
-L_SMALL=$(lmr "$SMALL_EPOCHS" init "$DIR/small.lmdb" 256 --preload --out "$DIR/small.safetensors")
-T_SMALL=$(torch mem --dim 256 --hidden 256 --classes 100 --stage init --steps "$small_steps")
-row "in memory, init, D=256 H=256 C=100" "$L_SMALL" "$T_SMALL"
-L_SMALLL=$(lmr "$SMALL_EPOCHS" lmr "$DIR/small.lmdb" 256 --preload --init "$DIR/small.safetensors" --out "$DIR/small_lmr.safetensors")
-T_SMALLL=$(torch mem --dim 256 --hidden 256 --classes 100 --stage lmr --steps "$small_steps")
-row "in memory, lmr, D=256 H=256 C=100" "$L_SMALLL" "$T_SMALLL"
+pair "in memory, init, D=2048 H=512 C=1004" "$EPOCHS" init "$DIR/large.lmdb" 512 --preload --out "$DIR/init.safetensors" \
+    -- mem --dim 2048 --hidden 512 --classes 1004 --stage init --steps "$steps"
+L_MEM=$L T_MEM=$T GEMM_LOG=$L_LOG   # lmr's own GEMM rate and share of the step (cpu backend)
+pair "in memory, lmr, D=2048 H=512 C=1004" "$EPOCHS" lmr "$DIR/large.lmdb" 512 --preload --init "$DIR/init.safetensors" \
+    --out "$DIR/lmr.safetensors" -- mem --dim 2048 --hidden 512 --classes 1004 --stage lmr --steps "$steps"
+pair "in memory, init, D=256 H=256 C=100" "$SMALL_EPOCHS" init "$DIR/small.lmdb" 256 --preload \
+    --out "$DIR/small.safetensors" -- mem --dim 256 --hidden 256 --classes 100 --stage init --steps "$small_steps"
+pair "in memory, lmr, D=256 H=256 C=100" "$SMALL_EPOCHS" lmr "$DIR/small.lmdb" 256 --preload \
+    --init "$DIR/small.safetensors" --out "$DIR/small_lmr.safetensors" \
+    -- mem --dim 256 --hidden 256 --classes 100 --stage lmr --steps "$small_steps"
+
+# the sgemm peak again, after the runs: the better of the two readings
+PEAK=$($PY -c "import sys; print(max(map(float, sys.argv[1:])))" "$PEAK" "$($PY "$HERE/train_torch.py" sgemm --threads "$THREADS")")
+SHAPE=$($PY -c "import sys; print(max(map(float, sys.argv[1:])))" "$SHAPE" \
+    "$($PY "$HERE/train_torch.py" sgemm --threads "$THREADS" --shape $B,512,2048)")
 
 # GEMM rate: lmr times its GEMM ops (gemm_gflops in its log: GEMM flops / time inside them);
 # both tools also as GEMM flops / whole step time (6 (D H + H C) flops per sample).

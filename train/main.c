@@ -27,7 +27,8 @@ static void usage(FILE *f)
             "  --lmr-l L --lmr-h H --lmr-d D --lmr-eps E --lmr-p P --lmr-omega N (20) --lmr-k K (8)\n"
             "  --lmr-allow-nonmonotone  accept (n + eps) * d <= 1 (the published epic100-verbs setting)\n"
             "  --device cpu|cuda --threads N --seed S (0) --resume --save-every STEPS --preload\n"
-            "  --prefetch N (4) --log F.jsonl --quiet --help --version\n"
+            "  --prefetch N (4 batches read ahead by a loader thread; 0, and with --preload: none)\n"
+            "  --log F.jsonl --quiet --help --version\n"
             "  --tf32                  cuda: TF32 tensor-core GEMMs (faster, ~3 decimal digits)\n"
             "  data-parallel: mpirun -np N lmr-train ... (--batch is the global batch, a multiple of N)\n");
 }
