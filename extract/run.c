@@ -436,10 +436,19 @@ static int build_units(Run *r, size_t **store)
     size_t per = (r->n_sel + 2 * (size_t)r->o->threads - 1) / (2 * (size_t)r->o->threads);
     int cap = per < 4 ? 4 : per > UNIT_CLIPS ? UNIT_CLIPS : (int)per;
     r->n_units = 0;
+    int size = cap; // a video's clips cut into units of equal size, so the workers finish together
     for (size_t i = 0; i < r->n_sel; i++) {
         (*store)[i] = k[i].pos;
         Unit *u = r->n_units ? &r->units[r->n_units - 1] : NULL;
-        if (!u || u->n >= cap || strcmp(k[i].video, k[i - 1].video) != 0) {
+        int new_video = !u || strcmp(k[i].video, k[i - 1].video) != 0;
+        if (new_video) {
+            size_t n = 1;
+            while (i + n < r->n_sel && strcmp(k[i + n].video, k[i].video) == 0)
+                n++;
+            size_t parts = (n + (size_t)cap - 1) / (size_t)cap;
+            size = (int)((n + parts - 1) / parts);
+        }
+        if (new_video || u->n >= size) {
             u = &r->units[r->n_units++];
             *u = (Unit){k[i].pos, &(*store)[i], 0};
         }
