@@ -31,12 +31,10 @@
 #define GPU_RETURN(ctx, call) (void)(ctx)
 #endif
 
-/* Work on [lo, hi) of some index range (rows or elements) of one op. */
-typedef TeamFn SpanFn;
-
 /* With two or more threads a team (team.h) runs every op: the GEMMs cut into blocks of rows or
  * columns, each an OpenBLAS call on one thread, and the passes between them cut into rows or
- * elements. Each output element is computed exactly as on one thread. */
+ * elements. The passes compute each element exactly as on one thread; a GEMM block may round
+ * differently from the whole call (OpenBLAS picks kernels by size), within float tolerance. */
 struct BackendCtx {
     BackendKind kind;
     int threads;
@@ -63,7 +61,7 @@ struct BackendCtx {
 
 /* fn over [0, n), cut across the team when there is one and work (elements touched) is worth
  * it. Split points are multiples of align (whole vectors / cache lines per side). */
-static void split_run(BackendCtx *ctx, size_t n, size_t work, size_t align, SpanFn fn, void *arg)
+static void split_run(BackendCtx *ctx, size_t n, size_t work, size_t align, TeamFn fn, void *arg)
 {
     if (!ctx || !ctx->team || work < SPLIT_MIN || n < 2 * align) {
         fn(arg, 0, n);
