@@ -209,6 +209,8 @@ int backend_init(BackendCtx **ctx, BackendKind kind, int threads, char *err)
     // The team does the threading; OpenBLAS (whose thread count is process-wide) runs each block
     // on the thread that calls it. No team: every op on the calling thread (same bytes).
     int parts = threads > 0 ? threads : openblas_get_num_threads();
+    if (parts > team_cpus())
+        parts = team_cpus(); // more spinning threads than cores would stall every op
     if (parts >= 2 && team_init(&c->team, parts) == 0)
         openblas_set_num_threads(1);
     else if (threads > 0)

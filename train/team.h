@@ -21,6 +21,9 @@ int team_parts(const Team *t);
 /** fn over [0, n) cut into team_parts() pieces at multiples of align (the last piece takes the
  *  rest; a piece may be empty). The caller runs the first piece; returns when all are done. */
 void team_run(Team *t, size_t n, size_t align, TeamFn fn, void *arg);
+/** CPUs this process may run on (its affinity mask: a Slurm or MPI binding, taskset). A team
+ *  that waits by spinning must not be larger: a member without a core stalls every op. */
+int team_cpus(void);
 /** The bounds team_run gives piece k (0 <= k <= parts): piece k is [team_cut(k), team_cut(k+1)). */
 size_t team_cut(size_t n, size_t align, int parts, int k);
 
