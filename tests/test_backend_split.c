@@ -1,10 +1,11 @@
 /* The CPU backend's team (threads >= 2) cuts the GEMMs into blocks of rows or columns and the
  * passes between them into rows or elements. The passes must give the same bytes as on one
  * thread, at odd sizes too (split points inside a row block, masked and all-masked rows, the own
- * key in either part), for two and three threads. GEMM blocks may round differently from one
- * whole call (OpenBLAS picks kernels by size and CPU), so what depends on a GEMM must match
- * within float tolerance across thread counts and bytewise for the same thread count. The team
- * itself: its pieces cover the range once, and members asleep after a pause wake up. */
+ * key in either part), for two and three threads (as many as the CPUs). GEMM blocks may round
+ * differently from one whole call (OpenBLAS picks kernels by size and CPU), so what depends on a
+ * GEMM must match within float tolerance across thread counts and bytewise for the same thread
+ * count. The team itself: its pieces cover the range once, and members asleep after a pause wake
+ * up. */
 #include <stdlib.h>
 #include <math.h>
 #include <string.h>
