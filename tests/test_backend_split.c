@@ -10,6 +10,7 @@
 #include <math.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "backend.h"
 #include "check.h"
@@ -176,6 +177,7 @@ static void test_team(void)
                     prev = c;
                 }
             }
+    CHECK(team_cpus() >= 1 && team_cpus() <= sysconf(_SC_NPROCESSORS_CONF));
     Team *t = NULL;
     CHECK_RC(team_init(&t, 1), LMR_EINVAL);
     CHECK_RC(team_init(&t, 3), 0);

@@ -1,5 +1,6 @@
 /* lmr-train end to end from LMDB shards: both stages with --val and --log, determinism (same
- * seed and threads give the same checkpoint bytes), --resume after an interruption (mid-epoch
+ * seed and threads give the same checkpoint bytes, with or without the loader thread and with
+ * --preload), --resume after an interruption (mid-epoch
  * and at an epoch end) ending bit-identical to an uninterrupted run, NaN stopping with the last
  * good checkpoint kept, and the bad inputs that must fail before training. */
 #include <stdio.h>
@@ -116,7 +117,7 @@ int main(void)
              "--milestones 1 --warmup 1 --clip 1 --epochs 2 --init h0.safetensors --out h0e.safetensors");
     CHECK(train(a) == 0);
 
-    TEST(2, "determinism: the same run twice gives the same checkpoint bytes");
+    TEST(2, "determinism: the same run twice, with no loader thread, or preloaded gives the same checkpoint bytes");
     snprintf(a, sizeof a, "--stage init %s --val val.lmdb --epochs 4 --out init2.safetensors", common);
     CHECK(train(a) == 0);
     CHECK(same_file("init.safetensors", "init2.safetensors"));
@@ -124,6 +125,15 @@ int main(void)
              common);
     CHECK(train(a) == 0);
     CHECK(same_file("lmr.safetensors", "lmr2.safetensors"));
+    // batches made on the training thread (no loader thread), from shards or preloaded: same bytes
+    snprintf(a, sizeof a, "--stage lmr %s --val val.lmdb --epochs 3 --init init.safetensors --prefetch 0 "
+             "--out lmr3.safetensors", common);
+    CHECK(train(a) == 0);
+    CHECK(same_file("lmr.safetensors", "lmr3.safetensors"));
+    snprintf(a, sizeof a, "--stage lmr %s --val val.lmdb --epochs 3 --init init.safetensors --preload "
+             "--out lmr4.safetensors", common);
+    CHECK(train(a) == 0);
+    CHECK(same_file("lmr.safetensors", "lmr4.safetensors"));
 
     TEST(3, "--resume after a mid-epoch stop and after an epoch-end stop ends bit-identical");
     // 192 clips / 16 = 12 steps per epoch: stop at step 5 (mid-epoch 1), then at 24 (end of epoch 2)
