@@ -94,24 +94,28 @@ static int make_all(void)
 {
     char a[1024];
     int rc = 0;
-    snprintf(a, sizeof a, "-c:v libx264 -crf 8 -bf 3 -g 25 -sc_threshold 0 -pix_fmt yuv420p %s/h264.mp4", dir);
-    rc |= vid_make(300, 64, 48, 30, 0, a);
-    snprintf(a, sizeof a, "-c:v libx264 -crf 8 -bf 3 -g 24 -sc_threshold 0 -x264-params open-gop=1 -pix_fmt yuv420p %s/opengop.mkv", dir);
-    rc |= vid_make(150, 64, 48, 30, 0, a);
-    snprintf(a, sizeof a, "-c:v libvpx-vp9 -deadline realtime -cpu-used 8 -crf 4 -b:v 0 -g 30 %s/vp9.webm", dir);
-    rc |= vid_make(90, 64, 48, 30, 0, a);
-    snprintf(a, sizeof a, "-c:v mpeg4 -q:v 2 -bf 2 -g 30 %s/mpeg4.avi", dir);
-    rc |= vid_make(90, 64, 48, 30, 0, a);
-    snprintf(a, sizeof a, "-c:v mjpeg -q:v 2 %s/mjpeg.avi", dir);
-    rc |= vid_make(90, 64, 48, 30, 0, a);
-    snprintf(a, sizeof a, "-c:v libx265 -preset ultrafast -x265-params log-level=none:crf=6 -pix_fmt yuv420p %s/hevc.mp4", dir);
-    rc |= vid_make(60, 64, 48, 30, 0, a);
-    // VP9 as SSv2's encoder made it: hidden alt-ref frames (superframes), two-pass-like lag
-    snprintf(a, sizeof a, "-c:v libvpx-vp9 -deadline good -cpu-used 8 -auto-alt-ref 1 -lag-in-frames 16 -crf 4 -b:v 0 -g 30 %s/vp9_arf.webm", dir);
-    rc |= vid_make(90, 64, 48, 30, 0, a);
-    // HEVC with open GOPs (CRA keyframes, leading pictures after them) every 24 frames
-    snprintf(a, sizeof a, "-c:v libx265 -preset ultrafast -x265-params log-level=none:crf=6:keyint=24:min-keyint=24:open-gop=1:bframes=3 -pix_fmt yuv420p %s/hevc_cra.mkv", dir);
-    rc |= vid_make(120, 64, 48, 30, 0, a);
+    // 64x48 at 30 fps, each frame showing its number: frames, then the encoder arguments
+    static const struct {
+        int n;
+        const char *args;
+    } coded[] = {
+        {300, "-c:v libx264 -crf 8 -bf 3 -g 25 -sc_threshold 0 -pix_fmt yuv420p %s/h264.mp4"},
+        {150, "-c:v libx264 -crf 8 -bf 3 -g 24 -sc_threshold 0 -x264-params open-gop=1 -pix_fmt yuv420p %s/opengop.mkv"},
+        {90, "-c:v libvpx-vp9 -deadline realtime -cpu-used 8 -crf 4 -b:v 0 -g 30 %s/vp9.webm"},
+        {90, "-c:v mpeg4 -q:v 2 -bf 2 -g 30 %s/mpeg4.avi"},
+        {90, "-c:v mjpeg -q:v 2 %s/mjpeg.avi"},
+        {60, "-c:v libx265 -preset ultrafast -x265-params log-level=none:crf=6 -pix_fmt yuv420p %s/hevc.mp4"},
+        // VP9 as SSv2's encoder made it: hidden alt-ref frames (superframes), two-pass-like lag
+        {90, "-c:v libvpx-vp9 -deadline good -cpu-used 8 -auto-alt-ref 1 -lag-in-frames 16 -crf 4 -b:v 0 -g 30 "
+             "%s/vp9_arf.webm"},
+        // HEVC with open GOPs (CRA keyframes, leading pictures after them) every 24 frames
+        {120, "-c:v libx265 -preset ultrafast -x265-params "
+              "log-level=none:crf=6:keyint=24:min-keyint=24:open-gop=1:bframes=3 -pix_fmt yuv420p %s/hevc_cra.mkv"},
+    };
+    for (size_t i = 0; i < sizeof coded / sizeof *coded; i++) {
+        snprintf(a, sizeof a, coded[i].args, dir);
+        rc |= vid_make(coded[i].n, 64, 48, 30, 0, a);
+    }
     snprintf(a, sizeof a, "-q:v 2 -start_number 1 %s/frames/frame_%%010d.jpg", dir);
     rc |= vid_sh("mkdir -p %s/frames", dir);
     rc |= vid_make(60, 64, 48, 30, 0, a);

@@ -78,6 +78,16 @@ static void fill(Loader *l, Slot *s, long epoch, long step)
     b->lab_off[b->B] = o;
 }
 
+/* The batch at (next_epoch, next_step) is made: move on to the next one. Under mu with a thread. */
+static void advance(Loader *l)
+{
+    if (++l->next_step == l->steps_per_epoch) {
+        l->next_step = 0;
+        l->next_epoch++;
+    }
+    l->produced++;
+}
+
 static void *producer(void *arg)
 {
     Loader *l = arg;
@@ -92,11 +102,7 @@ static void *producer(void *arg)
         pthread_mutex_unlock(&l->mu);
         fill(l, s, epoch, step); // the slot is ours until `produced` moves past it
         pthread_mutex_lock(&l->mu);
-        if (++l->next_step == l->steps_per_epoch) {
-            l->next_step = 0;
-            l->next_epoch++;
-        }
-        l->produced++;
+        advance(l);
         pthread_cond_broadcast(&l->cv);
     }
     pthread_mutex_unlock(&l->mu);
@@ -155,15 +161,9 @@ int loader_next(Loader *l, Batch **b, char *err)
         pthread_mutex_unlock(&l->mu);
         return LMR_DONE;
     }
-    if (l->inline_mode) {
-        pthread_mutex_unlock(&l->mu);
+    if (l->inline_mode) { // no thread: the one slot is made here
         fill(l, &l->slots[0], l->next_epoch, l->next_step);
-        if (++l->next_step == l->steps_per_epoch) {
-            l->next_step = 0;
-            l->next_epoch++;
-        }
-        l->produced++;
-        pthread_mutex_lock(&l->mu);
+        advance(l);
     }
     while (l->produced <= l->consumed)
         pthread_cond_wait(&l->cv, &l->mu);
