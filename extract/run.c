@@ -394,7 +394,7 @@ static void *worker_main(void *arg)
 
 typedef struct {
     const char *video;
-    double start;
+    double start, stop; /* stop < 0: to the end of the video */
     size_t pos;
 } ClipKey;
 
@@ -415,20 +415,58 @@ static int cmp_unit(const void *a, const void *b)
     return x->first_pos < y->first_pos ? -1 : x->first_pos > y->first_pos;
 }
 
-/* Clips of one video, in time order, cut into units of at most UNIT_CLIPS; units ordered by
- * their earliest output position so the reorder window drains steadily. */
+/* Seconds decoded for a group of clips from `start` to `end`, `open` of them running to the
+ * end of the video: the span plus a lead-in from the keyframe before the first (unknown before
+ * the video is open; a few seconds is typical), and one more lead-in per open clip. */
+#define LEAD_SEC 4.0
+static double group_cost(double start, double end, int open)
+{
+    return LEAD_SEC * (1 + open) + (end > start ? end - start : 0);
+}
+
+/* Greedy cut of k[0..n) (time order) into groups of cost <= x and at most cap clips; sizes
+ * into sz (may be NULL). @return the number of groups. Optimal for a cost that only grows as a
+ * group grows, as this one does. */
+static int cut_groups(const ClipKey *k, int n, int cap, double x, int *sz)
+{
+    int g = 0;
+    for (int i = 0; i < n;) {
+        double end = k[i].stop;
+        int open = k[i].stop < 0, m = 1;
+        while (i + m < n && m < cap) {
+            const ClipKey *c = &k[i + m];
+            double e2 = c->stop > end ? c->stop : end;
+            int o2 = open + (c->stop < 0);
+            if (group_cost(k[i].start, e2, o2) > x)
+                break;
+            end = e2, open = o2, m++;
+        }
+        if (sz)
+            sz[g] = m;
+        g++;
+        i += m;
+    }
+    return g;
+}
+
+/* Clips of one video, in time order, cut into units of at most UNIT_CLIPS whose decoding spans
+ * are about equal, so the workers finish together; units ordered by their earliest output
+ * position so the reorder window drains steadily. */
 static int build_units(Run *r, size_t **store)
 {
-    ClipKey *k = malloc(sizeof *k * (r->n_sel ? r->n_sel : 1));
-    *store = malloc(sizeof(size_t) * (r->n_sel ? r->n_sel : 1));
-    r->units = malloc(sizeof(Unit) * (r->n_sel ? r->n_sel : 1));
-    if (!k || !*store || !r->units) {
+    size_t nn = r->n_sel ? r->n_sel : 1;
+    ClipKey *k = malloc(sizeof *k * nn);
+    int *sz = malloc(sizeof(int) * nn);
+    *store = malloc(sizeof(size_t) * nn);
+    r->units = malloc(sizeof(Unit) * nn);
+    if (!k || !sz || !*store || !r->units) {
         free(k);
+        free(sz);
         return LMR_ENOMEM;
     }
     for (size_t i = 0; i < r->n_sel; i++) {
         const ManifestRow *row = &r->m->rows[r->sel[i]];
-        k[i] = (ClipKey){row->video, row->start_sec, i};
+        k[i] = (ClipKey){row->video, row->start_sec, row->stop_sec, i};
     }
     qsort(k, r->n_sel, sizeof *k, cmp_clip);
     // Few long videos and several workers: smaller units keep every worker busy, at the cost
@@ -436,27 +474,42 @@ static int build_units(Run *r, size_t **store)
     size_t per = (r->n_sel + 2 * (size_t)r->o->threads - 1) / (2 * (size_t)r->o->threads);
     int cap = per < 4 ? 4 : per > UNIT_CLIPS ? UNIT_CLIPS : (int)per;
     r->n_units = 0;
-    int size = cap; // a video's clips cut into units of equal size, so the workers finish together
-    for (size_t i = 0; i < r->n_sel; i++) {
-        (*store)[i] = k[i].pos;
-        Unit *u = r->n_units ? &r->units[r->n_units - 1] : NULL;
-        int new_video = !u || strcmp(k[i].video, k[i - 1].video) != 0;
-        if (new_video) {
-            size_t n = 1;
-            while (i + n < r->n_sel && strcmp(k[i + n].video, k[i].video) == 0)
-                n++;
-            size_t parts = (n + (size_t)cap - 1) / (size_t)cap;
-            size = (int)((n + parts - 1) / parts);
+    for (size_t i = 0; i < r->n_sel;) {
+        int n = 1;
+        while (i + n < r->n_sel && strcmp(k[i + n].video, k[i].video) == 0)
+            n++;
+        // As many parts as cap clips each would give, then the smallest cost bound that
+        // still cuts the video into that many (bisection; the greedy cut is exact for a bound).
+        int parts = (n + cap - 1) / cap;
+        double lo = 0, hi = 0;
+        for (int c = 0, open = 0; c < n; c++) {
+            open += k[i + c].stop < 0;
+            if (k[i + c].stop > hi)
+                hi = k[i + c].stop;
+            if (c == n - 1)
+                hi = group_cost(k[i].start, hi, open);
         }
-        if (new_video || u->n >= size) {
-            u = &r->units[r->n_units++];
-            *u = (Unit){k[i].pos, &(*store)[i], 0};
+        for (int it = 0; it < 40 && parts > 1; it++) {
+            double mid = 0.5 * (lo + hi);
+            if (cut_groups(k + i, n, UNIT_CLIPS, mid, NULL) <= parts)
+                hi = mid;
+            else
+                lo = mid;
         }
-        u->n++;
-        if (k[i].pos < u->first_pos)
-            u->first_pos = k[i].pos;
+        int g = parts > 1 ? cut_groups(k + i, n, UNIT_CLIPS, hi, sz) : (sz[0] = n, 1);
+        for (int j = 0, at = 0; j < g; at += sz[j++]) {
+            Unit *u = &r->units[r->n_units++];
+            *u = (Unit){k[i + at].pos, &(*store)[i + at], sz[j]};
+            for (int c = 0; c < sz[j]; c++) {
+                (*store)[i + at + c] = k[i + at + c].pos;
+                if (k[i + at + c].pos < u->first_pos)
+                    u->first_pos = k[i + at + c].pos;
+            }
+        }
+        i += (size_t)n;
     }
     free(k);
+    free(sz);
     qsort(r->units, r->n_units, sizeof(Unit), cmp_unit);
     return 0;
 }
