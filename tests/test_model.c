@@ -284,6 +284,30 @@ static void test_model(const char *dir)
     char path[256];
     snprintf(path, sizeof path, "%s/m.safetensors", dir);
     CHECK_RC(checkpoint_save(path, &m, &info, NULL, err), 0);
+    // in memory a weight is input-major (w1[i*H + o]); the file holds PyTorch's (out,in)
+    {
+        StFile sf;
+        const StTensor *st;
+        int64_t shape[2] = {4, 6};
+        CHECK_RC(st_open(&sf, path), 0);
+        CHECK_RC(st_expect(&sf, "pre_logits.weight", ST_F32, 2, shape, &st), 0);
+        int same = 1;
+        for (int o = 0; o < 4; o++)
+            for (int i = 0; i < 6; i++) {
+                float v;
+                memcpy(&v, (const char *)st->data + sizeof v * (size_t)(o * 6 + i), sizeof v);
+                same &= v == m.p.w1[i * 4 + o];
+            }
+        CHECK(same);
+        st_close(&sf);
+        // and back, from a source that is not 4-byte aligned
+        float file[24], back[24];
+        unsigned char raw[sizeof file + 1];
+        model_tensor_to_file(&m.tensors[2], m.p.w1, file);
+        memcpy(raw + 1, file, sizeof file);
+        model_tensor_from_file(&m.tensors[2], raw + 1, back);
+        CHECK(memcmp(back, m.p.w1, sizeof back) == 0 && file[1] == m.p.w1[4] && file[6] == m.p.w1[1]);
+    }
     Model e;
     CHECK_RC(model_load(&e, path, err), 0);
     CHECK(model_classes(&e) == 3 && model_dim(&e) == 6 && model_hidden(&e) == 4);

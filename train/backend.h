@@ -59,11 +59,13 @@ void layernorm_backward(BackendCtx *ctx, float *dinp, float *dweight, float *dbi
                         const float *inp, const float *weight, const float *mean, const float *rstd,
                         int B, int D);
 
-/* --- linear (+ optional tanh): out (B,OC) = act(inp (B,C) @ weight^T (C,OC) + bias (OC)) ------ */
+/* --- linear (+ optional tanh): out (B,OC) = act(inp (B,C) @ weight (C,OC) + bias (OC)) ---------
+ * Weights are stored input-major, (C,OC): row i holds input i's weights to every output (the
+ * transpose of PyTorch's (out,in); checkpoints keep PyTorch's, model.c converts). */
 void linear_forward(BackendCtx *ctx, float *out, const float *inp, const float *weight,
                     const float *bias, int B, int C, int OC, Activation act);
 /** With ACT_TANH, dout is overwritten by the pre-activation gradient and out must be the
- *  forward's output. dinp (B,C) may be NULL; dweight (OC,C) and dbias (OC) are written. */
+ *  forward's output. dinp (B,C) may be NULL; dweight (C,OC) and dbias (OC) are written. */
 void linear_backward(BackendCtx *ctx, float *dinp, float *dweight, float *dbias, float *dout,
                      const float *inp, const float *weight, const float *out, int B, int C, int OC,
                      Activation act);

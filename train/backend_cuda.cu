@@ -651,8 +651,8 @@ extern "C" void cuda_layernorm_backward(CudaState *g, float *dinp, float *dweigh
 extern "C" void cuda_linear_forward(CudaState *g, float *out, const float *inp, const float *weight,
                                     const float *bias, int B, int C, int OC, Activation act)
 {
-    // out (B,OC) = inp (B,C) @ weight^T, weight (OC,C)
-    gemm_rm(g, 0, 1, B, OC, C, 1.0f, inp, C, weight, C, 0.0f, out, OC);
+    // out (B,OC) = inp (B,C) @ weight, weight (C,OC) (input-major, backend.h)
+    gemm_rm(g, 0, 0, B, OC, C, 1.0f, inp, C, weight, OC, 0.0f, out, OC);
     size_t n = (size_t)B * OC;
     if (!n)
         return;
@@ -668,10 +668,10 @@ extern "C" void cuda_linear_backward(CudaState *g, float *dinp, float *dweight, 
     k_act_backward_dbias<<<(OC + COL_X - 1) / COL_X, block, 0, g->stream>>>(dbias, dout, out, B, OC,
                                                                             act == ACT_TANH);
     LAUNCH_OK(g, "k_act_backward_dbias");
-    // dweight (OC,C) = dout^T (OC,B) @ inp (B,C); dinp (B,C) = dout (B,OC) @ weight (OC,C)
-    gemm_rm(g, 1, 0, OC, C, B, 1.0f, dout, OC, inp, C, 0.0f, dweight, C);
+    // dweight (C,OC) = inp^T (C,B) @ dout (B,OC); dinp (B,C) = dout (B,OC) @ weight^T (OC,C)
+    gemm_rm(g, 1, 0, C, OC, B, 1.0f, inp, C, dout, OC, 0.0f, dweight, OC);
     if (dinp)
-        gemm_rm(g, 0, 0, B, C, OC, 1.0f, dout, OC, weight, C, 0.0f, dinp, C);
+        gemm_rm(g, 0, 1, B, C, OC, 1.0f, dout, OC, weight, OC, 0.0f, dinp, C);
 }
 
 extern "C" void cuda_ce_hard_forward_backward(CudaState *g, float *losses, float *dlogits, const float *logits,

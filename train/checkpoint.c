@@ -41,6 +41,15 @@ static char *counts_json(const int64_t *counts, int C)
     return s;
 }
 
+/* A whole block (params, or an Adam moment laid out like them) into the checkpoint's layout:
+ * PyTorch's (out,in) weights; the padding between tensors stays zero. */
+static void block_to_file(const Model *m, const float *mem, float *file)
+{
+    memset(file, 0, m->n_params * sizeof *file);
+    for (int i = 0; i < m->n_tensors; i++)
+        model_tensor_to_file(&m->tensors[i], mem + m->tensors[i].offset, file + m->tensors[i].offset);
+}
+
 int checkpoint_save(const char *path, const Model *m, const CkptInfo *in, const LmrBank *bank, char *err)
 {
     int rc = 0;
@@ -52,15 +61,17 @@ int checkpoint_save(const char *path, const Model *m, const CkptInfo *in, const 
     void *bank_host = NULL;
     char *counts = counts_json(m->class_counts, m->cfg.C);
     int resume = bank != NULL;
-    host = malloc(np * sizeof(float) * (resume ? 3 : 1));
+    host = malloc(np * sizeof(float) * (resume ? 4 : 2)); // a block as in memory; params, m, v as in the file
     if (!host || !counts) {
         rc = lmr_fail(err, LMR_ENOMEM, "%s: out of memory", path);
         goto done;
     }
+    float *file = host + np;
     backend_download(m->ctx, host, m->params, np * sizeof(float));
+    block_to_file(m, host, file);
     for (int i = 0; i < m->n_tensors; i++) {
         const ModelTensor *mt = &m->tensors[i];
-        t[n++] = (StWriteTensor){mt->name, ST_F32, mt->ndim, {mt->shape[0], mt->shape[1]}, host + mt->offset};
+        t[n++] = (StWriteTensor){mt->name, ST_F32, mt->ndim, {mt->shape[0], mt->shape[1]}, file + mt->offset};
     }
     meta_add(&meta, "format", "%s", CKPT_FORMAT);
     meta_add(&meta, "lmr_version", "%s", LMR_VERSION);
@@ -86,9 +97,12 @@ int checkpoint_save(const char *path, const Model *m, const CkptInfo *in, const 
              in->lmr.allow_nonmonotone);
     meta_add(&meta, "best_metric", "%.17g", in->best_metric);
     if (resume) {
-        float *hm = host + np, *hv = host + 2 * np;
-        backend_download(m->ctx, hm, m->m, np * sizeof(float));
-        backend_download(m->ctx, hv, m->v, np * sizeof(float));
+        // the moments in the parameters' file layout, so a resume file reads the same everywhere
+        float *hm = host + 2 * np, *hv = host + 3 * np;
+        backend_download(m->ctx, host, m->m, np * sizeof(float));
+        block_to_file(m, host, hm);
+        backend_download(m->ctx, host, m->v, np * sizeof(float));
+        block_to_file(m, host, hv);
         t[n++] = (StWriteTensor){"optim.m", ST_F32, 1, {(int64_t)np}, hm};
         t[n++] = (StWriteTensor){"optim.v", ST_F32, 1, {(int64_t)np}, hv};
         size_t nk = (size_t)bank->K * bank->B, kb = nk * bank->F * sizeof(float);
@@ -203,15 +217,40 @@ static int copy_tensor(StFile *f, const char *name, StDtype dt, int ndim, const 
     return 0;
 }
 
+/* A block laid out like the parameters into dst (backend memory), from the checkpoint's layout:
+ * the named tensors (name NULL), or one flat tensor holding the whole block in file layout. */
+static int load_block(StFile *f, Model *m, const char *name, float *dst, const char *path, char *err)
+{
+    float *host = calloc(m->n_params, sizeof *host); // padding between views stays zero
+    if (!host)
+        return lmr_fail(err, LMR_ENOMEM, "%s: out of memory", path);
+    int rc = 0;
+    const StTensor *flat = NULL;
+    int64_t np = (int64_t)m->n_params;
+    if (name && (rc = st_expect(f, name, ST_F32, 1, &np, &flat)) < 0)
+        rc = lmr_fail(err, rc, "%s: %s", path, f->last_error);
+    for (int i = 0; i < m->n_tensors && rc == 0; i++) {
+        const ModelTensor *mt = &m->tensors[i];
+        const StTensor *t;
+        if (flat)
+            model_tensor_from_file(mt, (const unsigned char *)flat->data + mt->offset * sizeof(float),
+                                   host + mt->offset);
+        else if ((rc = st_expect(f, mt->name, ST_F32, mt->ndim, mt->shape, &t)) < 0)
+            rc = lmr_fail(err, rc, "%s: %s", path, f->last_error);
+        else
+            model_tensor_from_file(mt, t->data, host + mt->offset);
+    }
+    if (rc == 0 && m->ctx)
+        rc = backend_upload(m->ctx, dst, host, m->n_params * sizeof *host);
+    else if (rc == 0)
+        memcpy(dst, host, m->n_params * sizeof *host);
+    free(host);
+    return rc;
+}
+
 static int load_params(StFile *f, Model *m, const char *path, char *err)
 {
-    for (int i = 0; i < m->n_tensors; i++) {
-        const ModelTensor *mt = &m->tensors[i];
-        int rc = copy_tensor(f, mt->name, ST_F32, mt->ndim, mt->shape, m->params + mt->offset, m->ctx, path, err);
-        if (rc < 0)
-            return rc;
-    }
-    return 0;
+    return load_block(f, m, NULL, m->params, path, err);
 }
 
 int checkpoint_load_params(const char *path, Model *m, char *err)
@@ -231,11 +270,11 @@ int checkpoint_load_resume(const char *path, Model *m, LmrBank *bank, char *err)
     int rc = st_open(&f, path);
     if (rc < 0)
         return lmr_fail(err, rc, "%s", f.last_error);
-    int64_t np = (int64_t)m->n_params, nk = (int64_t)bank->K * bank->B, kf[2] = {nk, bank->F};
+    int64_t nk = (int64_t)bank->K * bank->B, kf[2] = {nk, bank->F};
     long filled = 0, pushed = 0;
     if ((rc = load_params(&f, m, path, err)) < 0 ||
-        (rc = copy_tensor(&f, "optim.m", ST_F32, 1, &np, m->m, m->ctx, path, err)) < 0 ||
-        (rc = copy_tensor(&f, "optim.v", ST_F32, 1, &np, m->v, m->ctx, path, err)) < 0 ||
+        (rc = load_block(&f, m, "optim.m", m->m, path, err)) < 0 ||
+        (rc = load_block(&f, m, "optim.v", m->v, path, err)) < 0 ||
         (rc = copy_tensor(&f, "bank.keys", ST_F32, 2, kf, bank->keys, m->ctx, path, err)) < 0 ||
         (rc = copy_tensor(&f, "bank.keys_n", ST_F32, 2, kf, bank->keys_n, m->ctx, path, err)) < 0 ||
         (rc = copy_tensor(&f, "bank.key_ok", ST_U8, 1, &nk, bank->key_ok, m->ctx, path, err)) < 0 ||

@@ -113,20 +113,53 @@ void model_free(Model *m)
 
 // --- initialisation (host side: the trainer uploads for a device backend) ----------------------
 
-static void trunc_normal(float *w, size_t n, double std, Rng *rng)
+/* Weights are drawn in PyTorch's (out,in) order, so a seed gives the same model whatever the
+ * in-memory layout, and stored input-major: element (o, i) at w[i * n_out + o]. */
+static void trunc_normal(float *w, int n_out, int n_in, double std, Rng *rng)
 {
-    for (size_t i = 0; i < n; i++) {
-        double x;
-        do
-            x = rng_normal(rng);
-        while (x < -2.0 || x > 2.0);
-        w[i] = (float)(x * std);
-    }
+    for (size_t o = 0; o < (size_t)n_out; o++)
+        for (size_t i = 0; i < (size_t)n_in; i++) {
+            double x;
+            do
+                x = rng_normal(rng);
+            while (x < -2.0 || x > 2.0);
+            w[i * n_out + o] = (float)(x * std);
+        }
+}
+
+/* dst (cols, rows) = src (rows, cols) transposed, element by element through memcpy (a file's
+ * tensor data need not be 4-byte aligned), in tiles so both sides stay in cache. */
+static void transpose(void *dst, const void *src, size_t rows, size_t cols)
+{
+    enum { TILE = 32 };
+    unsigned char *d = dst;
+    const unsigned char *s = src;
+    for (size_t r0 = 0; r0 < rows; r0 += TILE)
+        for (size_t c0 = 0; c0 < cols; c0 += TILE)
+            for (size_t r = r0; r < rows && r < r0 + TILE; r++)
+                for (size_t c = c0; c < cols && c < c0 + TILE; c++)
+                    memcpy(d + (c * rows + r) * sizeof(float), s + (r * cols + c) * sizeof(float), sizeof(float));
+}
+
+void model_tensor_to_file(const ModelTensor *t, const float *mem, float *file)
+{
+    if (t->ndim != 2)
+        memcpy(file, mem, t->numel * sizeof *file);
+    else // memory (in,out) -> file (out,in)
+        transpose(file, mem, (size_t)t->shape[1], (size_t)t->shape[0]);
+}
+
+void model_tensor_from_file(const ModelTensor *t, const void *file, float *mem)
+{
+    if (t->ndim != 2)
+        memcpy(mem, file, t->numel * sizeof *mem);
+    else // file (out,in) -> memory (in,out)
+        transpose(mem, file, (size_t)t->shape[0], (size_t)t->shape[1]);
 }
 
 void model_reinit_head(Model *m, Rng *rng)
 {
-    trunc_normal(m->p.w2, (size_t)m->cfg.C * m->F, 0.02, rng);
+    trunc_normal(m->p.w2, m->cfg.C, m->F, 0.02, rng);
     memset(m->p.b2, 0, (size_t)m->cfg.C * sizeof(float));
 }
 
@@ -140,8 +173,9 @@ void model_init_weights(Model *m, Rng *rng)
     if (c->H > 0) {
         // PyTorch's nn.Linear default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weight and bias
         float bound = 1.0f / sqrtf((float)c->D);
-        for (size_t i = 0; i < (size_t)c->H * c->D; i++)
-            m->p.w1[i] = (2.0f * rng_uniform(rng) - 1.0f) * bound;
+        for (size_t o = 0; o < (size_t)c->H; o++)
+            for (size_t i = 0; i < (size_t)c->D; i++)
+                m->p.w1[i * c->H + o] = (2.0f * rng_uniform(rng) - 1.0f) * bound;
         for (int i = 0; i < c->H; i++)
             m->p.b1[i] = (2.0f * rng_uniform(rng) - 1.0f) * bound;
     }
@@ -184,7 +218,7 @@ int model_load(Model *m, const char *ckpt, char *err)
             lmr_fail(err, rc, "%s: %s", ckpt, f.last_error);
             goto done;
         }
-        memcpy(m->params + t->offset, st->data, t->numel * sizeof(float));
+        model_tensor_from_file(t, st->data, m->params + t->offset);
     }
     const char *loss = st_meta(&f, "loss");
     if (loss)

@@ -26,15 +26,15 @@ typedef struct {
 typedef struct {
     const char *name; /* checkpoint name, e.g. "pre_logits.weight" */
     int ndim;
-    int64_t shape[2];
+    int64_t shape[2]; /* as in the checkpoint: PyTorch's (out,in); in memory a 2-D weight is (in,out) */
     size_t offset, numel; /* in floats, inside each block */
 } ModelTensor;
 
 /* Named views into one block (params, grads or a moment). NULL when the layer is absent. */
 typedef struct {
     float *ln_w, *ln_b; /* (D) */
-    float *w1, *b1;     /* (H,D), (H) */
-    float *w2, *b2;     /* (C,F), (C) with F = H or D */
+    float *w1, *b1;     /* (D,H) input-major (backend.h), (H) */
+    float *w2, *b2;     /* (F,C), (C) with F = H or D */
 } ModelViews;
 
 typedef struct Model {
@@ -64,6 +64,10 @@ void model_free(Model *m);
 size_t model_param_count(const ModelConfig *cfg);
 /** Named views of any block laid out like the parameters (grads, m, v). */
 void model_views(const Model *m, float *block, ModelViews *out);
+/** One tensor between its in-memory layout and the checkpoint's (2-D weights transposed from
+ *  input-major to PyTorch's (out,in) and back; the rest copied). t->numel floats each side. */
+void model_tensor_to_file(const ModelTensor *t, const float *mem, float *file);
+void model_tensor_from_file(const ModelTensor *t, const void *file, float *mem);
 
 /** LayerNorm gain 1, bias 0; pre_logits PyTorch-default uniform(+-1/sqrt(D)); head as
  *  model_reinit_head. Draws from rng. */
