@@ -254,9 +254,12 @@ static void test_compact(void)
     char err[LMR_ERRLEN];
     CHECK_RC(backend_init(&ctx, BACKEND_CPU, 1, err), 0);
     LmrBank bank;
+    LmrKeys live, again;
     CHECK_RC(lmr_bank_init(&bank, ctx, K, B, H), 0);
+    CHECK_RC(lmr_keys_init(&live, K, B, H), 0);
+    CHECK_RC(lmr_keys_init(&again, K, B, H), 0);
     float *f = calloc((size_t)B * H, 4), *fn = calloc((size_t)B * H, 4), *rstd = calloc((size_t)B, 4);
-    float *kc = calloc((size_t)N * H, 4), *knc = calloc((size_t)N * H, 4), *c = calloc((size_t)B, 4);
+    float *c = calloc((size_t)B, 4);
     float *R[2], *wts[2], *df[2], *dR = calloc((size_t)B * H, 4);
     float *dwts = calloc((size_t)B * N, 4), *dr = calloc((size_t)B * H, 4), *dfn = calloc((size_t)B * H, 4);
     for (int k = 0; k < 2; k++) {
@@ -264,34 +267,55 @@ static void test_compact(void)
         wts[k] = calloc((size_t)B * N, 4);
         df[k] = calloc((size_t)B * H, 4);
     }
-    uint8_t ones[18], ok[6];
+    uint8_t ok[6];
     int32_t map[18], self[6], selfc[6];
-    memset(ones, 1, sizeof ones);
     fill_normal(dR, (size_t)B * H, 1, &st);
     for (int i = 0; i < B; i++)
         c[i] = 0.2f + 0.1f * i;
-    for (int round = 0; round < 6; round++) {
-        // rounds 3-5 push no usable key, so round 5 has none left; the current batch goes in last
+    int moved = 0;
+    for (int round = 0; round < 12; round++) {
+        // rounds 3-5 push no usable key, so round 5 has none left; later rounds wrap the ring
+        // and move the block back to the start of its storage; the current batch goes in last
         for (int i = 0; i < B; i++)
-            ok[i] = round < 3 && (i + round) % 3 != 0;
+            ok[i] = (round < 3 && (i + round) % 3 != 0) || (round >= 6 && (i + round) % 4 != 0);
         fill_normal(f, (size_t)B * H, 1, &st);
         ln0(fn, rstd, f, B, H);
         int slot = lmr_bank_push(&bank, f, fn, ok);
-        int n = lmr_bank_keys(&bank);
+        int lo_was = live.lo;
+        lmr_keys_push(&live, &bank, slot);
+        moved |= live.lo < lo_was;
+        int n = lmr_bank_keys(&bank), kept = lmr_keys_count(&live), want = 0;
+        for (int j = 0; j < n; j++) {
+            want += bank.key_ok[j] != 0;
+            map[j] = j;
+        }
+        lmr_keys_map(&live, map, n);
+        CHECK(kept == want);
         for (int i = 0; i < B; i++)
             self[i] = selfc[i] = slot * B + i;
-        int kept = lmr_bank_compact(&bank, kc, knc, map, selfc, B);
-        int want = 0;
-        for (int j = 0; j < n; j++)
-            want += bank.key_ok[j] != 0;
-        CHECK(kept == want);
+        lmr_keys_map(&live, selfc, B);
+        const float *kc = lmr_keys_f(&live), *knc = lmr_keys_fn(&live);
         for (int i = 0; i < B; i++) // own key: at its gathered row when kept, else none
             CHECK(ok[i] ? selfc[i] >= 0 && memcmp(kc + (size_t)selfc[i] * H, f + (size_t)i * H, (size_t)H * 4) == 0
                         : selfc[i] == -1);
+        int order = 1; // oldest batch first, a batch's keys in their order
+        for (int t = 0, prev = -1; t < bank.n_filled; t++) {
+            int s = (bank.n_filled < K ? t : (int)((bank.n_pushed + t) % K));
+            for (int j = s * B; j < s * B + B; j++)
+                if (map[j] >= 0) {
+                    order &= map[j] == prev + 1 && memcmp(kc + (size_t)map[j] * H, bank.keys + (size_t)j * H, 4u * H) == 0;
+                    prev = map[j];
+                }
+        }
+        CHECK(order);
+        lmr_keys_rebuild(&again, &bank); // as after a resume: the same block
+        CHECK(lmr_keys_count(&again) == kept &&
+              memcmp(lmr_keys_f(&again), kc, (size_t)kept * H * 4) == 0 &&
+              memcmp(lmr_keys_fn(&again), knc, (size_t)kept * H * 4) == 0);
         lmr_forward(ctx, R[0], wts[0], f, fn, bank.keys, bank.keys_n, bank.key_ok, self, c, B, n, H);
-        lmr_forward(ctx, R[1], wts[1], f, fn, kc, knc, ones, selfc, c, B, kept, H);
+        lmr_forward(ctx, R[1], wts[1], f, fn, kc, knc, live.ones, selfc, c, B, kept, H);
         CHECK(rel_diff(R[0], R[1], (size_t)B * H) < 1e-6);
-        for (int i = 0; i < B; i++) // the softmax weights of the kept keys, in order
+        for (int i = 0; i < B; i++) // the softmax weights of the kept keys
             for (int j = 0; j < n; j++)
                 if (map[j] >= 0)
                     CHECK_CLOSE(wts[1][(size_t)i * kept + map[j]], wts[0][(size_t)i * n + j], 1e-6, 1e-6);
@@ -303,9 +327,12 @@ static void test_compact(void)
         if (round == 5) // every row keeps its own features
             CHECK(kept == 0 && memcmp(R[1], f, (size_t)B * H * 4) == 0 && memcmp(R[0], f, (size_t)B * H * 4) == 0);
     }
+    CHECK(moved); // the block went back to the start of its storage at least once
     for (int k = 0; k < 2; k++)
         free(R[k]), free(wts[k]), free(df[k]);
-    free(f), free(fn), free(rstd), free(kc), free(knc), free(c), free(dR), free(dwts), free(dr), free(dfn);
+    free(f), free(fn), free(rstd), free(c), free(dR), free(dwts), free(dr), free(dfn);
+    lmr_keys_free(&live);
+    lmr_keys_free(&again);
     lmr_bank_free(&bank);
     backend_free(&ctx);
 }

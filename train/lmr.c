@@ -4,6 +4,7 @@
 #include "lmr.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 int lmr_preset(LmrParams *p, const char *name)
@@ -112,21 +113,107 @@ int lmr_bank_push(LmrBank *b, const float *f, const float *fn, const uint8_t *ok
     return slot;
 }
 
-int lmr_bank_compact(const LmrBank *b, float *keys, float *keys_n, int32_t *map, int32_t *self_idx, int B)
+int lmr_keys_init(LmrKeys *k, int K, int B, int F)
 {
-    int N = lmr_bank_keys(b), n = 0;
-    size_t row = (size_t)b->F * sizeof(float);
-    for (int j = 0; j < N; j++) {
-        map[j] = b->key_ok[j] ? n : -1;
-        if (b->key_ok[j]) {
-            memcpy(keys + (size_t)n * b->F, b->keys + (size_t)j * b->F, row);
-            memcpy(keys_n + (size_t)n * b->F, b->keys_n + (size_t)j * b->F, row);
-            n++;
-        }
+    memset(k, 0, sizeof *k);
+    k->K = K, k->B = B, k->F = F;
+    size_t n = (size_t)K * B, rows = ((size_t)2 * n * F * sizeof(float) + 63) & ~(size_t)63;
+    k->keys = aligned_alloc(64, rows);
+    k->keys_n = aligned_alloc(64, rows);
+    k->ones = malloc(n ? n : 1);
+    k->row = malloc(sizeof *k->row * (n ? n : 1));
+    k->seg_lo = malloc(sizeof(int) * (size_t)K);
+    k->seg_n = malloc(sizeof(int) * (size_t)K);
+    if (!k->keys || !k->keys_n || !k->ones || !k->row || !k->seg_lo || !k->seg_n) {
+        lmr_keys_free(k);
+        return LMR_ENOMEM;
     }
-    for (int i = 0; i < B; i++)
-        self_idx[i] = self_idx[i] >= 0 && self_idx[i] < N ? map[self_idx[i]] : -1;
-    return n;
+    memset(k->ones, 1, n);
+    for (size_t p = 0; p < n; p++)
+        k->row[p] = -1;
+    for (int s = 0; s < K; s++)
+        k->seg_lo[s] = 0, k->seg_n[s] = -1;
+    return 0;
+}
+
+void lmr_keys_free(LmrKeys *k)
+{
+    if (!k)
+        return;
+    free(k->keys);
+    free(k->keys_n);
+    free(k->ones);
+    free(k->row);
+    free(k->seg_lo);
+    free(k->seg_n);
+    memset(k, 0, sizeof *k);
+}
+
+/* The block back to the start of the storage: at most once per K pushes, since it never holds
+ * more than K batches and the storage has room for 2 K. */
+static void keys_shift(LmrKeys *k)
+{
+    int lo = k->lo;
+    size_t rb = (size_t)k->F * sizeof(float);
+    memmove(k->keys, k->keys + (size_t)lo * k->F, (size_t)(k->hi - lo) * rb);
+    memmove(k->keys_n, k->keys_n + (size_t)lo * k->F, (size_t)(k->hi - lo) * rb);
+    for (size_t p = 0; p < (size_t)k->K * k->B; p++)
+        if (k->row[p] >= 0)
+            k->row[p] -= lo;
+    for (int s = 0; s < k->K; s++)
+        if (k->seg_n[s] >= 0)
+            k->seg_lo[s] -= lo;
+    k->hi -= lo;
+    k->lo = 0;
+}
+
+static void keys_append(LmrKeys *k, const LmrBank *b, int slot)
+{
+    size_t rb = (size_t)k->F * sizeof(float);
+    if (k->hi + k->B > 2 * k->K * k->B)
+        keys_shift(k);
+    k->seg_lo[slot] = k->hi;
+    k->seg_n[slot] = 0;
+    for (int j = 0; j < k->B; j++) {
+        size_t p = (size_t)slot * k->B + j;
+        k->row[p] = -1;
+        if (!b->key_ok[p])
+            continue;
+        memcpy(k->keys + (size_t)k->hi * k->F, b->keys + p * k->F, rb);
+        memcpy(k->keys_n + (size_t)k->hi * k->F, b->keys_n + p * k->F, rb);
+        k->row[p] = k->hi++;
+        k->seg_n[slot]++;
+    }
+}
+
+void lmr_keys_push(LmrKeys *k, const LmrBank *b, int slot)
+{
+    if (k->seg_n[slot] >= 0) { // the slot's previous batch is the oldest: at the front
+        k->lo += k->seg_n[slot];
+        for (int j = 0; j < k->B; j++)
+            k->row[(size_t)slot * k->B + j] = -1;
+    }
+    keys_append(k, b, slot);
+}
+
+void lmr_keys_rebuild(LmrKeys *k, const LmrBank *b)
+{
+    k->lo = k->hi = 0;
+    for (size_t p = 0; p < (size_t)k->K * k->B; p++)
+        k->row[p] = -1;
+    for (int s = 0; s < k->K; s++)
+        k->seg_lo[s] = 0, k->seg_n[s] = -1;
+    // oldest first: slots 0.. while the bank fills, then from the next one to be overwritten
+    int first = b->n_filled < b->K ? 0 : (int)(b->n_pushed % b->K);
+    for (int t = 0; t < b->n_filled; t++)
+        keys_append(k, b, (first + t) % b->K);
+}
+
+void lmr_keys_map(const LmrKeys *k, int32_t *idx, int n)
+{
+    int N = k->K * k->B;
+    for (int i = 0; i < n; i++)
+        idx[i] = idx[i] >= 0 && idx[i] < N && k->row[idx[i]] >= 0 ? k->row[idx[i]] - k->lo : -1;
 }
 
 int lmr_draw_mix(Rng *rng, double p, int B, int32_t *partner, float *a)

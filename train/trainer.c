@@ -70,9 +70,8 @@ typedef struct {
     Acts A;
     Host hs;
     /* cpu, stage lmr: the bank's usable keys gathered into one block each step (lmr_bank_compact) */
-    float *kc, *knc;
-    uint8_t *kc_ok;
-    int32_t *key_map;
+    LmrKeys keys;     /* cpu: the bank's usable keys in one block */
+    int have_keys;
     void *allocs[40];
     int n_allocs;
     int B, D, F, C, lmr_on, multi;
@@ -121,10 +120,9 @@ static int buffers_init(Trainer *t, int N)
         if (Bg > B && t->lmr_on && acts_alloc(t, whole[i], Bg * F * fs) < 0)
             return LMR_ENOMEM;
     if (t->lmr_on && backend_kind(t->ctx) == BACKEND_CPU) {
-        if (acts_alloc(t, &t->kc, Nn * F * fs) < 0 || acts_alloc(t, &t->knc, Nn * F * fs) < 0 ||
-            acts_alloc(t, &t->kc_ok, Nn) < 0 || !(t->key_map = malloc(Nn * sizeof *t->key_map)))
+        if (lmr_keys_init(&t->keys, t->bank.K, t->bank.B, F) < 0)
             return LMR_ENOMEM;
-        memset(t->kc_ok, 1, Nn);
+        t->have_keys = 1;
     }
     // host draws and targets cover the global batch: every rank draws them alike
     B = Bg;
@@ -154,7 +152,7 @@ static void trainer_free(Trainer *t)
     free(hs->ok);
     free(hs->c);
     free(hs->a);
-    free(t->key_map);
+    lmr_keys_free(&t->keys);
     free(hs->self_idx);
     free(hs->partner);
     free(hs->Y);
@@ -277,11 +275,13 @@ static int train_step(Trainer *t, const Batch *b, double lr, long gstep, double 
         N = lmr_bank_keys(&t->bank);
         backend_upload(ctx, A->c, hs->c + row0, (size_t)B * sizeof(float));
         backend_upload(ctx, A->self_idx, hs->self_idx + row0, (size_t)B * sizeof(int32_t));
-        if (t->kc) { // cpu: A->self_idx is host memory
-            N = lmr_bank_compact(&t->bank, t->kc, t->knc, t->key_map, A->self_idx, B);
-            keys = t->kc;
-            keys_n = t->knc;
-            key_ok = t->kc_ok;
+        if (t->have_keys) { // cpu: A->self_idx is host memory
+            lmr_keys_push(&t->keys, &t->bank, slot);
+            lmr_keys_map(&t->keys, A->self_idx, B);
+            N = lmr_keys_count(&t->keys);
+            keys = lmr_keys_f(&t->keys);
+            keys_n = lmr_keys_fn(&t->keys);
+            key_ok = t->keys.ones;
         }
         lmr_forward(ctx, A->R, A->wts, f, A->fn, keys, keys_n, key_ok, A->self_idx, A->c, B, N, F);
         Rng r;
@@ -571,6 +571,8 @@ static int try_resume(Trainer *t, char *err)
         return LMR_DONE;
     if ((rc = checkpoint_load_resume(o->out, &t->model, &t->bank, err)) < 0)
         return rc;
+    if (t->have_keys)
+        lmr_keys_rebuild(&t->keys, &t->bank);
     t->info.epoch = in.epoch;
     t->info.step_in_epoch = in.step_in_epoch;
     t->info.global_step = in.global_step;
