@@ -245,8 +245,9 @@ static double rel_diff(const float *a, const float *b, size_t n)
     return worst / scale;
 }
 
-/* The bank's usable keys gathered (lmr_bank_compact) give the same reconstruction and gradient as
- * the whole bank with its mask, own keys in and out of the gathered set, and no usable key. */
+/* The bank's usable keys kept in one block (LmrKeys) give the same reconstruction and gradient as
+ * the whole bank with its mask, own keys in and out of the block, and no usable key; the block
+ * rebuilt from the bank (a resume) is the one the pushes built. */
 static void test_compact(void)
 {
     int K = 3, B = 6, H = 8, N = K * B;

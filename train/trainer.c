@@ -69,8 +69,7 @@ typedef struct {
     Sampler sampler;
     Acts A;
     Host hs;
-    /* cpu, stage lmr: the bank's usable keys gathered into one block each step (lmr_bank_compact) */
-    LmrKeys keys;     /* cpu: the bank's usable keys in one block */
+    LmrKeys keys; /* cpu, stage lmr: the bank's usable keys in one block, updated per push */
     int have_keys;
     void *allocs[40];
     int n_allocs;
