@@ -216,8 +216,18 @@ int main(void)
     TEST(3, "same thread count twice: every output bytewise");
     test_split(two, two, 128, 1024, 64, 300, 0, 1);
     test_split(three, three, 97, 517, 33, 1001, 1, 1);
-    TEST(4, "team: pieces cover the range once at aligned cuts; sleeping members wake for the next job");
+    TEST(4, "team: pieces cover the range once at aligned cuts; sleeping members wake for the next job; "
+            "backend_parallel covers its range once, split or not");
     test_team();
+    for (int k = 0; k < 4; k++) {
+        int count[999] = {0};
+        Marks m = {count};
+        backend_parallel(k < 2 ? two : three, 999, k % 2 ? 1u << 20 : 10, mark_span, &m);
+        int bad = 0;
+        for (int i = 0; i < 999; i++)
+            bad += count[i] != 1;
+        CHECK(bad == 0);
+    }
     TEST(5, "GEMM accounting: the flops of linear forward/backward and LMR, and time spent");
     for (int k = 0; k < 2; k++) {
         BackendCtx *ctx = NULL;

@@ -35,6 +35,10 @@ const char *backend_last_error(const BackendCtx *ctx);
 /** Seconds spent in the GEMM ops since backend_init (their fused bias/tanh passes included) and
  *  the flops those GEMMs did; both 0 on cuda, where ops run asynchronously. */
 void backend_gemm_stats(const BackendCtx *ctx, double *seconds, double *flops);
+/** fn(arg, lo, hi) over [0, n) on host memory, cut across the cpu team when there is one and
+ *  `work` (elements touched) makes it worth a hand-over; else one call on this thread. */
+void backend_parallel(BackendCtx *ctx, size_t n, size_t work, void (*fn)(void *arg, size_t lo, size_t hi),
+                      void *arg);
 /** GEMMs on TF32 tensor cores (cuda; no-op on cpu). @return 0 or LMR_EGPU. */
 int backend_set_tf32(BackendCtx *ctx, int on);
 

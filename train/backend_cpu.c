@@ -70,6 +70,12 @@ static void split_run(BackendCtx *ctx, size_t n, size_t work, size_t align, Team
     team_run(ctx->team, n, align, fn, arg);
 }
 
+void backend_parallel(BackendCtx *ctx, size_t n, size_t work, void (*fn)(void *arg, size_t lo, size_t hi),
+                      void *arg)
+{
+    split_run(ctx, n, work, 1, fn, arg);
+}
+
 /* C (M,N) = alpha op(A) op(B), row-major, cut into blocks of rows or of columns of C. */
 typedef struct {
     CBLAS_TRANSPOSE ta, tb;

@@ -25,6 +25,8 @@ struct Loader {
     long total;                  /* batches to produce */
     int stop, thread_started;
     int inline_mode;             /* depth 0: batches made in loader_next, no thread */
+    LoaderRunFn run;             /* inline, features in memory: how the row copies are cut */
+    void *run_user;
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -55,6 +57,23 @@ static void slot_free(Slot *s)
     free(b->lab_off);
 }
 
+/* Rows [lo, hi) of an in-memory batch: plain copies, safe on any thread. */
+typedef struct {
+    const Loader *l;
+    Batch *b;
+} Gather;
+
+static void gather_rows(void *arg, size_t lo, size_t hi)
+{
+    const Gather *g = arg;
+    const Sampler *s = g->l->s;
+    char err[LMR_ERRLEN];
+    for (size_t r = lo; r < hi; r++) {
+        size_t i = (size_t)s->row0 + r;
+        dataset_read(g->l->d, NULL, g->b->clips[i], g->b->views[i], g->b->x + r * g->b->D, err);
+    }
+}
+
 static void fill(Loader *l, Slot *s, long epoch, long step)
 {
     Batch *b = &s->b;
@@ -72,10 +91,14 @@ static void fill(Loader *l, Slot *s, long epoch, long step)
         b->label1[i] = lab[0];
         // labels of the whole batch, features of this rank's rows only (data-parallel, dist.h)
         int r = i - l->s->row0;
-        if (!s->rc && r >= 0 && r < l->s->rows)
+        if (!l->run && !s->rc && r >= 0 && r < l->s->rows)
             s->rc = dataset_read(l->d, &l->reader, b->clips[i], b->views[i], b->x + (size_t)r * b->D, s->err);
     }
     b->lab_off[b->B] = o;
+    if (l->run) { // features in memory: reads cannot fail
+        Gather g = {l, b};
+        l->run(l->run_user, (size_t)l->s->rows, (size_t)l->s->rows * b->D, gather_rows, &g);
+    }
 }
 
 /* The batch at (next_epoch, next_step) is made: move on to the next one. Under mu with a thread. */
@@ -151,6 +174,14 @@ int loader_open(Loader **out, Dataset *d, Sampler *s, long epoch0, long step0, l
     l->thread_started = 1;
     *out = l;
     return 0;
+}
+
+void loader_set_runner(Loader *l, LoaderRunFn run, void *user)
+{
+    if (l->inline_mode && l->d->mem) { // a loader thread, or reads from shards: its own way
+        l->run = run;
+        l->run_user = user;
+    }
 }
 
 int loader_next(Loader *l, Batch **b, char *err)

@@ -29,6 +29,11 @@ typedef struct Loader Loader;
  *  @return 0, LMR_ENOMEM, -errno (thread creation). */
 int loader_open(Loader **l, Dataset *d, Sampler *s, long epoch0, long step0, long n_epochs, int depth,
                 char *err);
+/** Features in memory, no thread (depth 0): copy a batch's rows with run(user, n, work, fn, arg),
+ *  which calls fn over [0, n) in pieces, on several threads if it likes (backend_parallel). */
+typedef void (*LoaderRunFn)(void *user, size_t n, size_t work, void (*fn)(void *arg, size_t lo, size_t hi),
+                            void *arg);
+void loader_set_runner(Loader *l, LoaderRunFn run, void *user);
 /** Next batch in order (blocks). *b is borrowed until loader_release.
  *  @return 0, LMR_DONE after the last batch, or the read error of this batch (err says which). */
 int loader_next(Loader *l, Batch **b, char *err);

@@ -633,6 +633,11 @@ static void log_epoch(Trainer *t, long epoch, double loss, double lr, double sps
     fflush(t->log);
 }
 
+static void gather_run(void *ctx, size_t n, size_t work, void (*fn)(void *arg, size_t lo, size_t hi), void *arg)
+{
+    backend_parallel(ctx, n, work, fn, arg);
+}
+
 static int run_loop(Trainer *t, TrainResult *res, char *err)
 {
     const TrainOptions *o = t->o;
@@ -643,6 +648,8 @@ static int run_loop(Trainer *t, TrainResult *res, char *err)
     int rc = loader_open(&ld, t->train, &t->sampler, t->info.epoch, t->info.step_in_epoch, o->epochs, depth, err);
     if (rc < 0)
         return rc;
+    if (backend_kind(t->ctx) == BACKEND_CPU) // the gather's row copies cut across the team too
+        loader_set_runner(ld, gather_run, t->ctx);
     // paused: time in validation and checkpoint writes, left out of the training rate
     double t0 = now_s(), last_note = t0, epoch_t0 = t0, epoch_loss = 0.0, paused = 0.0;
     GemmTime g0, g_paused = {0, 0};
