@@ -789,6 +789,70 @@ VEC_CLONES static void softmax_back_span(void *arg, size_t lo, size_t hi)
     }
 }
 
+/* The row passes around the reconstruction GEMMs, cut into rows across the team. */
+typedef struct {
+    float *R, *dr, *df;
+    const float *f, *dR, *wts, *fn, *dfn, *frstd, *c;
+    const uint8_t *key_ok;
+    const int32_t *self_idx;
+    int n_ok, N, H;
+} LmrRows;
+
+/* R = c r + (1 - c) f in place; a row with no key keeps f. */
+VEC_CLONES static void lmr_blend_span(void *arg, size_t lo, size_t hi)
+{
+    const LmrRows *a = arg;
+    int H = a->H;
+    for (size_t i = lo; i < hi; i++) {
+        float *r = a->R + i * H;
+        const float *fi = a->f + i * H;
+        if (!row_has_key(a->key_ok, a->n_ok, a->self_idx[i], a->N)) {
+            memcpy(r, fi, (size_t)H * sizeof *r);
+            continue;
+        }
+        float ci = a->c[i], cf = 1.0f - ci;
+        for (int h = 0; h < H; h++)
+            r[h] = ci * r[h] + cf * fi[h];
+    }
+}
+
+/* dr = c dR: the gradient reaching the reconstruction r. */
+VEC_CLONES static void lmr_dr_span(void *arg, size_t lo, size_t hi)
+{
+    const LmrRows *a = arg;
+    int H = a->H;
+    for (size_t i = lo; i < hi; i++) {
+        float ci = a->c[i], *d = a->dr + i * H;
+        const float *g = a->dR + i * H;
+        for (int h = 0; h < H; h++)
+            d[h] = ci * g[h];
+    }
+}
+
+/* df: LN0 backward of dfn plus the direct (1 - c) term; a row whose keys were all masked has
+ * R = f, so df = dR. */
+VEC_CLONES static void lmr_df_span(void *arg, size_t lo, size_t hi)
+{
+    const LmrRows *a = arg;
+    int H = a->H, N = a->N;
+    for (size_t i = lo; i < hi; i++) {
+        const float *w = a->wts + i * N, *g = a->dfn + i * H, *n = a->fn + i * H;
+        const float *dy = a->dR + i * H;
+        float *dx = a->df + i * H;
+        int any = 0;
+        for (int j = 0; j < N && !any; j++)
+            any = w[j] != 0.0f;
+        if (!any) {
+            memcpy(dx, dy, (size_t)H * sizeof *dx);
+            continue;
+        }
+        float m1 = row_sum(g, H) / H, m2 = row_dot(g, n, H) / H;
+        float rs = a->frstd[i], cf = 1.0f - a->c[i];
+        for (int h = 0; h < H; h++)
+            dx[h] = cf * dy[h] + (g[h] - m1 - n[h] * m2) * rs;
+    }
+}
+
 void lmr_forward(BackendCtx *ctx, float *R, float *wts, const float *f, const float *fn,
                  const float *keys, const float *keys_n, const uint8_t *key_ok,
                  const int32_t *self_idx, const float *c, int B, int N, int H)
@@ -804,17 +868,8 @@ void lmr_forward(BackendCtx *ctx, float *R, float *wts, const float *f, const fl
     split_run(ctx, (size_t)B, (size_t)B * N, 1, softmax_rows_span, &sr);
     // r (B,H) = wts (B,N) @ keys (N,H), then R = c r + (1 - c) f in place
     gemm(ctx, CblasNoTrans, CblasNoTrans, B, H, N, 1.0f, wts, N, keys, H, R, H);
-    for (int i = 0; i < B; i++) {
-        float *r = R + (size_t)i * H;
-        const float *fi = f + (size_t)i * H;
-        if (!row_has_key(key_ok, sr.n_ok, self_idx[i], N)) {
-            memcpy(r, fi, (size_t)H * sizeof *r);
-            continue;
-        }
-        float ci = c[i], cf = 1.0f - ci;
-        for (int h = 0; h < H; h++)
-            r[h] = ci * r[h] + cf * fi[h];
-    }
+    LmrRows a = {.R = R, .f = f, .c = c, .key_ok = key_ok, .self_idx = self_idx, .n_ok = sr.n_ok, .N = N, .H = H};
+    split_run(ctx, (size_t)B, (size_t)B * H, 1, lmr_blend_span, &a);
 }
 
 void lmr_backward(BackendCtx *ctx, float *df, const float *dR, const float *wts, const float *fn,
@@ -826,35 +881,16 @@ void lmr_backward(BackendCtx *ctx, float *df, const float *dR, const float *wts,
         memcpy(df, dR, (size_t)B * H * sizeof *df);
         return;
     }
-    for (int i = 0; i < B; i++) {
-        float ci = c[i], *d = dr + (size_t)i * H;
-        const float *g = dR + (size_t)i * H;
-        for (int h = 0; h < H; h++)
-            d[h] = ci * g[h];
-    }
+    LmrRows a = {.dr = dr, .df = df, .dR = dR, .wts = wts, .fn = fn, .dfn = dfn, .frstd = frstd, .c = c,
+                 .N = N, .H = H};
+    split_run(ctx, (size_t)B, (size_t)B * H, 1, lmr_dr_span, &a);
     // dwts (B,N) = dr (B,H) @ keys^T
     gemm(ctx, CblasNoTrans, CblasTrans, B, N, H, 1.0f, dr, H, keys, H, dwts, N);
     SoftmaxBackRows sb = {wts, dwts, N};
     split_run(ctx, (size_t)B, (size_t)B * N, 1, softmax_back_span, &sb);
     // dfn (B,H) = ds (B,N) @ keys_n (N,H) / H
     gemm(ctx, CblasNoTrans, CblasNoTrans, B, H, N, 1.0f / H, dwts, N, keys_n, H, dfn, H);
-    for (int i = 0; i < B; i++) {
-        const float *w = wts + (size_t)i * N, *g = dfn + (size_t)i * H, *n = fn + (size_t)i * H;
-        const float *dy = dR + (size_t)i * H;
-        float *dx = df + (size_t)i * H;
-        int any = 0;
-        for (int j = 0; j < N && !any; j++)
-            any = w[j] != 0.0f;
-        if (!any) { // every key masked: R = f
-            memcpy(dx, dy, (size_t)H * sizeof *dx);
-            continue;
-        }
-        // LN0 backward of dfn, plus the direct (1 - c) term
-        float m1 = row_sum(g, H) / H, m2 = row_dot(g, n, H) / H;
-        float rs = frstd[i], cf = 1.0f - c[i];
-        for (int h = 0; h < H; h++)
-            dx[h] = cf * dy[h] + (g[h] - m1 - n[h] * m2) * rs;
-    }
+    split_run(ctx, (size_t)B, (size_t)B * H, 1, lmr_df_span, &a);
 }
 
 // --- mixing ----------------------------------------------------------------------------------
