@@ -346,6 +346,71 @@ static void test_model(const char *dir)
     CHECK_RC(backend_init(&ctx, BACKEND_CUDA, 1, err), LMR_ENODEV);
 }
 
+// --- layer norm -> linear + tanh, parameter gradients only -------------------------------------
+
+typedef struct {
+    float *x, *gamma, *beta, *w, *b, *u, *h, *mean, *rstd, *G;
+    int B, D, H;
+} LnLinCtx;
+
+static double ln_lin_loss(void *p)
+{
+    LnLinCtx *c = p;
+    layernorm_forward(NULL, c->u, c->mean, c->rstd, c->x, c->gamma, c->beta, c->B, c->D, MODEL_LN_EPS);
+    linear_forward(NULL, c->h, c->u, c->w, c->b, c->B, c->D, c->H, ACT_TANH);
+    return dot(c->h, c->G, (size_t)c->B * c->H);
+}
+
+/* ln_linear_backward against the composed ops (linear_backward, then layernorm_backward), on one
+ * thread and on two, and against finite differences of the whole LN -> linear -> tanh. */
+static void test_ln_linear(int B, int D, int H, int fd)
+{
+    char err[LMR_ERRLEN];
+    BackendCtx *two = NULL;
+    CHECK_RC(backend_init(&two, BACKEND_CPU, 2, err), 0);
+    LnLinCtx c = {rnd((size_t)B * D, 2), rnd((size_t)D, 0.5), rnd((size_t)D, 0.5), rnd((size_t)D * H, 0.3),
+                  rnd((size_t)H, 0.3), malloc((size_t)B * D * 4), malloc((size_t)B * H * 4), malloc((size_t)B * 4),
+                  malloc((size_t)B * 4), rnd((size_t)B * H, 1), B, D, H};
+    for (int i = 0; i < D; i++)
+        c.gamma[i] += 1.0f;
+    ln_lin_loss(&c);
+    size_t nw = (size_t)D * H;
+    float *dW[3], *db[3], *dg[3], *dbe[3], *dout = malloc((size_t)B * H * 4);
+    float *du = malloc((size_t)B * D * 4);
+    for (int k = 0; k < 3; k++) {
+        dW[k] = malloc(nw * 4), db[k] = malloc((size_t)H * 4), dg[k] = malloc((size_t)D * 4);
+        dbe[k] = malloc((size_t)D * 4);
+    }
+    memcpy(dout, c.G, (size_t)B * H * 4);
+    linear_backward(NULL, du, dW[0], db[0], dout, c.u, c.w, c.h, B, D, H, ACT_TANH);
+    layernorm_backward(NULL, NULL, dg[0], dbe[0], du, c.x, c.gamma, c.mean, c.rstd, B, D);
+    for (int k = 1; k < 3; k++) {
+        memcpy(dout, c.G, (size_t)B * H * 4);
+        CHECK_RC(ln_linear_backward(k == 1 ? NULL : two, dW[k], db[k], dg[k], dbe[k], dout, c.h, c.x, c.mean, c.rstd,
+                                    c.gamma, c.beta, c.w, du, B, D, H, ACT_TANH), 0);
+        int bad = 0;
+        for (size_t i = 0; i < nw; i++)
+            bad += fabsf(dW[k][i] - dW[0][i]) > 1e-5f + 1e-4f * fabsf(dW[0][i]);
+        for (int i = 0; i < D; i++)
+            bad += fabsf(dg[k][i] - dg[0][i]) > 1e-4f + 1e-4f * fabsf(dg[0][i]) ||
+                   fabsf(dbe[k][i] - dbe[0][i]) > 1e-4f + 1e-4f * fabsf(dbe[0][i]);
+        for (int i = 0; i < H; i++)
+            bad += db[k][i] != db[0][i];
+        CHECK(bad == 0);
+    }
+    if (fd) {
+        CHECK(fd_check("ln->linear dgamma", c.gamma, (size_t)D, dg[1], ln_lin_loss, &c, 1e-2f, 2e-3, 1e-2) == 0);
+        CHECK(fd_check("ln->linear dbeta", c.beta, (size_t)D, dbe[1], ln_lin_loss, &c, 1e-2f, 2e-3, 1e-2) == 0);
+        CHECK(fd_check("ln->linear dW", c.w, nw, dW[1], ln_lin_loss, &c, 1e-2f, 2e-3, 1e-2) == 0);
+    }
+    float *all[] = {c.x, c.gamma, c.beta, c.w, c.b, c.u, c.h, c.mean, c.rstd, c.G, dout, du};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++)
+        free(all[i]);
+    for (int k = 0; k < 3; k++)
+        free(dW[k]), free(db[k]), free(dg[k]), free(dbe[k]);
+    backend_free(&two);
+}
+
 int main(void)
 {
     char dir[] = "/tmp/lmr_model_XXXXXX";
@@ -367,6 +432,10 @@ int main(void)
     test_adamw();
     TEST(8, "model table, evaluation forward, checkpoint round trip and shape errors");
     test_model(dir);
+    TEST(9, "LN -> linear + tanh, parameter gradients without the input gradient = the composed ops "
+            "(1 and 2 threads); finite differences");
+    test_ln_linear(5, 7, 4, 1);
+    test_ln_linear(96, 300, 160, 0);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0)

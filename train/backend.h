@@ -74,6 +74,17 @@ void linear_backward(BackendCtx *ctx, float *dinp, float *dweight, float *dbias,
                      const float *inp, const float *weight, const float *out, int B, int C, int OC,
                      Activation act);
 
+/* --- LayerNorm (affine) -> Linear (+tanh), backward to the parameters only (cpu) ------------
+ * When nothing upstream needs the gradient of the LN's input (the features are data), the LN's
+ * gains and biases follow from G = xhat^T da (D,H) and the layer's weight, with no (B,D) input
+ * gradient: dW = gamma G + beta db^T, dgamma = rowsum(W . G), dbeta = W db; one GEMM where the
+ * composed ops take two. dout (B,H) is overwritten by da as in linear_backward; out is the layer's
+ * forward output; x (B,D), mean, rstd (B) the LN's input and statistics; xhat (B,D) scratch.
+ * @return 0, or LMR_ENODEV on a device backend. */
+int ln_linear_backward(BackendCtx *ctx, float *dweight, float *dbias, float *dgamma, float *dbeta, float *dout,
+                        const float *out, const float *x, const float *mean, const float *rstd, const float *gamma,
+                        const float *beta, const float *weight, float *xhat, int B, int D, int H, Activation act);
+
 /* --- losses on logits (B,C); losses (B) per row, dlogits (B,C) = d(mean loss)/dlogits ---------- */
 /** Hard labels with label smoothing s: target = (1-s) onehot + s/C. */
 void ce_hard_forward_backward(BackendCtx *ctx, float *losses, float *dlogits, const float *logits,

@@ -607,6 +607,58 @@ void linear_backward(BackendCtx *ctx, float *dinp, float *dweight, float *dbias,
         gemm(ctx, CblasNoTrans, CblasTrans, B, C, OC, 1.0f, dout, OC, weight, OC, dinp, C);
 }
 
+/* LayerNorm -> Linear backward to the parameters only (backend.h). */
+typedef struct {
+    float *xhat, *G, *dgamma, *dbeta;
+    const float *x, *mean, *rstd, *W, *db, *gamma, *beta;
+    int D, H;
+} LnLinBack;
+
+VEC_CLONES static void xhat_span(void *arg, size_t lo, size_t hi)
+{
+    const LnLinBack *a = arg;
+    int D = a->D;
+    for (size_t b = lo; b < hi; b++) {
+        const float *x = a->x + b * D;
+        float *o = a->xhat + b * D, mu = a->mean[b], rs = a->rstd[b];
+        for (int i = 0; i < D; i++)
+            o[i] = (x[i] - mu) * rs;
+    }
+}
+
+/* Rows [lo, hi) of G (D,H): the LN's gain and bias gradients, then G becomes dW in place. */
+VEC_CLONES static void ln_lin_rows_span(void *arg, size_t lo, size_t hi)
+{
+    const LnLinBack *a = arg;
+    int H = a->H;
+    for (size_t d = lo; d < hi; d++) {
+        float *g = a->G + d * H;
+        const float *w = a->W + d * H;
+        a->dgamma[d] = row_dot(w, g, H);
+        a->dbeta[d] = row_dot(w, a->db, H);
+        float ga = a->gamma[d], be = a->beta[d];
+        for (int h = 0; h < H; h++)
+            g[h] = ga * g[h] + be * a->db[h];
+    }
+}
+
+int ln_linear_backward(BackendCtx *ctx, float *dweight, float *dbias, float *dgamma, float *dbeta, float *dout,
+                       const float *out, const float *x, const float *mean, const float *rstd, const float *gamma,
+                       const float *beta, const float *weight, float *xhat, int B, int D, int H, Activation act)
+{
+    if (ctx && ctx->kind != BACKEND_CPU)
+        return LMR_ENODEV; // device backends compose linear_backward and layernorm_backward
+    // da (tanh' in place) and db, as linear_backward does them
+    LinBack lb = {dbias, dout, NULL, NULL, out, NULL, NULL, B, D, H, 0, act};
+    split_run(ctx, (size_t)H, (size_t)B * H, 16, lin_back_span, &lb);
+    LnLinBack a = {xhat, dweight, dgamma, dbeta, x, mean, rstd, weight, dbias, gamma, beta, D, H};
+    split_run(ctx, (size_t)B, (size_t)B * D, 1, xhat_span, &a);
+    // G (D,H) = xhat^T (D,B) @ da (B,H), into dweight
+    gemm(ctx, CblasTrans, CblasNoTrans, D, H, B, 1.0f, xhat, D, dout, H, dweight, H);
+    split_run(ctx, (size_t)D, (size_t)D * H, 1, ln_lin_rows_span, &a);
+    return 0;
+}
+
 // --- losses ----------------------------------------------------------------------------------
 
 /* Softmax of one row into p; returns log-sum-exp of z. Max, exp and sum are separate passes

@@ -333,12 +333,15 @@ static int train_step(Trainer *t, const Batch *b, double lr, long gstep, double 
                      A->dwts, A->dr, A->dfn, B, N, F);
         df = A->df;
     }
-    float *du = df;
-    if (H > 0) {
+    // the LN's input is data: on the cpu its gains and biases come with the layer's weight
+    // gradient, without the (B,D) input gradient (A->du as scratch)
+    if (H == 0)
+        layernorm_backward(ctx, NULL, g->ln_w, g->ln_b, df, x, p->ln_w, A->mean, A->rstd, B, D);
+    else if (ln_linear_backward(ctx, g->w1, g->b1, g->ln_w, g->ln_b, df, A->h, x, A->mean, A->rstd, p->ln_w,
+                                p->ln_b, p->w1, A->du, B, D, H, ACT_TANH) < 0) {
         linear_backward(ctx, A->du, g->w1, g->b1, df, A->u, p->w1, A->h, B, D, H, ACT_TANH);
-        du = A->du;
+        layernorm_backward(ctx, NULL, g->ln_w, g->ln_b, A->du, x, p->ln_w, A->mean, A->rstd, B, D);
     }
-    layernorm_backward(ctx, NULL, g->ln_w, g->ln_b, du, x, p->ln_w, A->mean, A->rstd, B, D);
 
     // every gradient is complete here: data-parallel all-reduce (the mean over ranks of the
     // per-rank means is the global batch's mean), then the optimiser
