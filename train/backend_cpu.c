@@ -607,26 +607,32 @@ void linear_backward(BackendCtx *ctx, float *dinp, float *dweight, float *dbias,
         gemm(ctx, CblasNoTrans, CblasTrans, B, C, OC, 1.0f, dout, OC, weight, OC, dinp, C);
 }
 
-/* LayerNorm -> Linear backward to the parameters only (backend.h). */
+/* LayerNorm -> Linear backward to the parameters only (backend.h), cut into blocks of input
+ * features [lo, hi): those columns of xhat and those rows of G = xhat^T da (one OpenBLAS call);
+ * then, over the same blocks (so on the thread that has them in cache), the LN's gain and bias
+ * gradients and G turned into dW in place. */
 typedef struct {
     float *xhat, *G, *dgamma, *dbeta;
-    const float *x, *mean, *rstd, *W, *db, *gamma, *beta;
-    int D, H;
+    const float *x, *mean, *rstd, *W, *da, *db, *gamma, *beta;
+    int B, D, H;
 } LnLinBack;
 
-VEC_CLONES static void xhat_span(void *arg, size_t lo, size_t hi)
+VEC_CLONES static void ln_lin_span(void *arg, size_t lo, size_t hi)
 {
     const LnLinBack *a = arg;
-    int D = a->D;
-    for (size_t b = lo; b < hi; b++) {
-        const float *x = a->x + b * D;
-        float *o = a->xhat + b * D, mu = a->mean[b], rs = a->rstd[b];
-        for (int i = 0; i < D; i++)
+    int B = a->B, D = a->D, H = a->H, w = (int)(hi - lo);
+    // the block's xhat columns as a dense (B, w) block of the scratch: writing them in place
+    // beside x's own layout would put every store 4 KiB-aliased with the load before it
+    float *xh = a->xhat + (size_t)B * lo;
+    for (int b = 0; b < B; b++) {
+        const float *x = a->x + (size_t)b * D + lo;
+        float *o = xh + (size_t)b * w, mu = a->mean[b], rs = a->rstd[b];
+        for (int i = 0; i < w; i++)
             o[i] = (x[i] - mu) * rs;
     }
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, w, H, B, 1.0f, xh, w, a->da, H, 0.0f, a->G + lo * H, H);
 }
 
-/* Rows [lo, hi) of G (D,H): the LN's gain and bias gradients, then G becomes dW in place. */
 VEC_CLONES static void ln_lin_rows_span(void *arg, size_t lo, size_t hi)
 {
     const LnLinBack *a = arg;
@@ -651,11 +657,18 @@ int ln_linear_backward(BackendCtx *ctx, float *dweight, float *dbias, float *dga
     // da (tanh' in place) and db, as linear_backward does them
     LinBack lb = {dbias, dout, NULL, NULL, out, NULL, NULL, B, D, H, 0, act};
     split_run(ctx, (size_t)H, (size_t)B * H, 16, lin_back_span, &lb);
-    LnLinBack a = {xhat, dweight, dgamma, dbeta, x, mean, rstd, weight, dbias, gamma, beta, D, H};
-    split_run(ctx, (size_t)B, (size_t)B * D, 1, xhat_span, &a);
-    // G (D,H) = xhat^T (D,B) @ da (B,H), into dweight
-    gemm(ctx, CblasTrans, CblasNoTrans, D, H, B, 1.0f, xhat, D, dout, H, dweight, H);
-    split_run(ctx, (size_t)D, (size_t)D * H, 1, ln_lin_rows_span, &a);
+    double t0 = mono_s(); // the GEMM with the xhat pass that feeds it
+    LnLinBack a = {xhat, dweight, dgamma, dbeta, x, mean, rstd, weight, dout, dbias, gamma, beta, B, D, H};
+    int split = gemm_splits(ctx, D, H, B);
+    if (split)
+        team_run(ctx->team, (size_t)D, 16, ln_lin_span, &a);
+    else
+        ln_lin_span(&a, 0, (size_t)D);
+    gemm_account(ctx, t0, D, H, B);
+    if (split)
+        team_run(ctx->team, (size_t)D, 16, ln_lin_rows_span, &a);
+    else
+        ln_lin_rows_span(&a, 0, (size_t)D);
     return 0;
 }
 
