@@ -101,8 +101,10 @@ PEAK=$($PY -c "import sys; print(max(map(float, sys.argv[1:])))" "$PEAK" "$($PY 
 SHAPE=$($PY -c "import sys; print(max(map(float, sys.argv[1:])))" "$SHAPE" \
     "$($PY "$HERE/train_torch.py" sgemm --threads "$THREADS" --shape $B,512,2048)")
 
-# GEMM rate: lmr times its GEMM ops (gemm_gflops in its log: GEMM flops / time inside them);
-# both tools also as GEMM flops / whole step time (6 (D H + H C) flops per sample).
+# GEMM rate: lmr times its GEMM calls (gemm_gflops in its log: GEMM flops / time inside
+# OpenBLAS, per op the longest thread's); both tools also as the model's flops / whole step time
+# (6 (D H + H C) per sample, what the textbook backward does; lmr's CPU backward skips the
+# (B,D) input gradient, 2 B D H of them, so this is an effective rate for lmr).
 $PY - "$L_MEM" "$T_MEM" "$PEAK" "$SHAPE" "$GEMM_LOG" <<'EOF'
 import json, sys
 lmr, pt, peak, shape = map(float, sys.argv[1:5])
@@ -114,7 +116,7 @@ if "gemm_gflops" in log:
     print(f"  lmr's GEMM ops run at {g:.1f} GFLOP/s = {100 * g / peak:.0f}% of the peak "
           f"({100 * g / shape:.0f}% of sgemm alone at {shape:.1f} on the model's first shape); "
           f"they take {100 * log['gemm_share']:.0f}% of lmr's step time")
-print(f"  GEMM flops / whole step time: lmr {lmr * flops / 1e9:.1f} ({100 * lmr * flops / 1e9 / peak:.0f}% of the peak), "
+print(f"  model flops / whole step time: lmr {lmr * flops / 1e9:.1f} ({100 * lmr * flops / 1e9 / peak:.0f}% of the peak), "
       f"PyTorch {pt * flops / 1e9:.1f} ({100 * pt * flops / 1e9 / peak:.0f}%)")
 EOF
 echo "targets: e2e >= 2x, large in memory >= 1.15x, small >= 3x, lmr GEMMs >= 85% of the peak"

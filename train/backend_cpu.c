@@ -7,6 +7,7 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -76,6 +77,29 @@ void backend_parallel(BackendCtx *ctx, size_t n, size_t work, void (*fn)(void *a
     split_run(ctx, n, work, 1, fn, arg);
 }
 
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* An op's GEMM time: the longest any thread spent inside OpenBLAS for it (its blocks run side
+ * by side), in nanoseconds; the passes fused around the calls and the hand-overs are left out. */
+typedef _Atomic long long GemmClock;
+
+static void clock_sgemm(GemmClock *clk, CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N, int K, float alpha,
+                        const float *A, int lda, const float *B, int ldb, float *C, int ldc)
+{
+    double t0 = clk ? mono_s() : 0.0;
+    cblas_sgemm(CblasRowMajor, ta, tb, M, N, K, alpha, A, lda, B, ldb, 0.0f, C, ldc);
+    if (clk) {
+        long long ns = (long long)((mono_s() - t0) * 1e9), cur = atomic_load(clk);
+        while (ns > cur && !atomic_compare_exchange_weak(clk, &cur, ns))
+            ;
+    }
+}
+
 /* C (M,N) = alpha op(A) op(B), row-major, cut into blocks of rows or of columns of C. */
 typedef struct {
     CBLAS_TRANSPOSE ta, tb;
@@ -83,6 +107,7 @@ typedef struct {
     float alpha;
     const float *A, *B;
     float *C;
+    GemmClock *clock; /* may be NULL */
 } Gemm;
 
 static void gemm_block(const Gemm *g, size_t lo, size_t hi)
@@ -99,7 +124,7 @@ static void gemm_block(const Gemm *g, size_t lo, size_t hi)
         C += lo * (size_t)g->ldc;
         M = (int)(hi - lo);
     }
-    cblas_sgemm(CblasRowMajor, g->ta, g->tb, M, N, g->K, g->alpha, A, g->lda, B, g->ldb, 0.0f, C, g->ldc);
+    clock_sgemm(g->clock, g->ta, g->tb, M, N, g->K, g->alpha, A, g->lda, B, g->ldb, C, g->ldc);
 }
 
 static void gemm_span(void *arg, size_t lo, size_t hi)
@@ -110,7 +135,7 @@ static void gemm_span(void *arg, size_t lo, size_t hi)
 static Gemm gemm_args(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N, int K, float alpha,
                       const float *A, int lda, const float *B, int ldb, float *C, int ldc)
 {
-    return (Gemm){ta, tb, M, N, K, lda, ldb, ldc, N >= M, alpha, A, B, C};
+    return (Gemm){ta, tb, M, N, K, lda, ldb, ldc, N >= M, alpha, A, B, C, NULL};
 }
 
 /* Is a GEMM of this size worth cutting across the team? */
@@ -119,18 +144,12 @@ static int gemm_splits(const BackendCtx *ctx, int M, int N, int K)
     return ctx && ctx->team && (double)M * N * K >= GEMM_SPLIT_MIN && (M > 32 || N > 32);
 }
 
-static double mono_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-/* Account a GEMM op that started at t0 (a clock read costs tens of nanoseconds; an op, microseconds). */
-static void gemm_account(BackendCtx *ctx, double t0, int M, int N, int K)
+/* Account a GEMM op's time (its clock) and flops (a clock read costs tens of nanoseconds; an op,
+ * microseconds). */
+static void gemm_account(BackendCtx *ctx, GemmClock *clk, int M, int N, int K)
 {
     if (ctx) {
-        ctx->gemm_s += mono_s() - t0;
+        ctx->gemm_s += 1e-9 * (double)atomic_load(clk);
         ctx->gemm_flops += 2.0 * M * N * K;
     }
 }
@@ -144,13 +163,14 @@ void backend_gemm_stats(const BackendCtx *ctx, double *seconds, double *flops)
 static void gemm(BackendCtx *ctx, CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N, int K, float alpha,
                  const float *A, int lda, const float *B, int ldb, float *C, int ldc)
 {
-    double t0 = mono_s();
+    GemmClock clk = 0;
     Gemm g = gemm_args(ta, tb, M, N, K, alpha, A, lda, B, ldb, C, ldc);
+    g.clock = &clk;
     if (gemm_splits(ctx, M, N, K))
         team_run(ctx->team, (size_t)(g.by_cols ? N : M), 16, gemm_span, &g);
     else
         gemm_block(&g, 0, (size_t)(g.by_cols ? N : M));
-    gemm_account(ctx, t0, M, N, K);
+    gemm_account(ctx, &clk, M, N, K);
 }
 
 int backend_available(BackendKind kind)
@@ -513,14 +533,15 @@ void linear_forward(BackendCtx *ctx, float *out, const float *inp, const float *
     GPU_FORWARD(ctx, cuda_linear_forward(ctx->gpu, out, inp, weight, bias, B, C, OC, act));
     // out (B,OC) = inp (B,C) @ weight (C,OC): both operands as stored (OpenBLAS runs this form
     // ~15% faster than reading an (OC,C) weight transposed when C is large).
-    double t0 = mono_s();
+    GemmClock clk = 0;
     LinFwd a = {gemm_args(CblasNoTrans, CblasNoTrans, B, OC, C, 1.0f, inp, C, weight, OC, out, OC), bias, act};
+    a.g.clock = &clk;
     size_t n = (size_t)(a.g.by_cols ? OC : B);
     if (gemm_splits(ctx, B, OC, C))
         team_run(ctx->team, n, 16, lin_fwd_span, &a);
     else
         lin_fwd_span(&a, 0, n);
-    gemm_account(ctx, t0, B, OC, C);
+    gemm_account(ctx, &clk, B, OC, C);
 }
 
 /* Output features [lo, hi) of a linear layer's backward: tanh' into those columns of dout, their
@@ -531,6 +552,7 @@ typedef struct {
     const float *out, *inp, *weight;
     int B, C, OC, with_dw;
     Activation act;
+    GemmClock *clock;
 } LinBack;
 
 static Gemm dweight_gemm(const LinBack *a)
@@ -539,6 +561,7 @@ static Gemm dweight_gemm(const LinBack *a)
     Gemm g = gemm_args(CblasTrans, CblasNoTrans, a->C, a->OC, a->B, 1.0f, a->inp, a->C, a->dout, a->OC,
                        a->dweight, a->OC);
     g.by_cols = 1;
+    g.clock = a->clock;
     return g;
 }
 
@@ -579,6 +602,7 @@ static void lin_grads_task(void *arg, size_t lo, size_t hi)
         } else { // dinp (B,C) = dout (B,OC) @ weight^T (OC,C)
             Gemm g = gemm_args(CblasNoTrans, CblasTrans, a->B, a->C, a->OC, 1.0f, a->dout, a->OC, a->weight,
                                a->OC, a->dinp, a->C);
+            g.clock = a->clock;
             gemm_block(&g, 0, (size_t)(g.by_cols ? a->C : a->B));
         }
     }
@@ -589,20 +613,20 @@ void linear_backward(BackendCtx *ctx, float *dinp, float *dweight, float *dbias,
                      Activation act)
 {
     GPU_FORWARD(ctx, cuda_linear_backward(ctx->gpu, dinp, dweight, dbias, dout, inp, weight, out, B, C, OC, act));
-    double t0 = mono_s();
-    LinBack a = {dbias, dout, dweight, dinp, out, inp, weight, B, C, OC, 1, act};
+    GemmClock clk = 0;
+    LinBack a = {dbias, dout, dweight, dinp, out, inp, weight, B, C, OC, 1, act, &clk};
     if (dinp && gemm_splits(ctx, OC, C, B) && team_parts(ctx->team) == 2) {
         a.with_dw = 0;
         split_run(ctx, (size_t)OC, (size_t)B * OC, 16, lin_back_span, &a);
         team_run(ctx->team, 2, 1, lin_grads_task, &a);
-        gemm_account(ctx, t0, OC, C, 2 * B); // both GEMMs' flops
+        gemm_account(ctx, &clk, OC, C, 2 * B); // both GEMMs' flops
         return;
     }
     if (gemm_splits(ctx, OC, C, B))
         team_run(ctx->team, (size_t)OC, 16, lin_back_span, &a);
     else
         lin_back_span(&a, 0, (size_t)OC);
-    gemm_account(ctx, t0, OC, C, B);
+    gemm_account(ctx, &clk, OC, C, B);
     if (dinp)
         gemm(ctx, CblasNoTrans, CblasTrans, B, C, OC, 1.0f, dout, OC, weight, OC, dinp, C);
 }
@@ -615,6 +639,7 @@ typedef struct {
     float *xhat, *G, *dgamma, *dbeta;
     const float *x, *mean, *rstd, *W, *da, *db, *gamma, *beta;
     int B, D, H;
+    GemmClock *clock;
 } LnLinBack;
 
 VEC_CLONES static void ln_lin_span(void *arg, size_t lo, size_t hi)
@@ -630,7 +655,7 @@ VEC_CLONES static void ln_lin_span(void *arg, size_t lo, size_t hi)
         for (int i = 0; i < w; i++)
             o[i] = (x[i] - mu) * rs;
     }
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, w, H, B, 1.0f, xh, w, a->da, H, 0.0f, a->G + lo * H, H);
+    clock_sgemm(a->clock, CblasTrans, CblasNoTrans, w, H, B, 1.0f, xh, w, a->da, H, a->G + lo * H, H);
 }
 
 VEC_CLONES static void ln_lin_rows_span(void *arg, size_t lo, size_t hi)
@@ -655,16 +680,16 @@ int ln_linear_backward(BackendCtx *ctx, float *dweight, float *dbias, float *dga
     if (ctx && ctx->kind != BACKEND_CPU)
         return LMR_ENODEV; // device backends compose linear_backward and layernorm_backward
     // da (tanh' in place) and db, as linear_backward does them
-    LinBack lb = {dbias, dout, NULL, NULL, out, NULL, NULL, B, D, H, 0, act};
+    LinBack lb = {dbias, dout, NULL, NULL, out, NULL, NULL, B, D, H, 0, act, NULL};
     split_run(ctx, (size_t)H, (size_t)B * H, 16, lin_back_span, &lb);
-    double t0 = mono_s(); // the GEMM with the xhat pass that feeds it
-    LnLinBack a = {xhat, dweight, dgamma, dbeta, x, mean, rstd, weight, dout, dbias, gamma, beta, B, D, H};
+    GemmClock clk = 0;
+    LnLinBack a = {xhat, dweight, dgamma, dbeta, x, mean, rstd, weight, dout, dbias, gamma, beta, B, D, H, &clk};
     int split = gemm_splits(ctx, D, H, B);
     if (split)
         team_run(ctx->team, (size_t)D, 16, ln_lin_span, &a);
     else
         ln_lin_span(&a, 0, (size_t)D);
-    gemm_account(ctx, t0, D, H, B);
+    gemm_account(ctx, &clk, D, H, B);
     if (split)
         team_run(ctx->team, (size_t)D, 16, ln_lin_rows_span, &a);
     else
