@@ -811,8 +811,11 @@ static int row_has_key(const uint8_t *key_ok, int n_ok, int self, int N)
 }
 
 /* Masked softmax of one similarity row with at least one key, in place. Branch-free loops (the
- * own key is knocked out before and zeroed after) so the compiler vectorises them. */
-static inline void masked_softmax_row(float *s, const uint8_t *key_ok, int self, int N)
+ * own key is knocked out before and zeroed after) so the compiler vectorises them. all_ok: no
+ * key is masked (a gathered bank), and the loops need not read key_ok; the max does not depend
+ * on the order it is taken in and a masked key adds an exact 0 to the sum, so both give the same
+ * bytes. */
+static inline void masked_softmax_row(float *s, const uint8_t *key_ok, int all_ok, int self, int N)
 {
     int has_self = self >= 0 && self < N;
     if (has_self)
@@ -821,19 +824,31 @@ static inline void masked_softmax_row(float *s, const uint8_t *key_ok, int self,
     for (int k = 0; k < LANES; k++)
         acc[k] = -INFINITY;
     int j = 0;
-    for (; j + LANES <= N; j += LANES)
-        for (int k = 0; k < LANES; k++) {
-            float v = key_ok[j + k] ? s[j + k] : -INFINITY;
-            acc[k] = v > acc[k] ? v : acc[k];
+    if (all_ok) {
+        for (; j + LANES <= N; j += LANES)
+            for (int k = 0; k < LANES; k++)
+                acc[k] = s[j + k] > acc[k] ? s[j + k] : acc[k];
+        for (; j < N; j++)
+            mx = s[j] > mx ? s[j] : mx;
+    } else {
+        for (; j + LANES <= N; j += LANES)
+            for (int k = 0; k < LANES; k++) {
+                float v = key_ok[j + k] ? s[j + k] : -INFINITY;
+                acc[k] = v > acc[k] ? v : acc[k];
+            }
+        for (; j < N; j++) {
+            float v = key_ok[j] ? s[j] : -INFINITY;
+            mx = v > mx ? v : mx;
         }
-    for (; j < N; j++) {
-        float v = key_ok[j] ? s[j] : -INFINITY;
-        mx = v > mx ? v : mx;
     }
     for (int k = 0; k < LANES; k++)
         mx = acc[k] > mx ? acc[k] : mx;
-    for (j = 0; j < N; j++)
-        s[j] = key_ok[j] ? vexpf(s[j] - mx) : 0.0f;
+    if (all_ok)
+        for (j = 0; j < N; j++)
+            s[j] = vexpf(s[j] - mx);
+    else
+        for (j = 0; j < N; j++)
+            s[j] = key_ok[j] ? vexpf(s[j] - mx) : 0.0f;
     if (has_self)
         s[self] = 0.0f;
     float inv = 1.0f / row_sum(s, N);
@@ -854,7 +869,7 @@ VEC_CLONES static void softmax_rows_span(void *arg, size_t lo, size_t hi)
     for (size_t i = lo; i < hi; i++) {
         float *w = a->wts + i * a->N;
         if (row_has_key(a->key_ok, a->n_ok, a->self_idx[i], a->N))
-            masked_softmax_row(w, a->key_ok, a->self_idx[i], a->N);
+            masked_softmax_row(w, a->key_ok, a->n_ok == a->N, a->self_idx[i], a->N);
         else
             memset(w, 0, (size_t)a->N * sizeof *w);
     }
