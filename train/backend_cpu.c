@@ -1,9 +1,8 @@
 /* CPU backend: the readable reference of every op in backend.h. GEMMs go to OpenBLAS sgemm with
  * the transposes that avoid copies; everything around them (bias, tanh, softmax, masks, mixing,
  * AdamW) is one fused pass over memory. No op allocates: scratch comes from the caller.
- * The naive triple-loop versions at the end are the test oracles. */
-#include "backend.h"
-#include "team.h"
+ * The LMR ops are in backend_lmr.c, the naive test oracles in backend_ref.c. */
+#include "backend_cpu.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -12,57 +11,7 @@
 #include <string.h>
 #include <time.h>
 
-#ifdef LMR_HAVE_CUDA
-/* A BACKEND_CUDA context forwards every call to its twin in backend_cuda.cu (same arguments). */
-#include "backend_cuda.h"
-#define GPU_FORWARD(ctx, call)           \
-    do {                                 \
-        if ((ctx) && (ctx)->gpu) {       \
-            call;                        \
-            return;                      \
-        }                                \
-    } while (0)
-#define GPU_RETURN(ctx, call)            \
-    do {                                 \
-        if ((ctx) && (ctx)->gpu)         \
-            return call;                 \
-    } while (0)
-#else
-#define GPU_FORWARD(ctx, call) (void)(ctx)
-#define GPU_RETURN(ctx, call) (void)(ctx)
-#endif
-
-/* With two or more threads a team (team.h) runs every op: the GEMMs cut into blocks of rows or
- * columns, each an OpenBLAS call on one thread, and the passes between them cut into rows or
- * elements. The passes compute each element exactly as on one thread; a GEMM block may round
- * differently from the whole call (OpenBLAS picks kernels by size), within float tolerance. */
-struct BackendCtx {
-    BackendKind kind;
-    int threads;
-    Team *team;
-    double gemm_s, gemm_flops; /* time in the GEMM ops and the flops they did (backend_gemm_stats) */
-#ifdef LMR_HAVE_CUDA
-    CudaState *gpu; /* BACKEND_CUDA only */
-#endif
-};
-
-/* The passes between the GEMMs are built for three vector widths and the widest the CPU has is
- * picked at load time (GCC's function multi-versioning). The build never contracts a * b + c into
- * an FMA (ISO C mode), so every version gives the same bytes. */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define VEC_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define VEC_CLONES
-#endif
-
-/* Below this many elements of work a hand-over costs more than it saves. */
-#define SPLIT_MIN ((size_t)1 << 13)
-/* ... and below this many multiply-adds for a GEMM. */
-#define GEMM_SPLIT_MIN ((double)(1 << 18))
-
-/* fn over [0, n), cut across the team when there is one and work (elements touched) is worth
- * it. Split points are multiples of align (whole vectors / cache lines per side). */
-static void split_run(BackendCtx *ctx, size_t n, size_t work, size_t align, TeamFn fn, void *arg)
+void cpu_split_run(BackendCtx *ctx, size_t n, size_t work, size_t align, TeamFn fn, void *arg)
 {
     if (!ctx || !ctx->team || work < SPLIT_MIN || n < 2 * align) {
         fn(arg, 0, n);
@@ -74,7 +23,7 @@ static void split_run(BackendCtx *ctx, size_t n, size_t work, size_t align, Team
 void backend_parallel(BackendCtx *ctx, size_t n, size_t work, void (*fn)(void *arg, size_t lo, size_t hi),
                       void *arg)
 {
-    split_run(ctx, n, work, 1, fn, arg);
+    cpu_split_run(ctx, n, work, 1, fn, arg);
 }
 
 static double mono_s(void)
@@ -160,7 +109,7 @@ void backend_gemm_stats(const BackendCtx *ctx, double *seconds, double *flops)
     *flops = ctx ? ctx->gemm_flops : 0.0;
 }
 
-static void gemm(BackendCtx *ctx, CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N, int K, float alpha,
+void cpu_gemm(BackendCtx *ctx, CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N, int K, float alpha,
                  const float *A, int lda, const float *B, int ldb, float *C, int ldc)
 {
     GemmClock clk = 0;
@@ -317,82 +266,6 @@ int backend_sync(BackendCtx *ctx)
 
 // --- layer norm ------------------------------------------------------------------------------
 
-/* Row reductions with 8 independent partial sums: the compiler turns them into vector adds
- * without -ffast-math, and the fixed order keeps every run bit-identical. */
-#define LANES 8
-static inline float lanes_total(const float *acc, float tail)
-{
-    return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail;
-}
-
-static inline float row_sum(const float *x, int n)
-{
-    float acc[LANES] = {0}, tail = 0.0f;
-    int i = 0;
-    for (; i + LANES <= n; i += LANES)
-        for (int k = 0; k < LANES; k++)
-            acc[k] += x[i + k];
-    for (; i < n; i++)
-        tail += x[i];
-    return lanes_total(acc, tail);
-}
-
-static inline float row_sqdev(const float *x, float mu, int n)
-{
-    float acc[LANES] = {0}, tail = 0.0f;
-    int i = 0;
-    for (; i + LANES <= n; i += LANES)
-        for (int k = 0; k < LANES; k++)
-            acc[k] += (x[i + k] - mu) * (x[i + k] - mu);
-    for (; i < n; i++)
-        tail += (x[i] - mu) * (x[i] - mu);
-    return lanes_total(acc, tail);
-}
-
-static inline float row_dot(const float *a, const float *b, int n)
-{
-    float acc[LANES] = {0}, tail = 0.0f;
-    int i = 0;
-    for (; i + LANES <= n; i += LANES)
-        for (int k = 0; k < LANES; k++)
-            acc[k] += a[i + k] * b[i + k];
-    for (; i < n; i++)
-        tail += a[i] * b[i];
-    return lanes_total(acc, tail);
-}
-
-/* exp and tanh written so the compiler can vectorise them (glibc's are scalar calls): Cody-Waite
- * range reduction and Cephes' polynomial, within 2 ulp of expf over the float range. Rounding uses
- * the 1.5 * 2^23 trick, which needs no SSE4.1 and no -ffast-math. */
-static inline float vexpf(float x)
-{
-    x = x < -87.0f ? -87.0f : x > 88.0f ? 88.0f : x;
-    float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-    float r = x - n * 0.693359375f + n * 2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
-    float nn = n == n ? n : 0.0f; // NaN in, NaN out (through p), never a NaN cast to int
-    uint32_t bits = (uint32_t)((int32_t)nn + 127) << 23;
-    float scale;
-    memcpy(&scale, &bits, sizeof scale);
-    return p * scale;
-}
-
-static inline float vtanhf(float x)
-{
-    float ax = x < 0 ? -x : x, x2 = x * x;
-    // small |x|: the odd series, where 1 - e^{-2|x|} would cancel
-    float small = x * (1.0f + x2 * (-1.0f / 3 + x2 * (2.0f / 15 + x2 * (-17.0f / 315))));
-    float t = vexpf(-2.0f * ax), big = (1.0f - t) / (1.0f + t);
-    big = x < 0 ? -big : big;
-    return ax < 0.0625f ? small : big;
-}
-
 /* Layer-norm rows [lo, hi) forward. */
 typedef struct {
     float *out, *mean, *rstd;
@@ -428,7 +301,7 @@ void layernorm_forward(BackendCtx *ctx, float *out, float *mean, float *rstd, co
 {
     GPU_FORWARD(ctx, cuda_layernorm_forward(ctx->gpu, out, mean, rstd, inp, weight, bias, B, D, eps));
     LnRows a = {out, mean, rstd, inp, weight, bias, D, eps};
-    split_run(ctx, (size_t)B, (size_t)B * D, 1, ln_forward_span, &a);
+    cpu_split_run(ctx, (size_t)B, (size_t)B * D, 1, ln_forward_span, &a);
 }
 
 /* Layer-norm backward: the weight/bias sums over rows split by columns [lo, hi) (each column
@@ -493,9 +366,9 @@ void layernorm_backward(BackendCtx *ctx, float *dinp, float *dweight, float *dbi
     GPU_FORWARD(ctx, cuda_layernorm_backward(ctx->gpu, dinp, dweight, dbias, dout, inp, weight, mean, rstd, B, D));
     LnBack a = {dinp, dweight, dbias, dout, inp, weight, mean, rstd, B, D};
     if (dweight)
-        split_run(ctx, (size_t)D, (size_t)B * D, 16, ln_param_grad_span, &a);
+        cpu_split_run(ctx, (size_t)D, (size_t)B * D, 16, ln_param_grad_span, &a);
     if (dinp)
-        split_run(ctx, (size_t)B, (size_t)B * D, 1, ln_dinp_span, &a);
+        cpu_split_run(ctx, (size_t)B, (size_t)B * D, 1, ln_dinp_span, &a);
 }
 
 // --- linear ----------------------------------------------------------------------------------
@@ -617,7 +490,7 @@ void linear_backward(BackendCtx *ctx, float *dinp, float *dweight, float *dbias,
     LinBack a = {dbias, dout, dweight, dinp, out, inp, weight, B, C, OC, 1, act, &clk};
     if (dinp && gemm_splits(ctx, OC, C, B) && team_parts(ctx->team) == 2) {
         a.with_dw = 0;
-        split_run(ctx, (size_t)OC, (size_t)B * OC, 16, lin_back_span, &a);
+        cpu_split_run(ctx, (size_t)OC, (size_t)B * OC, 16, lin_back_span, &a);
         team_run(ctx->team, 2, 1, lin_grads_task, &a);
         gemm_account(ctx, &clk, OC, C, 2 * B); // both GEMMs' flops
         return;
@@ -628,7 +501,7 @@ void linear_backward(BackendCtx *ctx, float *dinp, float *dweight, float *dbias,
         lin_back_span(&a, 0, (size_t)OC);
     gemm_account(ctx, &clk, OC, C, B);
     if (dinp)
-        gemm(ctx, CblasNoTrans, CblasTrans, B, C, OC, 1.0f, dout, OC, weight, OC, dinp, C);
+        cpu_gemm(ctx, CblasNoTrans, CblasTrans, B, C, OC, 1.0f, dout, OC, weight, OC, dinp, C);
 }
 
 /* LayerNorm -> Linear backward to the parameters only (backend.h), cut into blocks of input
@@ -681,7 +554,7 @@ int ln_linear_backward(BackendCtx *ctx, float *dweight, float *dbias, float *dga
         return LMR_ENODEV; // device backends compose linear_backward and layernorm_backward
     // da (tanh' in place) and db, as linear_backward does them
     LinBack lb = {dbias, dout, NULL, NULL, out, NULL, NULL, B, D, H, 0, act, NULL};
-    split_run(ctx, (size_t)H, (size_t)B * H, 16, lin_back_span, &lb);
+    cpu_split_run(ctx, (size_t)H, (size_t)B * H, 16, lin_back_span, &lb);
     GemmClock clk = 0;
     LnLinBack a = {xhat, dweight, dgamma, dbeta, x, mean, rstd, weight, dout, dbias, gamma, beta, B, D, H, &clk};
     int split = gemm_splits(ctx, D, H, B);
@@ -763,7 +636,7 @@ void ce_hard_forward_backward(BackendCtx *ctx, float *losses, float *dlogits, co
 {
     GPU_FORWARD(ctx, cuda_ce_hard_forward_backward(ctx->gpu, losses, dlogits, logits, labels, smoothing, B, C));
     CeRows a = {losses, dlogits, logits, NULL, labels, smoothing, B, C};
-    split_run(ctx, (size_t)B, (size_t)B * C, 1, ce_rows_span, &a);
+    cpu_split_run(ctx, (size_t)B, (size_t)B * C, 1, ce_rows_span, &a);
 }
 
 void ce_soft_forward_backward(BackendCtx *ctx, float *losses, float *dlogits, const float *logits,
@@ -771,7 +644,7 @@ void ce_soft_forward_backward(BackendCtx *ctx, float *losses, float *dlogits, co
 {
     GPU_FORWARD(ctx, cuda_ce_soft_forward_backward(ctx->gpu, losses, dlogits, logits, targets, B, C));
     CeRows a = {losses, dlogits, logits, targets, NULL, 0.0f, B, C};
-    split_run(ctx, (size_t)B, (size_t)B * C, 1, ce_rows_span, &a);
+    cpu_split_run(ctx, (size_t)B, (size_t)B * C, 1, ce_rows_span, &a);
 }
 
 void bce_forward_backward(BackendCtx *ctx, float *losses, float *dlogits, const float *logits,
@@ -791,249 +664,6 @@ void bce_forward_backward(BackendCtx *ctx, float *losses, float *dlogits, const 
             d[c] = (s - t[c]) * inv;
         }
         losses[b] = l / C;
-    }
-}
-
-// --- LMR reconstruction ----------------------------------------------------------------------
-
-/* Keys with key_ok set: a row has a key to attend to unless this is 0, or 1 and it is its own. */
-static int count_ok(const uint8_t *key_ok, int N)
-{
-    int n = 0;
-    for (int j = 0; j < N; j++)
-        n += key_ok[j] != 0;
-    return n;
-}
-
-static int row_has_key(const uint8_t *key_ok, int n_ok, int self, int N)
-{
-    return n_ok - (self >= 0 && self < N && key_ok[self]) > 0;
-}
-
-/* Masked softmax of one similarity row with at least one key, in place. Branch-free loops (the
- * own key is knocked out before and zeroed after) so the compiler vectorises them. all_ok: no
- * key is masked (a gathered bank), and the loops need not read key_ok; the max does not depend
- * on the order it is taken in and a masked key adds an exact 0 to the sum, so both give the same
- * bytes. */
-static inline void masked_softmax_row(float *s, const uint8_t *key_ok, int all_ok, int self, int N)
-{
-    int has_self = self >= 0 && self < N;
-    if (has_self)
-        s[self] = -INFINITY;
-    float acc[LANES], mx = -INFINITY;
-    for (int k = 0; k < LANES; k++)
-        acc[k] = -INFINITY;
-    int j = 0;
-    if (all_ok) {
-        for (; j + LANES <= N; j += LANES)
-            for (int k = 0; k < LANES; k++)
-                acc[k] = s[j + k] > acc[k] ? s[j + k] : acc[k];
-        for (; j < N; j++)
-            mx = s[j] > mx ? s[j] : mx;
-    } else {
-        for (; j + LANES <= N; j += LANES)
-            for (int k = 0; k < LANES; k++) {
-                float v = key_ok[j + k] ? s[j + k] : -INFINITY;
-                acc[k] = v > acc[k] ? v : acc[k];
-            }
-        for (; j < N; j++) {
-            float v = key_ok[j] ? s[j] : -INFINITY;
-            mx = v > mx ? v : mx;
-        }
-    }
-    for (int k = 0; k < LANES; k++)
-        mx = acc[k] > mx ? acc[k] : mx;
-    if (all_ok)
-        for (j = 0; j < N; j++)
-            s[j] = vexpf(s[j] - mx);
-    else
-        for (j = 0; j < N; j++)
-            s[j] = key_ok[j] ? vexpf(s[j] - mx) : 0.0f;
-    if (has_self)
-        s[self] = 0.0f;
-    float inv = 1.0f / row_sum(s, N);
-    for (j = 0; j < N; j++)
-        s[j] *= inv;
-}
-
-typedef struct {
-    float *wts;
-    const uint8_t *key_ok;
-    const int32_t *self_idx;
-    int n_ok, N;
-} SoftmaxRows;
-
-VEC_CLONES static void softmax_rows_span(void *arg, size_t lo, size_t hi)
-{
-    const SoftmaxRows *a = arg;
-    for (size_t i = lo; i < hi; i++) {
-        float *w = a->wts + i * a->N;
-        if (row_has_key(a->key_ok, a->n_ok, a->self_idx[i], a->N))
-            masked_softmax_row(w, a->key_ok, a->n_ok == a->N, a->self_idx[i], a->N);
-        else
-            memset(w, 0, (size_t)a->N * sizeof *w);
-    }
-}
-
-/* Softmax backward rows in place: ds_ij = w_ij (dw_ij - sum_l w_il dw_il); masked entries have w = 0. */
-typedef struct {
-    const float *wts;
-    float *dwts;
-    int N;
-} SoftmaxBackRows;
-
-VEC_CLONES static void softmax_back_span(void *arg, size_t lo, size_t hi)
-{
-    const SoftmaxBackRows *a = arg;
-    int N = a->N;
-    for (size_t i = lo; i < hi; i++) {
-        const float *w = a->wts + i * N;
-        float *d = a->dwts + i * N, dot = row_dot(w, d, N);
-        for (int j = 0; j < N; j++)
-            d[j] = w[j] * (d[j] - dot);
-    }
-}
-
-/* The row passes around the reconstruction GEMMs, cut into rows across the team. */
-typedef struct {
-    float *R, *dr, *df;
-    const float *f, *dR, *wts, *fn, *dfn, *frstd, *c;
-    const uint8_t *key_ok;
-    const int32_t *self_idx;
-    int n_ok, N, H;
-} LmrRows;
-
-/* R = c r + (1 - c) f in place; a row with no key keeps f. */
-VEC_CLONES static void lmr_blend_span(void *arg, size_t lo, size_t hi)
-{
-    const LmrRows *a = arg;
-    int H = a->H;
-    for (size_t i = lo; i < hi; i++) {
-        float *r = a->R + i * H;
-        const float *fi = a->f + i * H;
-        if (!row_has_key(a->key_ok, a->n_ok, a->self_idx[i], a->N)) {
-            memcpy(r, fi, (size_t)H * sizeof *r);
-            continue;
-        }
-        float ci = a->c[i], cf = 1.0f - ci;
-        for (int h = 0; h < H; h++)
-            r[h] = ci * r[h] + cf * fi[h];
-    }
-}
-
-/* dr = c dR: the gradient reaching the reconstruction r. */
-VEC_CLONES static void lmr_dr_span(void *arg, size_t lo, size_t hi)
-{
-    const LmrRows *a = arg;
-    int H = a->H;
-    for (size_t i = lo; i < hi; i++) {
-        float ci = a->c[i], *d = a->dr + i * H;
-        const float *g = a->dR + i * H;
-        for (int h = 0; h < H; h++)
-            d[h] = ci * g[h];
-    }
-}
-
-/* df: LN0 backward of dfn plus the direct (1 - c) term; a row whose keys were all masked has
- * R = f, so df = dR. */
-VEC_CLONES static void lmr_df_span(void *arg, size_t lo, size_t hi)
-{
-    const LmrRows *a = arg;
-    int H = a->H, N = a->N;
-    for (size_t i = lo; i < hi; i++) {
-        const float *w = a->wts + i * N, *g = a->dfn + i * H, *n = a->fn + i * H;
-        const float *dy = a->dR + i * H;
-        float *dx = a->df + i * H;
-        int any = 0;
-        for (int j = 0; j < N && !any; j++)
-            any = w[j] != 0.0f;
-        if (!any) {
-            memcpy(dx, dy, (size_t)H * sizeof *dx);
-            continue;
-        }
-        float m1 = row_sum(g, H) / H, m2 = row_dot(g, n, H) / H;
-        float rs = a->frstd[i], cf = 1.0f - a->c[i];
-        for (int h = 0; h < H; h++)
-            dx[h] = cf * dy[h] + (g[h] - m1 - n[h] * m2) * rs;
-    }
-}
-
-void lmr_forward(BackendCtx *ctx, float *R, float *wts, const float *f, const float *fn,
-                 const float *keys, const float *keys_n, const uint8_t *key_ok,
-                 const int32_t *self_idx, const float *c, int B, int N, int H)
-{
-    GPU_FORWARD(ctx, cuda_lmr_forward(ctx->gpu, R, wts, f, fn, keys, keys_n, key_ok, self_idx, c, B, N, H));
-    if (N == 0) { // no key at all: every row keeps its own features
-        memcpy(R, f, (size_t)B * H * sizeof *R);
-        return;
-    }
-    // similarities (B,N) = fn (B,H) @ keys_n^T / H: correlations in [-1, 1]
-    gemm(ctx, CblasNoTrans, CblasTrans, B, N, H, 1.0f / H, fn, H, keys_n, H, wts, N);
-    SoftmaxRows sr = {wts, key_ok, self_idx, count_ok(key_ok, N), N};
-    split_run(ctx, (size_t)B, (size_t)B * N, 1, softmax_rows_span, &sr);
-    // r (B,H) = wts (B,N) @ keys (N,H), then R = c r + (1 - c) f in place
-    gemm(ctx, CblasNoTrans, CblasNoTrans, B, H, N, 1.0f, wts, N, keys, H, R, H);
-    LmrRows a = {.R = R, .f = f, .c = c, .key_ok = key_ok, .self_idx = self_idx, .n_ok = sr.n_ok, .N = N, .H = H};
-    split_run(ctx, (size_t)B, (size_t)B * H, 1, lmr_blend_span, &a);
-}
-
-void lmr_backward(BackendCtx *ctx, float *df, const float *dR, const float *wts, const float *fn,
-                  const float *frstd, const float *keys, const float *keys_n, const float *c,
-                  float *dwts, float *dr, float *dfn, int B, int N, int H)
-{
-    GPU_FORWARD(ctx, cuda_lmr_backward(ctx->gpu, df, dR, wts, fn, frstd, keys, keys_n, c, dwts, dr, dfn, B, N, H));
-    if (N == 0) {
-        memcpy(df, dR, (size_t)B * H * sizeof *df);
-        return;
-    }
-    LmrRows a = {.dr = dr, .df = df, .dR = dR, .wts = wts, .fn = fn, .dfn = dfn, .frstd = frstd, .c = c,
-                 .N = N, .H = H};
-    split_run(ctx, (size_t)B, (size_t)B * H, 1, lmr_dr_span, &a);
-    // dwts (B,N) = dr (B,H) @ keys^T
-    gemm(ctx, CblasNoTrans, CblasTrans, B, N, H, 1.0f, dr, H, keys, H, dwts, N);
-    SoftmaxBackRows sb = {wts, dwts, N};
-    split_run(ctx, (size_t)B, (size_t)B * N, 1, softmax_back_span, &sb);
-    // dfn (B,H) = ds (B,N) @ keys_n (N,H) / H
-    gemm(ctx, CblasNoTrans, CblasNoTrans, B, H, N, 1.0f / H, dwts, N, keys_n, H, dfn, H);
-    split_run(ctx, (size_t)B, (size_t)B * H, 1, lmr_df_span, &a);
-}
-
-// --- mixing ----------------------------------------------------------------------------------
-
-void mix_forward(BackendCtx *ctx, float *X, const float *R, const int32_t *partner, const float *a,
-                 int n_mix, int B, int H)
-{
-    GPU_FORWARD(ctx, cuda_mix_forward(ctx->gpu, X, R, partner, a, n_mix, B, H));
-    for (int i = 0; i < B; i++) {
-        float *x = X + (size_t)i * H;
-        const float *r = R + (size_t)i * H;
-        if (i >= n_mix) {
-            memcpy(x, r, (size_t)H * sizeof *x);
-            continue;
-        }
-        const float *rb = R + (size_t)partner[i] * H;
-        float ai = a[i], am = 1.0f - ai;
-        for (int h = 0; h < H; h++)
-            x[h] = am * r[h] + ai * rb[h];
-    }
-}
-
-void mix_backward(BackendCtx *ctx, float *dR, const float *dX, const int32_t *partner, const float *a,
-                  int n_mix, int B, int H)
-{
-    GPU_FORWARD(ctx, cuda_mix_backward(ctx->gpu, dR, dX, partner, a, n_mix, B, H));
-    for (int i = 0; i < B; i++) {
-        float s = i < n_mix ? 1.0f - a[i] : 1.0f;
-        float *d = dR + (size_t)i * H;
-        const float *x = dX + (size_t)i * H;
-        for (int h = 0; h < H; h++)
-            d[h] = s * x[h];
-    }
-    for (int i = 0; i < n_mix; i++) {
-        float *d = dR + (size_t)partner[i] * H, ai = a[i];
-        const float *x = dX + (size_t)i * H;
-        for (int h = 0; h < H; h++)
-            d[h] += ai * x[h];
     }
 }
 
@@ -1082,79 +712,5 @@ void adamw_update(BackendCtx *ctx, float *params, const float *grads, float *m, 
     AdamSpan all = {params, m, v, grads, n, beta1, beta2, eps, lr / bc1, 1.0f / sqrtf(bc2), 1.0f - lr * weight_decay,
                     grad_scale};
     // memory-bound and elementwise: each half on its own core (same values either way)
-    split_run(ctx, n, n, 16, adamw_span, &all);
-}
-
-// --- naive references ------------------------------------------------------------------------
-
-void linear_forward_naive(float *out, const float *inp, const float *weight, const float *bias, int B,
-                          int C, int OC, Activation act)
-{
-    for (int b = 0; b < B; b++)
-        for (int o = 0; o < OC; o++) {
-            double s = bias[o];
-            for (int i = 0; i < C; i++)
-                s += (double)inp[(size_t)b * C + i] * weight[(size_t)i * OC + o];
-            out[(size_t)b * OC + o] = act == ACT_TANH ? (float)tanh(s) : (float)s;
-        }
-}
-
-void linear_backward_naive(float *dinp, float *dweight, float *dbias, float *dout, const float *inp,
-                           const float *weight, const float *out, int B, int C, int OC, Activation act)
-{
-    if (act == ACT_TANH)
-        for (size_t k = 0; k < (size_t)B * OC; k++)
-            dout[k] *= 1.0f - out[k] * out[k];
-    for (int o = 0; o < OC; o++) {
-        double s = 0.0;
-        for (int b = 0; b < B; b++)
-            s += dout[(size_t)b * OC + o];
-        dbias[o] = (float)s;
-        for (int i = 0; i < C; i++) {
-            double w = 0.0;
-            for (int b = 0; b < B; b++)
-                w += (double)dout[(size_t)b * OC + o] * inp[(size_t)b * C + i];
-            dweight[(size_t)i * OC + o] = (float)w;
-        }
-    }
-    if (dinp)
-        for (int b = 0; b < B; b++)
-            for (int i = 0; i < C; i++) {
-                double s = 0.0;
-                for (int o = 0; o < OC; o++)
-                    s += (double)dout[(size_t)b * OC + o] * weight[(size_t)i * OC + o];
-                dinp[(size_t)b * C + i] = (float)s;
-            }
-}
-
-void lmr_forward_naive(float *R, float *wts, const float *f, const float *fn, const float *keys,
-                       const float *keys_n, const uint8_t *key_ok, const int32_t *self_idx,
-                       const float *c, int B, int N, int H)
-{
-    for (int i = 0; i < B; i++) {
-        double mx = -INFINITY, sum = 0.0;
-        double *s = malloc((size_t)N * sizeof *s);
-        for (int j = 0; j < N; j++) {
-            double d = 0.0;
-            for (int h = 0; h < H; h++)
-                d += (double)fn[(size_t)i * H + h] * keys_n[(size_t)j * H + h];
-            s[j] = (key_ok[j] && j != self_idx[i]) ? d / H : -INFINITY;
-            if (s[j] > mx)
-                mx = s[j];
-        }
-        for (int j = 0; j < N; j++) {
-            s[j] = s[j] == -INFINITY ? 0.0 : exp(s[j] - mx);
-            sum += s[j];
-        }
-        for (int h = 0; h < H; h++) {
-            double r = 0.0;
-            for (int j = 0; j < N; j++)
-                r += sum > 0 ? s[j] / sum * keys[(size_t)j * H + h] : 0.0;
-            double fi = f[(size_t)i * H + h];
-            R[(size_t)i * H + h] = sum > 0 ? (float)(c[i] * r + (1.0 - c[i]) * fi) : (float)fi;
-        }
-        for (int j = 0; j < N; j++)
-            wts[(size_t)i * N + j] = sum > 0 ? (float)(s[j] / sum) : 0.0f;
-        free(s);
-    }
+    cpu_split_run(ctx, n, n, 16, adamw_span, &all);
 }
