@@ -535,14 +535,14 @@ VEC_CLONES static void ln_lin_rows_span(void *arg, size_t lo, size_t hi)
 {
     const LnLinBack *a = arg;
     int H = a->H;
+    const float *db = a->db;
+    // dbeta = W db over the block's rows, dgamma row by row, both before G becomes dW
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)(hi - lo), H, 1.0f, a->W + lo * H, H, db, 1, 0.0f, a->dbeta + lo, 1);
     for (size_t d = lo; d < hi; d++) {
-        float *g = a->G + d * H;
-        const float *w = a->W + d * H;
-        a->dgamma[d] = row_dot(w, g, H);
-        a->dbeta[d] = row_dot(w, a->db, H);
-        float ga = a->gamma[d], be = a->beta[d];
+        float *g = a->G + d * H, ga = a->gamma[d], be = a->beta[d];
+        a->dgamma[d] = cblas_sdot(H, a->W + d * H, 1, g, 1);
         for (int h = 0; h < H; h++)
-            g[h] = ga * g[h] + be * a->db[h];
+            g[h] = ga * g[h] + be * db[h];
     }
 }
 
