@@ -574,7 +574,7 @@ int ln_linear_backward(BackendCtx *ctx, float *dweight, float *dbias, float *dga
 
 /* Softmax of one row into p; returns log-sum-exp of z. Max, exp and sum are separate passes
  * (the sum in LANES partial sums) so each vectorises. */
-static inline float row_softmax(float *p, const float *z, int C)
+VEC_INLINE float row_softmax(float *p, const float *z, int C)
 {
     float acc[LANES], mx = z[0];
     for (int k = 0; k < LANES; k++)

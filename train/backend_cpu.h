@@ -55,6 +55,10 @@ struct BackendCtx {
 #define VEC_CLONES
 #endif
 
+/* Helpers of the passes: always inlined, so each is built for the vector width of the pass
+ * that calls it (a call out of a clone would run the baseline SSE build). */
+#define VEC_INLINE static inline __attribute__((always_inline))
+
 /* Below this many elements of work a hand-over costs more than it saves. */
 #define SPLIT_MIN ((size_t)1 << 13)
 /* ... and below this many multiply-adds for a GEMM. */
@@ -73,7 +77,7 @@ void cpu_gemm(BackendCtx *ctx, CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, in
  * layer norm 2.5x slower) without -ffast-math, and the fixed order keeps every run
  * bit-identical. */
 #define LANES 16
-static inline float lanes_total(const float *acc, float tail)
+VEC_INLINE float lanes_total(const float *acc, float tail)
 {
     float h[8];
     for (int k = 0; k < 8; k++)
@@ -81,7 +85,7 @@ static inline float lanes_total(const float *acc, float tail)
     return ((h[0] + h[4]) + (h[1] + h[5])) + ((h[2] + h[6]) + (h[3] + h[7])) + tail;
 }
 
-static inline float row_sum(const float *x, int n)
+VEC_INLINE float row_sum(const float *x, int n)
 {
     float acc[LANES] = {0}, tail = 0.0f;
     int i = 0;
@@ -93,7 +97,7 @@ static inline float row_sum(const float *x, int n)
     return lanes_total(acc, tail);
 }
 
-static inline float row_sqdev(const float *x, float mu, int n)
+VEC_INLINE float row_sqdev(const float *x, float mu, int n)
 {
     float acc[LANES] = {0}, tail = 0.0f;
     int i = 0;
@@ -105,7 +109,7 @@ static inline float row_sqdev(const float *x, float mu, int n)
     return lanes_total(acc, tail);
 }
 
-static inline float row_dot(const float *a, const float *b, int n)
+VEC_INLINE float row_dot(const float *a, const float *b, int n)
 {
     float acc[LANES] = {0}, tail = 0.0f;
     int i = 0;
@@ -120,7 +124,7 @@ static inline float row_dot(const float *a, const float *b, int n)
 /* exp and tanh written so the compiler can vectorise them (glibc's are scalar calls): Cody-Waite
  * range reduction and Cephes' polynomial, within 2 ulp of expf over the float range. Rounding uses
  * the 1.5 * 2^23 trick, which needs no SSE4.1 and no -ffast-math. */
-static inline float vexpf(float x)
+VEC_INLINE float vexpf(float x)
 {
     x = x < -87.0f ? -87.0f : x > 88.0f ? 88.0f : x;
     float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
@@ -139,7 +143,7 @@ static inline float vexpf(float x)
     return p * scale;
 }
 
-static inline float vtanhf(float x)
+VEC_INLINE float vtanhf(float x)
 {
     float ax = x < 0 ? -x : x, x2 = x * x;
     // small |x|: the odd series, where 1 - e^{-2|x|} would cancel

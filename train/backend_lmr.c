@@ -25,7 +25,7 @@ static int row_has_key(const uint8_t *key_ok, int n_ok, int self, int N)
  * key is masked (a gathered bank), and the loops need not read key_ok; the max does not depend
  * on the order it is taken in and a masked key adds an exact 0 to the sum, so both give the same
  * bytes. */
-static inline void masked_softmax_row(float *s, const uint8_t *key_ok, int all_ok, int self, int N)
+VEC_INLINE void masked_softmax_row(float *s, const uint8_t *key_ok, int all_ok, int self, int N)
 {
     int has_self = self >= 0 && self < N;
     if (has_self)
