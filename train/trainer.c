@@ -70,7 +70,6 @@ typedef struct {
     Acts A;
     Host hs;
     LmrKeys keys; /* cpu, stage lmr: the bank's usable keys in one block, updated per push */
-    int have_keys;
     void *allocs[40];
     int n_allocs;
     int B, D, F, C, lmr_on, multi;
@@ -121,7 +120,6 @@ static int buffers_init(Trainer *t, int N)
     if (t->lmr_on && backend_kind(t->ctx) == BACKEND_CPU) {
         if (lmr_keys_init(&t->keys, t->bank.K, t->bank.B, F) < 0)
             return LMR_ENOMEM;
-        t->have_keys = 1;
     }
     // host draws and targets cover the global batch: every rank draws them alike
     B = Bg;
@@ -274,7 +272,7 @@ static int train_step(Trainer *t, const Batch *b, double lr, long gstep, double 
         N = lmr_bank_keys(&t->bank);
         backend_upload(ctx, A->c, hs->c + row0, (size_t)B * sizeof(float));
         backend_upload(ctx, A->self_idx, hs->self_idx + row0, (size_t)B * sizeof(int32_t));
-        if (t->have_keys) { // cpu: A->self_idx is host memory
+        if (t->keys.keys) { // cpu: A->self_idx is host memory
             lmr_keys_push(&t->keys, &t->bank, slot);
             lmr_keys_map(&t->keys, A->self_idx, B);
             N = lmr_keys_count(&t->keys);
@@ -573,7 +571,7 @@ static int try_resume(Trainer *t, char *err)
         return LMR_DONE;
     if ((rc = checkpoint_load_resume(o->out, &t->model, &t->bank, err)) < 0)
         return rc;
-    if (t->have_keys)
+    if (t->keys.keys)
         lmr_keys_rebuild(&t->keys, &t->bank);
     t->info.epoch = in.epoch;
     t->info.step_in_epoch = in.step_in_epoch;
