@@ -481,14 +481,13 @@ static int build_units(Run *r, size_t **store)
         // As many parts as cap clips each would give, then the smallest cost bound that
         // still cuts the video into that many (bisection; the greedy cut is exact for a bound).
         int parts = (n + cap - 1) / cap;
-        double lo = 0, hi = 0;
-        for (int c = 0, open = 0; c < n; c++) {
+        double end = k[i].start;
+        int open = 0;
+        for (int c = 0; c < n; c++) {
             open += k[i + c].stop < 0;
-            if (k[i + c].stop > hi)
-                hi = k[i + c].stop;
-            if (c == n - 1)
-                hi = group_cost(k[i].start, hi, open);
+            end = k[i + c].stop > end ? k[i + c].stop : end;
         }
+        double lo = 0, hi = group_cost(k[i].start, end, open); // the whole video: one group
         for (int it = 0; it < 40 && parts > 1; it++) {
             double mid = 0.5 * (lo + hi);
             if (cut_groups(k + i, n, UNIT_CLIPS, mid, NULL) <= parts)
