@@ -35,13 +35,14 @@ static const char usage[] =
     "           --fps F (frame rate of JPEG frame folders; epic: 50/60 from the video id; else 30)\n"
     "run:       --shard K/N  --threads N (cores)  --decode-threads N  --failures F.tsv  --strict\n"
     "           --quiet  --no-skip-nonref  --max-frames N (decode limit per clip beyond its span)\n"
+    "           --zstd-level N (1; 0 = raw payloads)\n"
     "           --help  --version\n";
 
 typedef struct {
     const char *dataset, *annotations, *labels, *videos, *out, *failures, *backbone, *weights,
         *device, *sampling, *mode, *target, *dtype;
     int frames, size, views, crops, threads, decode_threads, list, strict, quiet, frames_dir,
-        shard_k, shard_n, skip_nonref;
+        shard_k, shard_n, skip_nonref, zstd_level;
     double rate, fps;
     long long seed, max_frames;
 } Args;
@@ -70,7 +71,7 @@ static int parse_int(const char *s, int lo, int hi, int *out)
 
 static int parse_args(int argc, char **argv, Args *a)
 {
-    enum { O_LIST = 256, O_VERSION, O_FRAMES_DIR, O_NOSKIP, O_DEC_THREADS, O_MAXF, O_TARGET, O_FPS, O_DEVICE, O_DTYPE };
+    enum { O_LIST = 256, O_VERSION, O_FRAMES_DIR, O_NOSKIP, O_DEC_THREADS, O_MAXF, O_TARGET, O_FPS, O_DEVICE, O_DTYPE, O_ZSTD };
     static const struct option opts[] = {
         {"dataset", 1, 0, 'd'},      {"annotations", 1, 0, 'a'}, {"labels", 1, 0, 'l'},
         {"videos", 1, 0, 'v'},       {"out", 1, 0, 'o'},         {"frames", 1, 0, 'T'},
@@ -82,10 +83,11 @@ static int parse_args(int argc, char **argv, Args *a)
         {"list", 0, 0, O_LIST},      {"version", 0, 0, O_VERSION}, {"frames-dir", 0, 0, O_FRAMES_DIR},
         {"no-skip-nonref", 0, 0, O_NOSKIP}, {"decode-threads", 1, 0, O_DEC_THREADS},
         {"max-frames", 1, 0, O_MAXF}, {"target", 1, 0, O_TARGET}, {"fps", 1, 0, O_FPS},
-        {"device", 1, 0, O_DEVICE},  {"dtype", 1, 0, O_DTYPE},  {0, 0, 0, 0}};
+        {"device", 1, 0, O_DEVICE},  {"dtype", 1, 0, O_DTYPE},  {"zstd-level", 1, 0, O_ZSTD},
+        {0, 0, 0, 0}};
     memset(a, 0, sizeof *a);
     a->frames = 16, a->size = 224, a->views = 1, a->crops = 1, a->rate = 4, a->skip_nonref = 1;
-    a->backbone = "none", a->mode = "test", a->target = "verb", a->shard_n = 1;
+    a->backbone = "none", a->mode = "test", a->target = "verb", a->shard_n = 1, a->zstd_level = 1;
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     a->threads = n > 0 ? (int)n : 1;
     int c;
@@ -122,6 +124,7 @@ static int parse_args(int argc, char **argv, Args *a)
         case 'V': if (parse_int(optarg, 1, 256, &a->views)) return usage_error("--views: want 1..256, got '%s'", optarg); break;
         case 'C': if (parse_int(optarg, 1, 3, &a->crops) || a->crops == 2) return usage_error("--crops: want 1 or 3, got '%s'", optarg); break;
         case 'j': if (parse_int(optarg, 1, 256, &a->threads)) return usage_error("--threads: want 1..256, got '%s'", optarg); break;
+        case O_ZSTD: if (parse_int(optarg, 0, 19, &a->zstd_level)) return usage_error("--zstd-level: want 0..19, got '%s'", optarg); break;
         case O_DEC_THREADS: if (parse_int(optarg, 1, 64, &a->decode_threads)) return usage_error("--decode-threads: want 1..64, got '%s'", optarg); break;
         case 'r':
             a->rate = strtod(optarg, &end);
@@ -484,6 +487,7 @@ int main(int argc, char **argv)
                                          : (int)(ncpu > a.threads ? ncpu / a.threads : 1);
     eo.decode.skip_nonref = a.skip_nonref;
     eo.decode.max_frames = a.max_frames;
+    eo.zstd_level = a.zstd_level;
     eo.decode.folder_fps = a.fps > 0 ? a.fps : 30;
     eo.epic_fps = epic && a.fps <= 0;
     eo.videos = a.videos;

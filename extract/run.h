@@ -22,6 +22,7 @@ typedef struct {
     int threads;          /* worker threads (each: decoder + scaler + backbone) */
     int size;             /* crop side */
     int feature_dtype;    /* LMR_DT_F32 (default) or LMR_DT_F16: how features are stored */
+    int zstd_level;       /* records' payload: zstd level, 0 = raw (default 1) */
 } ExtractOpts;
 
 /* A finished clip: rec (encoded record, borrowed for the call) or reason (failure). Return

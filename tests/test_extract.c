@@ -344,6 +344,18 @@ int main(void)
     snprintf(q, sizeof q, "%s/std.rec", dir);
     CHECK(same_file(p, q));
 
+    TEST(71, "--zstd-level 0 stores raw payloads: the same frames as the default's zstd, a larger file");
+    CHECK(extract("m.csv", "raw.rec", "--frames 4 --zstd-level 0") == 0);
+    snprintf(p, sizeof p, "%s/seg.rec", dir);
+    snprintf(q, sizeof q, "%s/raw.rec", dir);
+    n0 = read_recs(p, r, 64), n1 = read_recs(q, r2, 64);
+    CHECK(n0 == 10 && n1 == n0);
+    for (int i = 0; i < n0 && i < n1; i++)
+        CHECK(strcmp(r[i].id, r2[i].id) == 0 && memcmp(r[i].frames, r2[i].frames, sizeof r[i].frames) == 0);
+    struct stat sz, sr;
+    CHECK(stat(p, &sz) == 0 && stat(q, &sr) == 0 && sr.st_size > sz.st_size);
+    CHECK(extract("m.csv", "bad.rec", "--frames 4 --zstd-level 20") != 0);
+
     TEST(8, "--strict stops at a bad clip; usage errors; --help, --version");
     CHECK(extract("m.csv", "strict.rec", "--frames 4 --strict") == 1);
     snprintf(q, sizeof q, "%s/err.txt", dir);
