@@ -387,6 +387,21 @@ static enum AVPixelFormat unjpeg(enum AVPixelFormat f, int *full)
 }
 
 /* Scale f to sw x sh RGB, then rotate upright into dst (out_w x out_h x 3, tight rows). */
+/* One row of planar R, G, B interleaved into packed RGB. Built for AVX-512, AVX2 and the
+ * baseline, picked at load time: the baseline build of this loop moves a byte at a time. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+__attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
+#endif
+static void interleave_row(uint8_t *restrict o, const uint8_t *restrict r, const uint8_t *restrict g,
+                           const uint8_t *restrict b, int n)
+{
+    for (int x = 0; x < n; x++) {
+        o[3 * x] = r[x];
+        o[3 * x + 1] = g[x];
+        o[3 * x + 2] = b[x];
+    }
+}
+
 static int scale_frame(Decoder *d, const AVFrame *f, uint8_t *dst)
 {
     int full = f->color_range == AVCOL_RANGE_JPEG;
@@ -417,12 +432,7 @@ static int scale_frame(Decoder *d, const AVFrame *f, uint8_t *dst)
     for (int y = 0; y < oh; y++) {
         uint8_t *o = dst + (size_t)y * ow * 3;
         if (rot == 0) {
-            const uint8_t *r = pr + (size_t)y * ls, *g = pg + (size_t)y * ls, *b = pb + (size_t)y * ls;
-            for (int x = 0; x < ow; x++, o += 3) {
-                o[0] = r[x];
-                o[1] = g[x];
-                o[2] = b[x];
-            }
+            interleave_row(o, pr + (size_t)y * ls, pg + (size_t)y * ls, pb + (size_t)y * ls, ow);
             continue;
         }
         for (int x = 0; x < ow; x++, o += 3) {
