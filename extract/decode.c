@@ -18,6 +18,7 @@
 #define DEFAULT_EXTRA_FRAMES 6000 /* decode budget beyond the span of a fetch (a long GOP) */
 #define MAX_DECODE_ERRORS 64      /* corrupt packets tolerated per fetch */
 #define MAX_SEEK_TRIES 6
+#define RECENT_PTS 16             /* packet pts remembered: more than any reorder window */
 
 struct Decoder {
     AVFormatContext *fmt;
@@ -30,7 +31,10 @@ struct Decoder {
     AVFrame *prev, *last;   /* prev: latest frame at or before the target; last: lookahead */
     int have_prev, have_last, eof, flushing, positioned;
     int64_t max_pkt_pts;    /* largest packet pts sent since the last seek */
-    int64_t lim_now;        /* pts limit of the target being resolved */
+    int64_t recent_pts[RECENT_PTS]; /* pts of the latest packets sent since the last seek (a ring) */
+    int n_recent;
+    const int64_t *tgt;     /* the fetch's targets (borrowed during decoder_fetch), the current one */
+    int tgt_n, tgt_i;
     int64_t start_pts, frame_dur;
     int64_t end_frames;     /* frames in the video, once its end was decoded; else -1 */
     AVRational fps_q, tb;
@@ -235,6 +239,38 @@ int64_t decoder_end_frames(const Decoder *d) { return d->end_frames; }
 
 // --- decoding ---------------------------------------------------------------------------------
 
+static int64_t lim_of(const Decoder *d, int64_t idx);
+
+/* Can a non-reference frame at pts be dropped? Take the first target of the fetch still to be
+ * answered whose limit is at or after pts: if a later frame at or before that limit was already
+ * sent, that frame (or a later one) answers this target and every target after it, so nobody is
+ * shown this one. Two cases it covers: frames between targets (in decode order I0 P4 B2 b1 b3,
+ * a target at 1.5 drops b1 once B2 was sent, though P4 lies past the target), and the frame
+ * just after a target, which would only have been decoded to see that the target's frame is
+ * the last one before its limit. A frame past the fetch's last target is kept: a later fetch
+ * may want it. */
+static int superseded(const Decoder *d, int64_t pts)
+{
+    if (!d->opts.skip_nonref || d->count_mode || pts == AV_NOPTS_VALUE || d->tgt_i >= d->tgt_n)
+        return 0;
+    int lo = d->tgt_i, hi = d->tgt_n; // first target with lim >= pts (lims grow with the index)
+    while (lo < hi) {
+        int mid = lo + (hi - lo) / 2;
+        if (lim_of(d, d->tgt[mid]) >= pts)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    if (lo == d->tgt_n)
+        return 0;
+    int64_t lim = lim_of(d, d->tgt[lo]);
+    int n = d->n_recent < RECENT_PTS ? d->n_recent : RECENT_PTS;
+    for (int i = 0; i < n; i++)
+        if (d->recent_pts[i] > pts && d->recent_pts[i] <= lim)
+            return 1;
+    return 0;
+}
+
 /* Next frame in presentation order into f. @return 0, LMR_DONE (end of stream), or an error. */
 static int decode_next(Decoder *d, AVFrame *f)
 {
@@ -272,16 +308,15 @@ static int decode_next(Decoder *d, AVFrame *f)
             av_packet_unref(d->pkt);
             return LMR_FAIL(d, LMR_ETIMEOUT, "%s: decode limit reached (packets)", d->path);
         }
-        // A non-reference frame can be dropped when a later frame that is still at or before
-        // the current target was already sent: that later frame, not this one, is the answer.
         int64_t pts = d->pkt->pts;
         if (d->count_mode && d->anchor == AV_NOPTS_VALUE)
             d->anchor = d->pkt->dts != AV_NOPTS_VALUE ? d->pkt->dts : d->start_pts;
-        int skip = d->opts.skip_nonref && !d->count_mode && pts != AV_NOPTS_VALUE && d->max_pkt_pts != INT64_MIN &&
-                   pts < d->max_pkt_pts && d->max_pkt_pts <= d->lim_now;
-        d->ctx->skip_frame = skip ? AVDISCARD_NONREF : AVDISCARD_DEFAULT;
-        if (pts != AV_NOPTS_VALUE && pts > d->max_pkt_pts)
-            d->max_pkt_pts = pts;
+        d->ctx->skip_frame = superseded(d, pts) ? AVDISCARD_NONREF : AVDISCARD_DEFAULT;
+        if (pts != AV_NOPTS_VALUE) {
+            if (pts > d->max_pkt_pts)
+                d->max_pkt_pts = pts;
+            d->recent_pts[d->n_recent++ % RECENT_PTS] = pts;
+        }
         ret = avcodec_send_packet(d->ctx, d->pkt);
         av_packet_unref(d->pkt);
         if (ret < 0 && ret != AVERROR(EAGAIN) && ++d->n_errors > MAX_DECODE_ERRORS)
@@ -295,6 +330,7 @@ static void reset_window(Decoder *d)
     av_frame_unref(d->last);
     d->have_prev = d->have_last = d->eof = d->flushing = 0;
     d->max_pkt_pts = INT64_MIN;
+    d->n_recent = 0;
     d->anchor = AV_NOPTS_VALUE;
     d->n_out = 0;
 }
@@ -468,7 +504,9 @@ int decoder_fetch(Decoder *d, int64_t clip_first, const int64_t *idx, int n, uin
     d->budget_packets = 4 * (span + extra);
     d->n_errors = 0;
     int64_t t0 = pts_of(d, idx[0]), lim0 = lim_of(d, idx[0]);
-    d->lim_now = lim0;
+    d->tgt = idx;
+    d->tgt_n = n;
+    d->tgt_i = 0;
 
     int behind = (d->have_prev && d->prev->best_effort_timestamp > lim0) ||
                  (!d->have_prev && d->have_last && d->last->best_effort_timestamp > lim0);
@@ -490,7 +528,7 @@ int decoder_fetch(Decoder *d, int64_t clip_first, const int64_t *idx, int n, uin
     int64_t prev_ans = AV_NOPTS_VALUE;
     for (int i = 0; i < n; i++) {
         int64_t lim = lim_of(d, idx[i]);
-        d->lim_now = lim;
+        d->tgt_i = i;
         // A gap in the targets that holds a keyframe (clips of a long video far apart): jump
         // to that keyframe instead of decoding the reference frames in between.
         if (i > 0 && !d->count_mode && !d->eof && seek_pays(d, pts_of(d, idx[i])))
@@ -532,5 +570,6 @@ int decoder_fetch(Decoder *d, int64_t clip_first, const int64_t *idx, int n, uin
             LMR_TRY(scale_frame(d, ans, out + i * img));
         prev_ans = pts;
     }
+    d->tgt_n = 0;
     return 0;
 }

@@ -2,7 +2,8 @@
  * every frame straight through, then random access in shuffled order (backward and forward
  * seeks) must give the same frames; VFR follows pts; rotation matches ffmpeg's autorotate; odd
  * sizes; clamping at the end, a clip past the end, the decode limit; identical bytes with and
- * without dropping non-reference frames and for any number of decoder threads. */
+ * without dropping non-reference frames and for any number of decoder threads; frames after a
+ * target are not decoded just to close it, and fetches that follow still get theirs. */
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -317,6 +318,73 @@ int main(void)
         snprintf(path, sizeof path, "%s/audio.m4a", dir);
         CHECK_RC(decoder_open(&d, path, &o, err), LMR_ENOSTREAM);
         decoder_close(&d);
+    }
+
+    TEST(11, "frames after a target are not decoded to close it, and later fetches still get theirs");
+    {
+        // Fetches that continue one another (no seek between them): each target's own frame,
+        // whether the frames right after it were dropped or not, same bytes as with no dropping.
+        static const int64_t seq[][8] = {{10, 11, 12, 40, -1}, {41, 42, 43, -1}, {45, 50, 55, 60, 61, 62, 63, -1},
+                                         {64, -1}, {66, 66, 70, 90, 91, -1}, {93, 95, 97, 99, 150, 151, 180, -1},
+                                         {181, 182, 200, 299, -1}, {5, 6, 7, -1}, {9, 13, 17, -1}};
+        const int ns = sizeof seq / sizeof *seq;
+        for (int v = 0; v < 2; v++) {
+            const char *name = v == 0 ? "h264.mp4" : "opengop.mkv";
+            Decoder *dd[2] = {open_video(name, 32, 1, 1), open_video(name, 32, 1, 0)};
+            if (!dd[0] || !dd[1]) {
+                decoder_close(&dd[0]);
+                decoder_close(&dd[1]);
+                continue;
+            }
+            size_t isz = (size_t)decoder_info(dd[0])->out_w * decoder_info(dd[0])->out_h * 3;
+            uint8_t *img[2] = {malloc(isz * 8), malloc(isz * 8)};
+            int bad = 0, limit = v == 0 ? 300 : 150;
+            for (int k = 0; k < ns; k++) {
+                int n = 0; // the targets inside this video
+                while (seq[k][n] >= 0 && seq[k][n] < limit)
+                    n++;
+                if (n == 0)
+                    continue;
+                for (int c = 0; c < 2; c++)
+                    CHECK_RC(decoder_fetch(dd[c], seq[k][0], seq[k], n, img[c]), 0);
+                for (int i = 0; i < n; i++) {
+                    const DecoderInfo *in = decoder_info(dd[0]);
+                    int id = vid_index(img[0] + isz * i, in->out_w, in->out_h);
+                    if (id != seq[k][i] && bad++ < 5)
+                        fprintf(stderr, "%s: fetch %d: index %lld shows frame %d\n", name, k, (long long)seq[k][i], id);
+                }
+                if (memcmp(img[0], img[1], isz * n) != 0 && bad++ < 5)
+                    fprintf(stderr, "%s: fetch %d: bytes differ with and without dropping\n", name, k);
+            }
+            CHECK(bad == 0);
+            int64_t fd[2] = {decoder_stats(dd[0])->frames_decoded, decoder_stats(dd[1])->frames_decoded};
+            printf("  %s: %lld frames decoded dropping unneeded ones, %lld without\n", name, (long long)fd[0],
+                   (long long)fd[1]);
+            CHECK(fd[0] < fd[1]);
+            free(img[0]);
+            free(img[1]);
+            decoder_close(&dd[0]);
+            decoder_close(&dd[1]);
+        }
+        // Targets every 10th frame, one fetch: the frame after each target is a B-frame nobody
+        // is shown, so it is no longer decoded (the two-frame window closes on the next one).
+        int64_t q[29];
+        for (int i = 0; i < 29; i++)
+            q[i] = 5 + 10 * i;
+        int64_t fd[2] = {0, 0};
+        for (int c = 0; c < 2; c++) {
+            Decoder *x = open_video("h264.mp4", 32, 1, 1 - c);
+            int got[29];
+            if (x) {
+                CHECK_RC(fetch_ids(x, q, 29, got), 0);
+                for (int i = 0; i < 29; i++)
+                    CHECK(got[i] == q[i]);
+                fd[c] = decoder_stats(x)->frames_decoded;
+            }
+            decoder_close(&x);
+        }
+        printf("  every 10th frame: %lld decoded (of %lld without dropping)\n", (long long)fd[0], (long long)fd[1]);
+        CHECK(fd[0] > 0 && fd[0] < fd[1]);
     }
 
     vid_sh("rm -rf %s", dir);
