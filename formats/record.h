@@ -14,7 +14,12 @@
 #define LMR_RECORD_HEADER 58 /* fixed part, before the id */
 #define LMR_MAX_LABELS 64    /* more labels than this are refused (VideoLT has <= 7) */
 
-enum { LMR_KIND_FRAMES = 1, LMR_KIND_FEATURES = 2 };
+enum { LMR_KIND_FRAMES = 1, LMR_KIND_FEATURES = 2, LMR_KIND_META = 3 };
+/* A record stream (.rec, or the `--out - | lmr-pack -` pipe) may open with one metadata record:
+ * kind LMR_KIND_META, dtype u8, ndim 1, dims {n, 1, 1, 1}, id LMR_META_ID, no labels, payload =
+ * n bytes of the shard metadata JSON (shardmeta_to_json), so provenance travels with the data.
+ * It is never stored as a clip. */
+#define LMR_META_ID "__meta__"
 enum { LMR_DT_U8 = 1, LMR_DT_F16 = 2, LMR_DT_F32 = 3 };
 enum { LMR_CODEC_RAW = 0, LMR_CODEC_ZSTD = 1 };
 

@@ -220,9 +220,13 @@ static int set_merge(ShardMeta *m, const ShardMeta *f, const char *path, char *e
     if (m->n_records == 0) {
         int64_t *keep = m->class_counts;
         int nc = m->n_classes;
+        char **names = m->class_names;
+        int nn = m->n_class_names;
         *m = *f;
         m->class_counts = keep;
         m->n_classes = nc;
+        m->class_names = names; /* the set owns its own copy (below) */
+        m->n_class_names = nn;
         m->n_records = 0;
     } else {
         if (f->kind != m->kind || f->dtype != m->dtype || f->ndim != m->ndim || f->dims[0] != m->dims[0] ||
@@ -238,6 +242,8 @@ static int set_merge(ShardMeta *m, const ShardMeta *f, const char *path, char *e
         m->multi_label |= f->multi_label;
     }
     m->n_records += f->n_records;
+    if (f->n_class_names > m->n_class_names)
+        LMR_TRY(shardmeta_set_class_names(m, (const char *const *)f->class_names, f->n_class_names));
     if (f->n_classes > m->n_classes)
         LMR_TRY(shardmeta_grow_classes(m, f->n_classes));
     for (int c = 0; c < f->n_classes && f->class_counts; c++)

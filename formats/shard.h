@@ -24,16 +24,21 @@ typedef struct {
     int64_t *class_counts;     /* [n_classes] clips per class (multi-label: each label counts); owned */
     int multi_label;           /* some record has more than one label */
     char dataset[64], split[32];
+    char mode[16];             /* extract mode: "train", "test", "" when unknown */
     int frames, size;          /* extract settings; 0 when not applicable */
     char backbone[64];         /* "none", "pool", "resnet50", "videolt-npy", ... */
     char weights_checksum[24]; /* hex XXH3-64 of the backbone weights, "" when none */
     char lmr_version[16];
+    char **class_names;        /* [n_class_names] from --labels, or NULL; owned */
+    int n_class_names;
 } ShardMeta;
 
 void shardmeta_init(ShardMeta *m);
 void shardmeta_free(ShardMeta *m);
 /** Deep copy. @return 0 or LMR_ENOMEM. */
 int shardmeta_copy(ShardMeta *dst, const ShardMeta *src);
+/** Replace the class names with a copy of names[0..n). @return 0 or LMR_ENOMEM. */
+int shardmeta_set_class_names(ShardMeta *m, const char *const *names, int n);
 /** Serialise to JSON (owned string, free with free()). */
 char *shardmeta_to_json(const ShardMeta *m);
 /** Parse JSON written by shardmeta_to_json (or a record-stream sidecar, see lmr-pack).

@@ -24,12 +24,43 @@ void shardmeta_free(ShardMeta *m)
     free(m->class_counts);
     m->class_counts = NULL;
     m->n_classes = 0;
+    for (int i = 0; i < m->n_class_names; i++)
+        free(m->class_names[i]);
+    free(m->class_names);
+    m->class_names = NULL;
+    m->n_class_names = 0;
+}
+
+int shardmeta_set_class_names(ShardMeta *m, const char *const *names, int n)
+{
+    char **copy = n > 0 ? calloc((size_t)n, sizeof *copy) : NULL;
+    if (n > 0 && !copy)
+        return LMR_ENOMEM;
+    for (int i = 0; i < n; i++) {
+        if (!(copy[i] = strdup(names[i] ? names[i] : ""))) {
+            while (i--)
+                free(copy[i]);
+            free(copy);
+            return LMR_ENOMEM;
+        }
+    }
+    for (int i = 0; i < m->n_class_names; i++)
+        free(m->class_names[i]);
+    free(m->class_names);
+    m->class_names = copy;
+    m->n_class_names = n;
+    return 0;
 }
 
 int shardmeta_copy(ShardMeta *dst, const ShardMeta *src)
 {
     *dst = *src;
     dst->class_counts = NULL;
+    dst->class_names = NULL;
+    dst->n_class_names = 0;
+    if (src->n_class_names > 0 &&
+        shardmeta_set_class_names(dst, (const char *const *)src->class_names, src->n_class_names))
+        return LMR_ENOMEM;
     if (src->n_classes > 0 && src->class_counts) {
         dst->class_counts = malloc(sizeof(int64_t) * (size_t)src->n_classes);
         if (!dst->class_counts)
@@ -118,6 +149,10 @@ void shardmeta_merge_hint(ShardMeta *dst, const ShardMeta *src)
         snprintf(dst->backbone, sizeof dst->backbone, "%s", src->backbone);
     if (src->weights_checksum[0])
         snprintf(dst->weights_checksum, sizeof dst->weights_checksum, "%s", src->weights_checksum);
+    if (src->mode[0])
+        snprintf(dst->mode, sizeof dst->mode, "%s", src->mode);
+    if (src->n_class_names > 0) /* ENOMEM keeps the old names: they only label output */
+        shardmeta_set_class_names(dst, (const char *const *)src->class_names, src->n_class_names);
     if (src->frames)
         dst->frames = src->frames;
     if (src->size)
@@ -153,11 +188,18 @@ char *shardmeta_to_json(const ShardMeta *m)
     json_object_set_new(o, "multi_label", json_boolean(m->multi_label));
     json_object_set_new(o, "dataset", json_string(m->dataset));
     json_object_set_new(o, "split", json_string(m->split));
+    json_object_set_new(o, "mode", json_string(m->mode));
     json_object_set_new(o, "frames", json_integer(m->frames));
     json_object_set_new(o, "size", json_integer(m->size));
     json_object_set_new(o, "backbone", json_string(m->backbone));
     json_object_set_new(o, "weights_checksum", json_string(m->weights_checksum));
     json_object_set_new(o, "lmr_version", json_string(m->lmr_version));
+    if (m->n_class_names > 0) {
+        json_t *names = json_array();
+        for (int i = 0; names && i < m->n_class_names; i++)
+            json_array_append_new(names, json_string(m->class_names[i]));
+        json_object_set_new(o, "class_names", names);
+    }
     char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(o);
     return s;
@@ -282,10 +324,37 @@ int shardmeta_from_json(ShardMeta *m, const char *json, char *err)
     }
     if ((rc = json_str(o, "dataset", m->dataset, sizeof m->dataset, err)) ||
         (rc = json_str(o, "split", m->split, sizeof m->split, err)) ||
+        (rc = json_str(o, "mode", m->mode, sizeof m->mode, err)) ||
         (rc = json_str(o, "backbone", m->backbone, sizeof m->backbone, err)) ||
         (rc = json_str(o, "weights_checksum", m->weights_checksum, sizeof m->weights_checksum, err)) ||
         (rc = json_str(o, "lmr_version", m->lmr_version, sizeof m->lmr_version, err)))
         goto fail;
+    json_t *names = json_object_get(o, "class_names");
+    if (names && !json_is_null(names)) {
+        size_t n = json_is_array(names) ? json_array_size(names) : 0;
+        if (!json_is_array(names) || n > (1u << 24)) {
+            rc = lmr_fail(err, LMR_EPARSE, "metadata: \"class_names\" is not an array of strings");
+            goto fail;
+        }
+        const char **tmp = n ? malloc(n * sizeof *tmp) : NULL;
+        if (n && !tmp) {
+            rc = LMR_ENOMEM;
+            goto fail;
+        }
+        for (size_t i = 0; i < n; i++) {
+            json_t *e = json_array_get(names, i);
+            if (!json_is_string(e)) {
+                free(tmp);
+                rc = lmr_fail(err, LMR_EPARSE, "metadata: class_names[%zu] is not a string", i);
+                goto fail;
+            }
+            tmp[i] = json_string_value(e);
+        }
+        rc = shardmeta_set_class_names(m, tmp, (int)n);
+        free(tmp);
+        if (rc)
+            goto fail;
+    }
     rc = 0;
 fail:
     json_decref(o);
