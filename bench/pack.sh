@@ -22,8 +22,8 @@ echo "input: $N records, $(du -m "$d/in.rec" | cut -f1) MB (.rec stream, raw f16
 
 cat > "$d/peer.py" <<'PY'
 import pickle, sys
-sys.path.insert(0, sys.argv[1] + "/scripts")
-import lmr_record
+sys.path.insert(0, sys.argv[1] + "/python")
+from lmr import record as lmr_record
 mode, rec, out = sys.argv[2:5]
 n = 0
 if mode == "lmdb":

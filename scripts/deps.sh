@@ -9,7 +9,8 @@ pkgs=(pkg-config cmake make gcc ffmpeg libavformat-dev libavcodec-dev libswscale
       libcairo2-dev python3 python3-numpy)
 if [ "${1:-}" = "--test" ]; then
   pkgs+=(python3-h5py python3-lmdb python3-numpy python3-sklearn openmpi-bin libopenmpi-dev
-         valgrind lmdb-utils python3-torch python3-torchvision python3-zstandard)
+         valgrind lmdb-utils python3-torch python3-torchvision python3-zstandard
+         python3-venv python3-pip python3-setuptools)
 fi
 
 missing=()

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Interop: shards written by lmr-pack read back with plain h5py and python-lmdb (plus the
-independent record reader in scripts/) give the same ids, labels and payloads as the .rec
+record reader of the Python package in python/) give the same ids, labels and payloads as the .rec
 streams a C generator wrote. usage: interop_shards.py GEN_RECORDS   (env: LMR_BIN, LMR_SRC)"""
 import json
 import os
@@ -11,9 +11,20 @@ import tempfile
 import h5py
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.environ["LMR_SRC"], "scripts"))
-import lmr_record  # noqa: E402
-import lmr_shards  # noqa: E402
+sys.path.insert(0, os.path.join(os.environ["LMR_SRC"], "python"))
+from lmr import record as lmr_record  # noqa: E402
+from lmr import shards as lmr_shards  # noqa: E402
+
+
+def read_lmdb(path):
+    """(id, record) for every value of an LMDB shard through plain python-lmdb; the metadata first."""
+    import lmdb
+    env = lmdb.open(path, subdir=False, readonly=True, lock=False)
+    with env.begin() as txn:
+        yield "__meta__", txn.get(b"__meta__")
+        for key, value in txn.cursor():
+            if key != b"__meta__":
+                yield key.decode("utf-8"), lmr_record.parse(value)
 
 GEN = sys.argv[1]
 PACK = os.path.join(os.environ["LMR_BIN"], "lmr-pack")
@@ -39,7 +50,7 @@ def expected_counts(recs):
 
 
 def check_lmdb(path, recs, name):
-    items = dict(lmr_record.read_lmdb(path))
+    items = dict(read_lmdb(path))
     meta = json.loads(items.pop("__meta__"))
     check(set(items) == set(recs), f"{name}: LMDB ids")
     for k, r in items.items():
@@ -105,7 +116,7 @@ def main():
             run(PACK, "-q", *opts, "-o", lm, rec)
             run(PACK, "-q", "--format", "hdf5", "-o", h5, rec)
             if "zstd" in name:  # the .rec itself is compressed: read the expected data from the raw LMDB
-                recs = {k: r for k, r in lmr_record.read_lmdb(lm) if k != "__meta__"}
+                recs = {k: r for k, r in read_lmdb(lm) if k != "__meta__"}
             else:
                 recs = {r["id"]: r for r in lmr_record.read_stream(rec)}
             check(len(recs) == int(gen[0]), f"{name}: generator wrote {len(recs)} records")
