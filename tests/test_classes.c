@@ -122,5 +122,22 @@ int main(void)
         if (n_eval[c] != want_n[c] || correct[c] != want_c[c])
             fprintf(stderr, "  class %d: %lld/%lld, want %lld/%lld\n", c, (long long)correct[c],
                     (long long)n_eval[c], (long long)want_c[c], (long long)want_n[c]);
+
+    TEST(8, "the LMR paper's lists (scripts/class-groups) read, with the release's group sizes");
+    const char *src = getenv("LMR_SRC");
+    CHECK(src != NULL);
+    if (src) {
+        int ge[97], gs[174];
+        snprintf(path, sizeof path, "%s/scripts/class-groups/epic100-verbs.csv", src);
+        CHECK_RC(classes_read_groups(path, 97, ge, err), 0);
+        classes_group_sizes(ge, 97, sizes);
+        CHECK(sizes[H] == 19 && sizes[T] == 60 && sizes[F] == 17 && sizes[M] == 0 && ge[93] == X);
+        CHECK(ge[0] == H && ge[16] == T && ge[71] == F && ge[96] == F);
+        snprintf(path, sizeof path, "%s/scripts/class-groups/ssv2-lt.csv", src);
+        CHECK_RC(classes_read_groups(path, 174, gs, err), 0);
+        classes_group_sizes(gs, 174, sizes);
+        CHECK(sizes[H] == 14 && sizes[T] == 103 && sizes[F] == 56 && sizes[M] == 0 && gs[163] == X);
+        CHECK(gs[109] == H && gs[100] == T && gs[4] == F && gs[137] == F);
+    }
     CHECK_DONE();
 }
