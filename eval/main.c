@@ -1,9 +1,12 @@
 /* lmr-eval: score every clip of a shard set with one or more checkpoints and report top-1/top-5,
  * per-class, head/tail/few and (multi-label) mAP metrics (DESIGN section 7). Clips are read in
  * batches (batch.h: worker threads decode and average the features), then each checkpoint
- * scores the whole batch with one forward. */
+ * scores the whole batch with one forward. Before anything is read, no output may name an
+ * input; a checkpoint trained on another backbone's features is refused (provenance.h); a clip
+ * whose features or scores are not finite stops the run with its id. */
 #include <errno.h>
 #include <getopt.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,8 +16,10 @@
 #include "annotations.h"
 #include "batch.h"
 #include "classes.h"
+#include "fileid.h"
 #include "metrics.h"
 #include "plot.h"
+#include "provenance.h"
 #include "record.h"
 #include "report.h"
 #include "score.h"
@@ -22,6 +27,7 @@
 
 #define MAX_MODELS 4
 #define BATCH 256
+#define PATH_LEN 4096
 
 typedef struct {
     const char *models[MAX_MODELS];
@@ -31,33 +37,40 @@ typedef struct {
     const char *class_groups, *tail_classes, *groups_rule, *json, *per_class, *confusion, *plot, *predictions;
     const char *device;
     double head_share;
-    int threads, quiet;
+    int threads, quiet, allow_other_features;
 } Opts;
 
 static void usage(FILE *f)
 {
     fprintf(f,
         "usage: lmr-eval --model CKPT --data SHARD [SHARD...] [options]\n"
-        "Score every clip of the shards (softmax summed over views) and report top-1/top-5,\n"
+        "Score every clip of the shards (softmax per view, summed over views) and report top-1/top-5,\n"
         "per-class accuracy, head/tail/few-shot group means and, for multi-label data, mAP.\n"
         "  --model CKPT         checkpoint written by lmr-train\n"
         "  --data SHARD...      one or more shard files (LMDB or HDF5) of features records\n"
         "  --compare CKPT       also score this checkpoint, side by side (repeatable, up to %d)\n"
-        "  --class-groups F     CSV class,group (head/tail/few/medium) instead of the share rule\n"
-        "  --tail-classes F     EPIC_100_tail_{verbs,nouns}.csv: listed = tail, others head\n"
+        "groups (few = <= 20 training clips, taken out of head/tail, unless said otherwise):\n"
         "  --head-share X       head = most frequent classes holding <= X of training clips (0.5)\n"
-        "  --groups videolt     VideoLT's rule: tail <= 100, medium 101-500, head > 500\n"
-        "  --json F             metrics as JSON     --per-class F.csv   per-class table\n"
-        "  --confusion F.csv    true,pred,count     --plot F.png        accuracy vs training count\n"
-        "  --predictions F.csv  every clip's top-5 (unlabelled clips included)\n"
-        "  --device cpu|cuda    --threads N (decode threads, 0 = all cores)   --quiet\n"
-        "  --help  --version\n", MAX_MODELS - 1);
+        "  --class-groups F     CSV class,group (head/tail/few/medium), e.g. scripts/class-groups/;\n"
+        "                       a list without a few group gets few = <= 20 training clips\n"
+        "  --tail-classes F     EPIC_100_tail_{verbs,nouns}.csv: listed = tail, others head\n"
+        "  --groups videolt     VideoLT's rule: tail <= 100, medium 101-500, head > 500 (few within tail)\n"
+        "  --groups share       the --head-share rule (the default)\n"
+        "outputs (never an input's path; each written whole, through F.tmp):\n"
+        "  --json F             metrics as JSON (- = stdout; the table then goes to stderr)\n"
+        "  --per-class F.csv    per-class table of --model; F.STEM.csv for each --compare\n"
+        "  --confusion F.csv    true,pred,count of --model; F.STEM.csv for each --compare\n"
+        "  --predictions F.csv  every clip's top-5 under --model (unlabelled clips included)\n"
+        "  --plot F.png|F.pdf|F.svg   per-class accuracy against training count\n"
+        "  --allow-other-features  score a checkpoint trained on another backbone's features\n"
+        "  --device cpu|cuda    --threads N (threads reading records and scoring, 0 = all cores)\n"
+        "  --quiet  --help  --version\n", MAX_MODELS - 1);
 }
 
 static int parse_args(int argc, char **argv, Opts *o)
 {
     enum { O_MODEL = 256, O_DATA, O_TAIL, O_COMPARE, O_GROUPS_FILE, O_SHARE, O_GROUPS, O_JSON, O_PER_CLASS,
-           O_CONFUSION, O_PLOT, O_PRED, O_DEVICE, O_THREADS, O_QUIET, O_HELP, O_VERSION };
+           O_CONFUSION, O_PLOT, O_PRED, O_DEVICE, O_THREADS, O_QUIET, O_ALLOW, O_HELP, O_VERSION };
     static const struct option longs[] = {
         {"model", required_argument, 0, O_MODEL}, {"data", required_argument, 0, O_DATA},
         {"compare", required_argument, 0, O_COMPARE}, {"class-groups", required_argument, 0, O_GROUPS_FILE},
@@ -67,6 +80,7 @@ static int parse_args(int argc, char **argv, Opts *o)
         {"confusion", required_argument, 0, O_CONFUSION}, {"plot", required_argument, 0, O_PLOT},
         {"predictions", required_argument, 0, O_PRED}, {"device", required_argument, 0, O_DEVICE},
         {"threads", required_argument, 0, O_THREADS}, {"quiet", no_argument, 0, O_QUIET},
+        {"allow-other-features", no_argument, 0, O_ALLOW},
         {"help", no_argument, 0, O_HELP}, {"version", no_argument, 0, O_VERSION}, {0, 0, 0, 0}};
     memset(o, 0, sizeof *o);
     o->head_share = LMR_HEAD_SHARE;
@@ -122,6 +136,7 @@ static int parse_args(int argc, char **argv, Opts *o)
             }
             break;
         case O_QUIET: o->quiet = 1; break;
+        case O_ALLOW: o->allow_other_features = 1; break;
         case O_HELP: usage(stdout); exit(0);
         case O_VERSION: printf("lmr-eval %s\n", LMR_VERSION); exit(0);
         default: usage(stderr); return 2;
@@ -139,6 +154,17 @@ static int parse_args(int argc, char **argv, Opts *o)
         fprintf(stderr, "lmr-eval: --device cpu|cuda, not '%s'\n", o->device);
         return 2;
     }
+    if (o->plot && plot_format(o->plot) < 0) {
+        fprintf(stderr, "lmr-eval: --plot wants a file name ending in .png, .pdf or .svg, not '%s'\n", o->plot);
+        return 2;
+    }
+    const char *files[] = {o->per_class, o->confusion, o->predictions, o->plot};
+    const char *flags[] = {"--per-class", "--confusion", "--predictions", "--plot"};
+    for (int i = 0; i < 4; i++)
+        if (files[i] && (!files[i][0] || strcmp(files[i], "-") == 0)) {
+            fprintf(stderr, "lmr-eval: %s wants a file name (only --json writes to stdout, as -)\n", flags[i]);
+            return 2;
+        }
     if (o->threads == 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         o->threads = n > 0 ? (int)n : 1;
@@ -154,11 +180,18 @@ typedef struct {
     Scorer sc[MAX_MODELS];
     EvalAcc acc[MAX_MODELS];
     EvalResult res[MAX_MODELS];
+    Provenance prov[MAX_MODELS];
+    char stem[MAX_MODELS][128];                 /* column titles: the checkpoints' file stems */
+    char per_class[MAX_MODELS][PATH_LEN];       /* --per-class file of each checkpoint */
+    char confusion[MAX_MODELS][PATH_LEN];       /* --confusion file of each checkpoint */
     ClipBatch batch;
     int views, D, C, multi_label;
     int *groups;
-    char rule[600];
+    int few_by_count;                           /* few = training count <= LMR_FEW_MAX */
+    const char *const *class_names;             /* [C] borrowed (shards or checkpoint), or NULL */
+    char rule[600], rule_text[1200];
     FILE *pred;
+    char pred_tmp[PATH_LEN + 8];
     char err[LMR_ERRLEN];
 } Run;
 
@@ -170,6 +203,100 @@ static const char *base_name(const char *path, char *buf, size_t n)
     if (dot && dot != buf)
         *dot = '\0';
     return buf;
+}
+
+/* The file of checkpoint i for an output F: F itself for --model, F.STEM.EXT for a --compare
+ * (F.STEM-i.EXT when two of them share a stem). */
+static void model_output(const Run *r, const char *path, int i, char *out, size_t n)
+{
+    if (i == 0) {
+        snprintf(out, n, "%s", path);
+        return;
+    }
+    char stem[160];
+    snprintf(stem, sizeof stem, "%s", r->stem[i]);
+    for (int j = 1; j < i; j++)
+        if (strcmp(r->stem[j], r->stem[i]) == 0)
+            snprintf(stem, sizeof stem, "%s-%d", r->stem[i], i);
+    const char *slash = strrchr(path, '/'), *dot = strrchr(path, '.');
+    if (dot && (!slash || dot > slash + 1))
+        snprintf(out, n, "%.*s.%s%s", (int)(dot - path), path, stem, dot);
+    else
+        snprintf(out, n, "%s.%s", path, stem);
+}
+
+/* No output may overwrite an input (compared by device and inode, staging files included) or
+ * another output: checked before anything is opened, so a mistyped path costs nothing. */
+static int run_check_paths(Run *r)
+{
+    const Opts *o = &r->o;
+    for (int i = 0; i < o->n_models; i++) {
+        base_name(o->models[i], r->stem[i], sizeof r->stem[i]);
+        if (o->per_class)
+            model_output(r, o->per_class, i, r->per_class[i], PATH_LEN);
+        if (o->confusion)
+            model_output(r, o->confusion, i, r->confusion[i], PATH_LEN);
+    }
+    int n_in = 0, n_out = 0;
+    const char **in = calloc((size_t)(o->n_models + o->n_data + 2), sizeof *in);
+    const char *out[3 * MAX_MODELS + 3];
+    if (!in)
+        return lmr_fail(r->err, LMR_ENOMEM, "out of memory");
+    for (int i = 0; i < o->n_models; i++)
+        in[n_in++] = o->models[i];
+    for (int i = 0; i < o->n_data; i++)
+        in[n_in++] = o->data[i];
+    in[n_in++] = o->class_groups;
+    in[n_in++] = o->tail_classes;
+    out[n_out++] = o->json;
+    out[n_out++] = o->predictions;
+    out[n_out++] = o->plot;
+    for (int i = 0; i < o->n_models; i++) {
+        out[n_out++] = o->per_class ? r->per_class[i] : NULL;
+        out[n_out++] = o->confusion ? r->confusion[i] : NULL;
+    }
+    int rc = lmr_check_outputs(in, n_in, out, n_out, r->err);
+    free(in);
+    return rc;
+}
+
+/* The checkpoint's provenance against the shards': refused when it was trained on another
+ * backbone's features or weights, unless --allow-other-features (then said loudly). */
+static int check_features(Run *r, int i, const ShardMeta *m)
+{
+    Provenance *p = &r->prov[i];
+    char note[1024];
+    int rc = provenance_read(p, r->o.models[i], r->err);
+    if (rc < 0)
+        return rc;
+    rc = provenance_check(p, m, r->o.models[i], r->o.data[0], note, sizeof note, r->err);
+    if (rc == LMR_EMISMATCH && r->o.allow_other_features) {
+        fprintf(stderr, "lmr-eval: WARNING: %s. Scoring it anyway (--allow-other-features): its "
+                "numbers describe a head on features it was not trained on\n", r->err);
+        r->err[0] = '\0';
+        return 0;
+    }
+    if (rc == LMR_EMISMATCH) {
+        char why[LMR_ERRLEN];
+        snprintf(why, sizeof why, "%s", r->err);
+        return lmr_fail(r->err, rc, "%s (--allow-other-features scores it anyway)", why);
+    }
+    if (note[0] && !r->o.quiet)
+        fprintf(stderr, "lmr-eval: note: %s\n", note);
+    return 0;
+}
+
+/* Class names for the outputs: the shards' (from --labels at extraction), else a checkpoint's. */
+static void pick_class_names(Run *r, const ShardMeta *m)
+{
+    if (m->n_class_names == r->C)
+        r->class_names = (const char *const *)m->class_names;
+    for (int i = 0; i < r->o.n_models && !r->class_names; i++)
+        if (r->prov[i].n_class_names == r->C)
+            r->class_names = (const char *const *)r->prov[i].class_names;
+    if (m->n_class_names > 0 && m->n_class_names != r->C && !r->o.quiet)
+        fprintf(stderr, "lmr-eval: note: %s names %d classes, the checkpoint has %d: its names are "
+                "not used\n", r->o.data[0], m->n_class_names, r->C);
 }
 
 /* Open the shards and checkpoints and check they fit each other. */
@@ -204,9 +331,12 @@ static int run_open(Run *r)
         if (m->n_classes > 0 && m->n_classes != r->C)
             return lmr_fail(r->err, LMR_EMISMATCH, "%s: %d classes, but the shards have %d",
                             r->o.models[i], r->C, m->n_classes);
-        if ((rc = eval_acc_init(&r->acc[i], r->C, r->multi_label, i == 0 && r->o.confusion)) < 0)
+        if ((rc = check_features(r, i, m)) < 0)
+            return rc;
+        if ((rc = eval_acc_init(&r->acc[i], r->C, r->multi_label, r->o.confusion != NULL)) < 0)
             return lmr_fail(r->err, rc, "out of memory for %d classes", r->C);
     }
+    pick_class_names(r, m);
     return 0;
 }
 
@@ -231,7 +361,14 @@ static int read_tail_list(Run *r, const int64_t *counts)
     for (int c = 0; c < r->C && counts; c++)
         if (counts[c] <= LMR_FEW_MAX)
             r->groups[c] = LMR_GROUP_FEW;
+    r->few_by_count = counts != NULL;
     snprintf(r->rule, sizeof r->rule, "tail list %s (%d classes)", r->o.tail_classes, n);
+    if (counts)
+        snprintf(r->rule_text, sizeof r->rule_text, "tail = the listed classes, head = the others; "
+                 "few = <= %d training clips, taken out of both", LMR_FEW_MAX);
+    else
+        snprintf(r->rule_text, sizeof r->rule_text, "tail = the listed classes, head = the others "
+                 "(no class counts in the checkpoint: no few group)");
     free(ids);
     annot_classes_free(&ac);
     return 0;
@@ -256,11 +393,19 @@ static int run_groups(Run *r)
         if (rc < 0)
             return rc;
         snprintf(r->rule, sizeof r->rule, "file %s", r->o.class_groups);
+        snprintf(r->rule_text, sizeof r->rule_text, "as the file lists them; a class it leaves out "
+                 "is in no group");
         int n[LMR_N_GROUPS];
         classes_group_sizes(r->groups, r->C, n);
-        for (int c = 0; c < r->C && counts && n[LMR_GROUP_FEW] == 0; c++)
-            if (counts[c] <= LMR_FEW_MAX) // lists without a few group: few = count <= 20
-                r->groups[c] = LMR_GROUP_FEW;
+        if (n[LMR_GROUP_FEW] == 0 && counts) { // a list without a few group: few = count <= 20
+            for (int c = 0; c < r->C; c++)
+                if (counts[c] <= LMR_FEW_MAX)
+                    r->groups[c] = LMR_GROUP_FEW;
+            r->few_by_count = 1;
+            snprintf(r->rule_text, sizeof r->rule_text, "as the file lists them (a class it leaves "
+                     "out is in no group), but few = <= %d training clips, taken out of head/tail "
+                     "(the file has no few group)", LMR_FEW_MAX);
+        }
         return 0;
     }
     if (r->o.tail_classes)
@@ -268,40 +413,24 @@ static int run_groups(Run *r)
     if (!counts) {
         for (int c = 0; c < r->C; c++)
             r->groups[c] = LMR_GROUP_NONE;
-        snprintf(r->rule, sizeof r->rule, "none: the checkpoint has no class counts");
+        snprintf(r->rule, sizeof r->rule, "none");
+        snprintf(r->rule_text, sizeof r->rule_text, "the checkpoint has no class counts");
         return 0;
     }
+    r->few_by_count = 1;
     if (r->o.groups_rule && strcmp(r->o.groups_rule, "videolt") == 0) {
         classes_partition_videolt(counts, r->C, r->groups);
-        snprintf(r->rule, sizeof r->rule, "videolt: tail <= 100, medium 101-500, head > 500");
+        snprintf(r->rule, sizeof r->rule, "videolt");
+        snprintf(r->rule_text, sizeof r->rule_text, "VideoLT's rule: head > 500, medium 101-500, "
+                 "tail <= 100 training clips; few (<= %d) is reported within tail, not taken out "
+                 "of it", LMR_FEW_MAX);
         return 0;
     }
     snprintf(r->rule, sizeof r->rule, "head-share %.2f", r->o.head_share);
+    snprintf(r->rule_text, sizeof r->rule_text, "few = <= %d training clips; head = the most "
+             "frequent other classes holding <= %.0f%% of the training clips; tail = the rest",
+             LMR_FEW_MAX, 100.0 * r->o.head_share);
     return classes_partition(counts, r->C, r->o.head_share, LMR_FEW_MAX, r->groups);
-}
-
-static void write_prediction(FILE *f, const ClipRow *row, const float *scores, int C, int views)
-{
-    int top[5], k = C < 5 ? C : 5;
-    eval_topk(scores, C, k, top);
-    const char *id = row->id ? row->id : "";
-    if (strpbrk(id, ",\"\n")) { // quote as CSV wants
-        fputc('"', f);
-        for (const char *p = id; *p; p++) {
-            if (*p == '"')
-                fputc('"', f); // a quote is doubled
-            fputc(*p, f);
-        }
-        fputs("\",", f);
-    } else {
-        fprintf(f, "%s,", id);
-    }
-    for (int l = 0; l < row->n_labels; l++)
-        fprintf(f, "%s%d", l ? ";" : "", row->labels[l]);
-    fprintf(f, ",%d,", top[0]);
-    for (int j = 0; j < k; j++)
-        fprintf(f, "%s%d", j ? ";" : "", top[j]);
-    fprintf(f, ",%.6f\n", scores[top[0]] / views);
 }
 
 static double now_s(void)
@@ -309,6 +438,72 @@ static double now_s(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int all_finite(const float *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(v[i]))
+            return 0;
+    return 1;
+}
+
+/* --predictions is written to F.tmp while the clips are scored, renamed when complete. */
+static int open_predictions(Run *r)
+{
+    snprintf(r->pred_tmp, sizeof r->pred_tmp, "%s.tmp", r->o.predictions);
+    r->pred = fopen(r->pred_tmp, "w");
+    if (!r->pred)
+        return lmr_fail(r->err, -errno, "%s: cannot write: %s", r->pred_tmp, strerror(errno));
+    report_prediction_header(r->pred);
+    return 0;
+}
+
+static int close_predictions(Run *r, int ok)
+{
+    if (!r->pred)
+        return 0;
+    int bad = ferror(r->pred);
+    bad |= fclose(r->pred) != 0;
+    r->pred = NULL;
+    if (!ok || bad) {
+        remove(r->pred_tmp);
+        return ok ? lmr_fail(r->err, LMR_EIO, "%s: write failed", r->pred_tmp) : 0;
+    }
+    if (rename(r->pred_tmp, r->o.predictions) != 0)
+        return lmr_fail(r->err, -errno, "%s: cannot rename to %s: %s", r->pred_tmp, r->o.predictions,
+                        strerror(errno));
+    return 0;
+}
+
+/* Score one batch with every checkpoint. A clip whose features or scores are not finite would
+ * rank as class 0 and count as a prediction: it stops the run, named. */
+static int score_batch(Run *r, int nb, float *scores)
+{
+    const ClipRow *rows = r->batch.rows;
+    size_t row_len = (size_t)r->views * (size_t)r->D;
+    for (int k = 0; k < nb; k++)
+        if (!all_finite(r->batch.x + (size_t)k * row_len, row_len))
+            return lmr_fail(r->err, LMR_ENAN, "%s: clip %s: its features are not finite (NaN or "
+                            "infinite): not scored", r->o.data[0], rows[k].id ? rows[k].id : "?");
+    for (int i = 0; i < r->o.n_models; i++) {
+        int rc = scorer_run(&r->sc[i], r->batch.x, nb, r->views, scores);
+        if (rc < 0)
+            return lmr_fail(r->err, rc, "%s", r->sc[i].last_error);
+        for (int k = 0; k < nb; k++) {
+            const float *s = scores + (size_t)k * r->C;
+            const char *id = rows[k].id ? rows[k].id : "?";
+            if (!all_finite(s, (size_t)r->C))
+                return lmr_fail(r->err, LMR_ENAN, "clip %s: %s gives scores that are not finite "
+                                "(features too large?): not scored", id, r->o.models[i]);
+            if ((rc = eval_acc_add(&r->acc[i], s, rows[k].labels, rows[k].n_labels)) < 0)
+                return lmr_fail(r->err, rc, "clip %s: %s", id, r->acc[i].last_error);
+            if (i == 0 && r->pred)
+                report_prediction(r->pred, rows[k].id, rows[k].labels, rows[k].n_labels, s, r->C,
+                                  r->views, r->class_names);
+        }
+    }
+    return 0;
 }
 
 static int run_score(Run *r)
@@ -319,30 +514,16 @@ static int run_score(Run *r)
         return lmr_fail(r->err, LMR_ENOMEM, "out of memory for a batch");
     // Ids are kept for every clip: --predictions writes them and errors name them.
     int rc = clipbatch_init(&r->batch, r->set, r->views, r->D, BATCH, r->o.threads, 1, r->err);
+    if (rc == 0 && r->o.predictions)
+        rc = open_predictions(r);
     int tty = isatty(STDERR_FILENO);
     double t0 = now_s(), last = t0;
     for (uint64_t start = 0; rc == 0 && start < n; start += BATCH) {
         int nb = n - start < BATCH ? (int)(n - start) : BATCH;
-        if ((rc = clipbatch_read(&r->batch, start, nb, r->err)) < 0)
+        if ((rc = clipbatch_read(&r->batch, start, nb, r->err)) < 0 || (rc = score_batch(r, nb, scores)) < 0)
             break;
-        const ClipRow *rows = r->batch.rows;
-        for (int i = 0; i < r->o.n_models && rc == 0; i++) {
-            if ((rc = scorer_run(&r->sc[i], r->batch.x, nb, r->views, scores)) < 0) {
-                lmr_fail(r->err, rc, "%s", r->sc[i].last_error);
-                break;
-            }
-            for (int k = 0; k < nb; k++) {
-                rc = eval_acc_add(&r->acc[i], scores + (size_t)k * r->C, rows[k].labels, rows[k].n_labels);
-                if (rc < 0) {
-                    lmr_fail(r->err, rc, "clip %s: %s", rows[k].id ? rows[k].id : "?", r->acc[i].last_error);
-                    break;
-                }
-                if (i == 0 && r->pred)
-                    write_prediction(r->pred, &rows[k], scores + (size_t)k * r->C, r->C, r->views);
-            }
-        }
         double t = now_s();
-        if (rc == 0 && !r->o.quiet && (tty ? t - last > 0.5 : t - last > 10.0)) {
+        if (!r->o.quiet && (tty ? t - last > 0.5 : t - last > 10.0)) {
             uint64_t done_n = start + (uint64_t)nb;
             double rate = (double)done_n / (t - t0);
             fprintf(stderr, "lmr-eval: %llu/%llu clips, %.0f clips/s, ETA %.0f s%s",
@@ -391,37 +572,55 @@ static int run_finish(Run *r)
     return 0;
 }
 
+/* One line under the plot: what data, which group rule. */
+static void plot_caption(const Run *r, char *buf, size_t n)
+{
+    const ShardMeta *m = shardset_meta(r->set);
+    char data[160];
+    base_name(r->o.data[0], data, sizeof data);
+    snprintf(buf, n, "data: %s%s (%s%s%s, %s features); groups: %s", data, r->o.n_data > 1 ? " ..." : "",
+             m->dataset[0] ? m->dataset : "dataset unknown", m->split[0] ? " " : "", m->split,
+             m->backbone[0] ? m->backbone : "unknown", r->rule);
+}
+
+static int write_plot(Run *r, const ReportColumn *cols)
+{
+    const int64_t *counts = model_class_counts(&r->sc[0].model);
+    PlotPanel panels[MAX_MODELS];
+    for (int i = 0; i < r->o.n_models; i++)
+        panels[i] = (PlotPanel){cols[i].name, r->C, counts, r->res[i].class_acc, r->groups,
+                                r->res[i].avg_class_acc, r->class_names, r->few_by_count ? LMR_FEW_MAX : 0};
+    char caption[1024];
+    plot_caption(r, caption, sizeof caption);
+    int rc = plot_write(r->o.plot, panels, r->o.n_models, caption, r->err);
+    plot_cleanup();
+    return rc;
+}
+
 static int run_report(Run *r)
 {
-    char names[MAX_MODELS][128];
     ReportColumn cols[MAX_MODELS];
     for (int i = 0; i < r->o.n_models; i++)
-        cols[i] = (ReportColumn){base_name(r->o.models[i], names[i], sizeof names[i]), r->o.models[i],
-                                 &r->acc[i], r->res[i]};
-    Report rep = {r->C, model_class_counts(&r->sc[0].model), r->groups, r->rule, r->multi_label,
-                  (uint64_t)r->o.n_data, cols, r->o.n_models};
-    report_table(stdout, &rep);
+        cols[i] = (ReportColumn){r->stem[i], r->o.models[i], &r->acc[i], r->res[i]};
+    Report rep = {r->C, model_class_counts(&r->sc[0].model), r->groups, r->rule, r->rule_text, r->class_names,
+                  r->multi_label, (uint64_t)r->o.n_data, cols, r->o.n_models};
+    // With --json - the JSON alone goes to stdout, so that it can be piped; the table to stderr.
+    FILE *out = r->o.json && strcmp(r->o.json, "-") == 0 ? stderr : stdout;
+    report_table(out, &rep);
     int rc = 0;
     if (r->o.json && (rc = report_json(r->o.json, &rep, r->err)) < 0)
         return rc;
-    if (r->o.per_class && (rc = report_per_class(r->o.per_class, &rep, r->err)) < 0)
-        return rc;
-    if (r->o.confusion && (rc = report_confusion(r->o.confusion, &rep, r->err)) < 0)
-        return rc;
+    for (int i = 0; i < r->o.n_models && r->o.per_class; i++)
+        if ((rc = report_per_class(r->per_class[i], &rep, i, r->err)) < 0)
+            return rc;
+    for (int i = 0; i < r->o.n_models && r->o.confusion; i++)
+        if ((rc = report_confusion(r->confusion[i], &rep, i, r->err)) < 0)
+            return rc;
     if (r->o.plot) {
-        const int64_t *counts = model_class_counts(&r->sc[0].model);
-        if (!counts)
-            return lmr_fail(r->err, LMR_EINVAL, "%s: no class counts in %s to plot against",
-                            r->o.plot, r->o.models[0]);
-        PlotPanel panels[MAX_MODELS];
-        for (int i = 0; i < r->o.n_models; i++)
-            panels[i] = (PlotPanel){cols[i].name, r->C, counts, r->res[i].class_acc, r->groups};
-        rc = plot_write_png(r->o.plot, panels, r->o.n_models, r->err);
-        plot_cleanup();
-        if (rc < 0)
+        if ((rc = write_plot(r, cols)) < 0)
             return rc;
         if (!r->o.quiet)
-            printf("plot: %s\n", r->o.plot);
+            fprintf(out, "plot: %s\n", r->o.plot);
     }
     return 0;
 }
@@ -432,12 +631,11 @@ static void run_close(Run *r)
         scorer_close(&r->sc[i]);
         eval_acc_free(&r->acc[i]);
         eval_result_free(&r->res[i]);
+        provenance_free(&r->prov[i]);
     }
     clipbatch_free(&r->batch);
     shardset_close(&r->set);
     free(r->groups);
-    if (r->pred)
-        fclose(r->pred);
     free(r->o.data);
 }
 
@@ -454,15 +652,12 @@ int main(int argc, char **argv)
         free(r);
         return rc;
     }
-    if (r->o.predictions) {
-        r->pred = fopen(r->o.predictions, "w");
-        if (!r->pred)
-            rc = lmr_fail(r->err, -errno, "%s: cannot write: %s", r->o.predictions, strerror(errno));
-        else
-            fprintf(r->pred, "clip_id,labels,pred,top5,score\n");
-    }
+    rc = run_check_paths(r);
     if (rc == 0)
         rc = run_open(r);
+    if (rc == 0 && r->o.plot && !model_class_counts(&r->sc[0].model))
+        rc = lmr_fail(r->err, LMR_EINVAL, "%s: %s has no class counts to plot against", r->o.plot,
+                      r->o.models[0]);
     if (rc == 0 && (rc = run_groups(r)) < 0 && !r->err[0])
         lmr_fail(r->err, rc, "cannot form the class groups");
     if (rc == 0)
@@ -471,11 +666,12 @@ int main(int argc, char **argv)
         rc = run_finish(r);
     if (rc == 0)
         rc = run_report(r);
-    if (rc == 0 && r->pred && (ferror(r->pred) || fflush(r->pred) != 0))
-        rc = lmr_fail(r->err, LMR_EIO, "%s: write failed", r->o.predictions);
+    int prc = close_predictions(r, rc == 0);
+    if (rc == 0)
+        rc = prc;
     if (rc < 0)
         fprintf(stderr, "lmr-eval: %s\n", r->err[0] ? r->err : lmr_strerror(rc));
     run_close(r);
     free(r);
-    return rc < 0 ? 1 : 0;
+    return rc == LMR_EUSAGE ? 2 : rc < 0 ? 1 : 0;
 }

@@ -23,7 +23,8 @@ int eval_acc_init(EvalAcc *a, int n_classes, int keep_scores, int confusion)
     if (confusion)
         a->confusion = calloc((size_t)n_classes * (size_t)n_classes, sizeof *a->confusion);
     a->label_off = calloc(1, sizeof *a->label_off);
-    if (!a->class_n || !a->class_correct || (confusion && !a->confusion) || !a->label_off) {
+    a->dscores = malloc((size_t)n_classes * sizeof *a->dscores);
+    if (!a->class_n || !a->class_correct || (confusion && !a->confusion) || !a->label_off || !a->dscores) {
         eval_acc_free(a);
         return LMR_ENOMEM;
     }
@@ -40,6 +41,7 @@ void eval_acc_free(EvalAcc *a)
     free(a->scores);
     free(a->labels);
     free(a->label_off);
+    free(a->dscores);
     memset(a, 0, sizeof *a);
 }
 
@@ -118,35 +120,33 @@ static int keep_clip(EvalAcc *a, const float *scores, const int32_t *labels, int
 
 int eval_acc_add(EvalAcc *a, const float *scores, const int32_t *labels, int n_labels)
 {
-    for (int i = 0; i < n_labels; i++)
-        if (labels[i] < 0 || labels[i] >= a->n_classes)
-            return LMR_FAIL(a, LMR_ERANGE, "label %d outside the model's %d classes", labels[i],
-                            a->n_classes);
+    for (int c = 0; c < a->n_classes; c++)
+        a->dscores[c] = scores[c]; // exact: the ranking is the float ranking
+    // Checks the labels and the scores before counting anything: a refused clip counts nowhere.
+    int k = classes_score_clip(a->dscores, a->n_classes, labels, n_labels, a->class_n, a->class_correct,
+                               a->last_error);
+    if (k < 0)
+        return k;
     a->n_scored++;
-    if (n_labels <= 0)
+    if (k == 0)
         return 0;
     if (a->keep_scores)
-        LMR_TRY(keep_clip(a, scores, labels, n_labels));
+        LMR_TRY(keep_clip(a, scores, labels, n_labels)); // out of memory ends the run
     int top[5];
-    int k = a->n_classes < 5 ? a->n_classes : 5;
-    eval_topk(scores, a->n_classes, k, top);
+    int n_top = a->n_classes < 5 ? a->n_classes : 5;
+    eval_topk(scores, a->n_classes, n_top, top);
     int hit1 = 0, hit5 = 0;
-    for (int i = 0; i < n_labels; i++) {
-        for (int j = 0; j < k; j++)
+    for (int i = 0; i < n_labels; i++)
+        for (int j = 0; j < n_top; j++)
             if (top[j] == labels[i])
                 hit5 = 1, hit1 |= j == 0;
-    }
     a->top1_hits += hit1;
     a->top5_hits += hit5;
-    for (int i = 0; i < n_labels; i++) {
-        int dup = 0; // a label listed twice counts once
+    for (int i = 0; i < n_labels && a->confusion; i++) {
+        int dup = 0; // a label listed twice counts once, as in classes_score_clip
         for (int j = 0; j < i; j++)
             dup |= labels[j] == labels[i];
-        if (dup)
-            continue;
-        a->class_n[labels[i]]++;
-        a->class_correct[labels[i]] += hit1;
-        if (a->confusion)
+        if (!dup)
             a->confusion[(int64_t)labels[i] * a->n_classes + top[0]]++;
     }
     a->n_labelled++;

@@ -19,12 +19,14 @@ typedef struct {
     int64_t n_scored, n_labelled;
     int64_t top1_hits, top5_hits;
     int64_t *class_n;         /* [C] labelled clips carrying class c */
-    int64_t *class_correct;   /* [C] of those, clips whose top-1 is one of their labels */
+    int64_t *class_correct;   /* [C] of those, clips with c among their k best scores (k labels;
+                                 classes_score_clip) */
     int64_t *confusion;       /* [C, C] true label x top-1, or NULL */
     float *scores;            /* [n_labelled, C] when keep_scores */
     int32_t *labels;          /* all labels back to back, when keep_scores */
     int64_t *label_off;       /* [n_labelled + 1] offsets into labels, when keep_scores */
     int64_t cap_clips, cap_labels;
+    double *dscores;          /* [C] scratch: the clip's scores for classes_score_clip */
     char last_error[LMR_ERRLEN];
 } EvalAcc;
 
@@ -43,8 +45,11 @@ void eval_topk(const float *scores, int n_classes, int k, int *out);
 void eval_sum_softmax(const float *logits, int n_views, int n_classes, float *out);
 
 /** Add one clip: scores [C] (any monotone score: summed softmax), its labels (n_labels = 0 for
- *  an unlabelled clip, which is counted in n_scored only).
- *  @return 0, LMR_ERANGE (a label outside [0, C); last_error says which), LMR_ENOMEM. */
+ *  an unlabelled clip, which is counted in n_scored only). Per-class accuracy follows
+ *  classes_score_clip (formats/classes.h): a label listed twice counts once; with k labels, c is
+ *  correct when among the k best scores. Top-1/top-5: a hit when any label is in the top k.
+ *  @return 0, LMR_ERANGE (a label outside [0, C)), LMR_ENAN (a score is not finite),
+ *  LMR_ENOMEM; last_error says which, and the clip counts nowhere. */
 int eval_acc_add(EvalAcc *a, const float *scores, const int32_t *labels, int n_labels);
 
 typedef struct {

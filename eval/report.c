@@ -5,6 +5,7 @@
  * temporary name and renamed, so a reader never sees half a file. */
 #include "report.h"
 
+#include <csv.h>
 #include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -45,8 +46,8 @@ void report_table(FILE *f, const Report *r)
     fprintf(f, "clips: %lld labelled, %lld unlabelled (scored, not in the metrics); "
                "classes: %d, %d present\n",
             (long long)m->n_clips, (long long)m->n_unlabelled, r->n_classes, m->n_present);
-    fprintf(f, "groups (%s): head %d (%d present), ", r->groups_rule, sizes[LMR_GROUP_HEAD],
-            m->group_present[LMR_GROUP_HEAD]);
+    fprintf(f, "groups (%s): %s\n", r->groups_rule, r->groups_text ? r->groups_text : "");
+    fprintf(f, "  head %d (%d present), ", sizes[LMR_GROUP_HEAD], m->group_present[LMR_GROUP_HEAD]);
     if (has_medium(r))
         fprintf(f, "medium %d (%d present), ", sizes[LMR_GROUP_MEDIUM], m->group_present[LMR_GROUP_MEDIUM]);
     int n_few = sizes[LMR_GROUP_FEW], subset = 0;
@@ -55,9 +56,14 @@ void report_table(FILE *f, const Report *r)
             n_few += r->train_counts[c] <= LMR_FEW_MAX;
         subset = n_few > 0;
     }
-    fprintf(f, "tail %d (%d present), few %d (%d present%s); few = <= %d training clips\n",
-            sizes[LMR_GROUP_TAIL], m->group_present[LMR_GROUP_TAIL], n_few,
-            m->group_present[LMR_GROUP_FEW], subset ? ", within tail" : "", LMR_FEW_MAX);
+    fprintf(f, "tail %d (%d present), few %d (%d present%s)", sizes[LMR_GROUP_TAIL],
+            m->group_present[LMR_GROUP_TAIL], n_few, m->group_present[LMR_GROUP_FEW],
+            subset ? ", within tail" : "");
+    int n_none = r->n_classes - sizes[LMR_GROUP_HEAD] - sizes[LMR_GROUP_MEDIUM] - sizes[LMR_GROUP_TAIL] -
+                 sizes[LMR_GROUP_FEW];
+    if (n_none > 0)
+        fprintf(f, ", %d in no group (in avg_class_acc only)", n_none);
+    fputc('\n', f);
     fprintf(f, "%-16s", "");
     for (int i = 0; i < r->n_cols; i++)
         fprintf(f, " %14.14s", r->cols[i].name);
@@ -103,6 +109,21 @@ static int close_tmp(FILE *f, const char *tmp, const char *path, char *err)
     return 0;
 }
 
+void report_csv_field(FILE *f, const char *s)
+{
+    if (!s)
+        return;
+    if (strpbrk(s, ",\"\r\n"))
+        csv_fwrite(f, s, strlen(s)); // quoted, quotes doubled
+    else
+        fputs(s, f);
+}
+
+static const char *name_of(const Report *r, int c)
+{
+    return r->class_names && c >= 0 && c < r->n_classes && r->class_names[c] ? r->class_names[c] : "";
+}
+
 static json_t *metrics_json(const Report *r, const ReportColumn *c)
 {
     const EvalResult *m = &c->res;
@@ -143,11 +164,18 @@ int report_json(const char *path, const Report *r, char *err)
             json_array_append_new(arr, metrics_json(r, &r->cols[i]));
         json_object_set_new(root, "compare", arr);
     }
-    char tmp[1024];
+    const size_t flags = JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(8);
+    char tmp[4096];
     int rc = 0;
+    if (strcmp(path, "-") == 0) {
+        if (json_dumpf(root, stdout, flags) != 0 || fputc('\n', stdout) == EOF || fflush(stdout) != 0)
+            rc = lmr_fail(err, LMR_EIO, "standard output: write failed");
+        json_decref(root);
+        return rc;
+    }
     FILE *f = open_tmp(path, tmp, sizeof tmp, err, &rc);
     if (f) {
-        json_dumpf(root, f, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(8));
+        json_dumpf(root, f, flags);
         fputc('\n', f);
         rc = close_tmp(f, tmp, path, err);
     }
@@ -155,18 +183,20 @@ int report_json(const char *path, const Report *r, char *err)
     return rc;
 }
 
-int report_per_class(const char *path, const Report *r, char *err)
+int report_per_class(const char *path, const Report *r, int col, char *err)
 {
-    const ReportColumn *c = &r->cols[0];
-    char tmp[1024];
+    const ReportColumn *c = &r->cols[col];
+    char tmp[4096];
     int rc = 0;
     FILE *f = open_tmp(path, tmp, sizeof tmp, err, &rc);
     if (!f)
         return rc;
-    fprintf(f, "class,train_count,group,n_eval,correct,accuracy%s\n", r->multi_label ? ",ap" : "");
+    fprintf(f, "class,name,train_count,group,n_eval,correct,accuracy%s\n", r->multi_label ? ",ap" : "");
     for (int k = 0; k < r->n_classes; k++) {
         long long n = c->acc->class_n[k];
-        fprintf(f, "%d,%lld,%s,%lld,%lld,", k, r->train_counts ? (long long)r->train_counts[k] : -1LL,
+        fprintf(f, "%d,", k);
+        report_csv_field(f, name_of(r, k));
+        fprintf(f, ",%lld,%s,%lld,%lld,", r->train_counts ? (long long)r->train_counts[k] : -1LL,
                 classes_group_name(r->groups[k]), n, (long long)c->acc->class_correct[k]);
         if (n)
             fprintf(f, "%.6f", c->res.class_acc[k]);
@@ -180,21 +210,70 @@ int report_per_class(const char *path, const Report *r, char *err)
     return close_tmp(f, tmp, path, err);
 }
 
-int report_confusion(const char *path, const Report *r, char *err)
+int report_confusion(const char *path, const Report *r, int col, char *err)
 {
-    const EvalAcc *a = r->cols[0].acc;
+    const EvalAcc *a = r->cols[col].acc;
     if (!a->confusion)
         return lmr_fail(err, LMR_EINVAL, "%s: no confusion matrix was counted", path);
-    char tmp[1024];
+    char tmp[4096];
     int rc = 0;
     FILE *f = open_tmp(path, tmp, sizeof tmp, err, &rc);
     if (!f)
         return rc;
-    fprintf(f, "true,pred,count\n");
+    fprintf(f, "true,pred,count,true_name,pred_name\n");
     int64_t C = a->n_classes;
     for (int64_t t = 0; t < C; t++)
-        for (int64_t p = 0; p < C; p++)
-            if (a->confusion[t * C + p])
-                fprintf(f, "%lld,%lld,%lld\n", (long long)t, (long long)p, (long long)a->confusion[t * C + p]);
+        for (int64_t p = 0; p < C; p++) {
+            if (!a->confusion[t * C + p])
+                continue;
+            fprintf(f, "%lld,%lld,%lld,", (long long)t, (long long)p, (long long)a->confusion[t * C + p]);
+            report_csv_field(f, name_of(r, (int)t));
+            fputc(',', f);
+            report_csv_field(f, name_of(r, (int)p));
+            fputc('\n', f);
+        }
     return close_tmp(f, tmp, path, err);
+}
+
+// --- predictions ---------------------------------------------------------------------------
+
+void report_prediction_header(FILE *f)
+{
+    fprintf(f, "clip_id,labels,pred,top5,score,label_names,pred_name\n");
+}
+
+/* "a;b;c" as one CSV field: the names joined, then quoted as a whole when needed. */
+static void names_field(FILE *f, const int32_t *labels, int n, const char *const *names, int C)
+{
+    char buf[4096];
+    size_t len = 0;
+    buf[0] = '\0';
+    for (int l = 0; l < n && names; l++) {
+        const char *s = labels[l] >= 0 && labels[l] < C && names[labels[l]] ? names[labels[l]] : "";
+        int w = snprintf(buf + len, sizeof buf - len, "%s%s", l ? ";" : "", s);
+        if (w < 0 || (size_t)w >= sizeof buf - len)
+            break; // an absurdly long list of names is cut, never overrun
+        len += (size_t)w;
+    }
+    report_csv_field(f, buf);
+}
+
+void report_prediction(FILE *f, const char *id, const int32_t *labels, int n_labels, const float *scores,
+                       int n_classes, int views, const char *const *class_names)
+{
+    int top[5], k = n_classes < 5 ? n_classes : 5;
+    eval_topk(scores, n_classes, k, top);
+    report_csv_field(f, id ? id : "");
+    fputc(',', f);
+    for (int l = 0; l < n_labels; l++)
+        fprintf(f, "%s%d", l ? ";" : "", labels[l]);
+    fprintf(f, ",%d,", top[0]);
+    for (int j = 0; j < k; j++)
+        fprintf(f, "%s%d", j ? ";" : "", top[j]);
+    fprintf(f, ",%.6f,", scores[top[0]] / views);
+    names_field(f, labels, n_labels, class_names, n_classes);
+    fputc(',', f);
+    int32_t pred = top[0];
+    names_field(f, &pred, 1, class_names, n_classes);
+    fputc('\n', f);
 }

@@ -24,8 +24,8 @@ typedef struct {
 } Scorer;
 
 /** Load ckpt for device "cpu" or "cuda" with threads compute threads (0 = library default).
- *  @return 0, the model_load errors, LMR_ENODEV ("not built with CUDA" / "no GPU"), LMR_EINVAL
- *  (unknown device); err says which. */
+ *  @return 0, the model_load errors, LMR_ENAN (a weight is NaN or infinite), LMR_ENODEV ("not
+ *  built with CUDA" / "no GPU"), LMR_EINVAL (unknown device); err says which. */
 int scorer_open(Scorer *s, const char *ckpt, const char *device, int threads, char *err);
 void scorer_close(Scorer *s);
 

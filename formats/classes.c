@@ -5,6 +5,7 @@
 
 #include <csv.h>
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,12 +95,56 @@ void classes_group_sizes(const int *groups, int n_classes, int *n_in_group)
             n_in_group[groups[c]]++;
 }
 
+// --- per-class accuracy of one clip ---------------------------------------------------------
+
+/* Is label i of the list a repeat of an earlier one? */
+static int repeated(const int32_t *labels, int i)
+{
+    for (int j = 0; j < i; j++)
+        if (labels[j] == labels[i])
+            return 1;
+    return 0;
+}
+
+/* Does class c rank among the k best scores? Classes ahead of c: a higher score, or the same
+ * score and a lower index (the order eval_topk and the trainer's argmax use). */
+static int in_top_k(const double *s, int n_classes, int c, int k)
+{
+    int ahead = 0;
+    for (int j = 0; j < n_classes && ahead < k; j++)
+        ahead += s[j] > s[c] || (s[j] == s[c] && j < c);
+    return ahead < k;
+}
+
+int classes_score_clip(const double *scores, int n_classes, const int32_t *labels, int n_labels,
+                       int64_t *n_eval, int64_t *correct, char *err)
+{
+    int k = 0;
+    for (int i = 0; i < n_labels; i++) {
+        if (labels[i] < 0 || labels[i] >= n_classes)
+            return lmr_fail(err, LMR_ERANGE, "label %d outside the %d classes", (int)labels[i], n_classes);
+        k += !repeated(labels, i);
+    }
+    if (k == 0)
+        return 0;
+    for (int c = 0; c < n_classes; c++)
+        if (!isfinite(scores[c]))
+            return lmr_fail(err, LMR_ENAN, "the score of class %d is %g", c, scores[c]);
+    for (int i = 0; i < n_labels; i++) {
+        if (repeated(labels, i))
+            continue;
+        n_eval[labels[i]]++;
+        correct[labels[i]] += in_top_k(scores, n_classes, labels[i], k);
+    }
+    return k;
+}
+
 // --- class,group CSV (libcsv) ----------------------------------------------------------------
 
 typedef struct {
     const char *path;
     int n_classes, *groups;
-    long line, field;
+    long line, field, n_listed;
     char cls[64], grp[64];
     int rc;
     char *err;
@@ -146,7 +191,12 @@ static void groups_row(int c, void *user)
                          g->line, g->grp);
         return;
     }
+    if (g->groups[cls] != LMR_GROUP_NONE) {
+        g->rc = lmr_fail(g->err, LMR_EPARSE, "%s:%ld: class %ld is listed twice", g->path, g->line, cls);
+        return;
+    }
     g->groups[cls] = grp;
+    g->n_listed++;
 }
 
 int classes_read_groups(const char *path, int n_classes, int *groups, char *err)
@@ -174,5 +224,7 @@ int classes_read_groups(const char *path, int n_classes, int *groups, char *err)
     fclose(f);
     if (!g.rc && rd)
         g.rc = lmr_fail(err, LMR_EIO, "%s: read error", path);
+    if (!g.rc && g.n_listed == 0)
+        g.rc = lmr_fail(err, LMR_EPARSE, "%s: no `class,group` line: the file lists no class", path);
     return g.rc;
 }

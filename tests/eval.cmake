@@ -2,6 +2,10 @@
 # double-precision reference and bad inputs; the demo pipeline end to end; dry runs of the
 # benchmark pipelines.
 lmr_add_test(test_metrics SOURCES test_metrics.c LIBS lmreval LABELS unit)
+# The same binary against scikit-learn: a test of its own, reported as skipped without it.
+add_test(NAME test_metrics_sklearn COMMAND test_metrics --sklearn)
+set_tests_properties(test_metrics_sklearn PROPERTIES SKIP_RETURN_CODE 77 LABELS unit
+  ENVIRONMENT "LMR_PYTHON=${LMR_PYTHON}")
 if(TARGET lmr-eval)
   lmr_add_test(test_eval SOURCES test_eval.c LIBS lmreval LABELS eval)
 endif()

@@ -1,6 +1,6 @@
 /* eval/metrics: hand-computed cases (an absent class, an empty group, ties, several views,
- * unlabelled and multi-label clips), and average precision against scikit-learn run through
- * LMR_PYTHON on random multi-label scores with many ties. */
+ * unlabelled and multi-label clips, a non-finite score), and (with --sklearn) average precision
+ * against scikit-learn run through LMR_PYTHON on random multi-label scores with many ties. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -112,25 +112,37 @@ static void test_views(void)
 
 static void test_multilabel(void)
 {
-    TEST(5, "multi-label: hit when any label is top-1, each label counted once");
+    TEST(5, "multi-label: k labels, each correct when among the k best scores, counted once");
     EvalAcc a;
     CHECK_RC(eval_acc_init(&a, 4, 1, 0), 0);
-    float s1[4] = {.1f, .2f, .3f, .4f};
-    int32_t l1[3] = {2, 3, 3};
+    // By hand. Clip 1: labels {2,3,3} = {2,3}, top-2 {3,2}: both correct (3 counted once).
+    // Clip 2: {2}, top-1 0: wrong. Clip 3: {0,3}, top-2 {0,1}: 0 correct, 3 wrong (the old rule
+    // credited 3 because the top-1 is a label). Clip 4: {1,2}, top-2 {3,2}: 2 correct, 1 wrong
+    // (the old rule credited neither: the top-1 is not a label).
+    float s1[4] = {.1f, .2f, .3f, .4f}, s2[4] = {.4f, .3f, .2f, .1f}, s3[4] = {.5f, .3f, .15f, .05f};
+    int32_t l1[3] = {2, 3, 3}, l2[1] = {2}, l3[2] = {0, 3}, l4[2] = {1, 2};
     CHECK_RC(eval_acc_add(&a, s1, l1, 3), 0);
-    float s2[4] = {.4f, .3f, .2f, .1f};
-    int32_t l2[1] = {2};
     CHECK_RC(eval_acc_add(&a, s2, l2, 1), 0);
+    CHECK_RC(eval_acc_add(&a, s3, l3, 2), 0);
+    CHECK_RC(eval_acc_add(&a, s1, l4, 2), 0);
+    float nan_s[4] = {.1f, NAN, .3f, .4f};
+    CHECK_RC(eval_acc_add(&a, nan_s, l2, 1), LMR_ENAN); // refused, counted nowhere
     EvalResult r;
     CHECK_RC(eval_finish(&a, NULL, &r), 0);
-    CHECK(a.class_n[3] == 1 && a.class_correct[3] == 1);
-    CHECK(a.class_n[2] == 2 && a.class_correct[2] == 1);
-    CHECK_CLOSE(r.top1, 0.5, 1e-12, 0);
-    // AP of class 2: scores .3 (pos), .2 (pos) -> 1; class 3: .4 (pos), .1 (neg) -> 1.
+    int64_t want_n[4] = {1, 1, 3, 2}, want_c[4] = {1, 0, 2, 1};
+    CHECK(memcmp(a.class_n, want_n, sizeof want_n) == 0);
+    CHECK(memcmp(a.class_correct, want_c, sizeof want_c) == 0);
+    CHECK(r.n_clips == 4);
+    CHECK_CLOSE(r.top1, 0.5, 1e-12, 0); // clips 1 and 3: the top-1 is one of the labels
+    CHECK_CLOSE(r.avg_class_acc, (1.0 + 0.0 + 2.0 / 3 + 0.5) / 4, 1e-12, 0);
+    // AP by hand: class 0: the positive ranks first -> 1. Class 1: two negatives at .3, then a
+    // tie at .2 of one positive and one negative -> 1/4. Class 2: all positives first -> 1.
+    // Class 3: a tie at .4 (one positive), then a negative, then a positive -> .5*.5 + .5*.5.
+    CHECK_CLOSE(r.class_ap[0], 1.0, 1e-12, 0);
+    CHECK_CLOSE(r.class_ap[1], 0.25, 1e-12, 0);
     CHECK_CLOSE(r.class_ap[2], 1.0, 1e-12, 0);
-    CHECK_CLOSE(r.class_ap[3], 1.0, 1e-12, 0);
-    CHECK(r.class_ap[0] == -1.0);
-    CHECK_CLOSE(r.map, 1.0, 1e-12, 0);
+    CHECK_CLOSE(r.class_ap[3], 0.5, 1e-12, 0);
+    CHECK_CLOSE(r.map, (1.0 + 0.25 + 1.0 + 0.5) / 4, 1e-12, 0);
     eval_result_free(&r);
     eval_acc_free(&a);
 
@@ -158,19 +170,20 @@ static uint64_t lcg(uint64_t *x)
     return *x >> 33;
 }
 
-static void test_map_sklearn(void)
+/* @return 0 when run, 77 when skipped (no python or no scikit-learn). */
+static int test_map_sklearn(void)
 {
     TEST(6, "average precision against scikit-learn (ties, absent classes, multi-label)");
     const char *py = getenv("LMR_PYTHON");
     if (!py || !*py) {
-        printf("  skipped: LMR_PYTHON not set\n");
-        return;
+        printf("skipped: LMR_PYTHON not set\n");
+        return 77;
     }
     char probe[512];
     snprintf(probe, sizeof probe, "'%s' -c 'import numpy, sklearn' 2>/dev/null", py);
     if (system(probe) != 0) {
-        printf("  skipped: %s has no scikit-learn (scripts/deps.sh --test installs it)\n", py);
-        return;
+        printf("skipped: %s has no scikit-learn (scripts/deps.sh --test installs it)\n", py);
+        return 77;
     }
     char dir[] = "/tmp/lmr-test-metrics-XXXXXX";
     CHECK(mkdtemp(dir) != NULL);
@@ -231,15 +244,22 @@ static void test_map_sklearn(void)
     eval_result_free(&r);
     eval_acc_free(&a);
     unlink(data), unlink(script), unlink(out), rmdir(dir);
+    return 0;
 }
 
-int main(void)
+/* `test_metrics` runs the hand-computed cases; `test_metrics --sklearn` the comparison with
+ * scikit-learn, a ctest of its own so that a missing scikit-learn shows as a skip (77). */
+int main(int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], "--sklearn") == 0) {
+        if (test_map_sklearn() == 77)
+            return 77;
+        CHECK_DONE();
+    }
     test_topk();
     test_groups();
     test_hand_case();
     test_views();
     test_multilabel();
-    test_map_sklearn();
     CHECK_DONE();
 }

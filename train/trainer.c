@@ -413,9 +413,11 @@ int train_validate(Model *m, Dataset *d, const int64_t *train_counts, ValMetrics
             for (int q = 0; q < nl; q++)
                 hit |= lab[q] == best;
             hits += (uint64_t)hit;
-            for (int q = 0; q < nl; q++) {
-                n_c[lab[q]]++;
-                hit_c[lab[q]] += lab[q] == best;
+            // per-class accuracy as lmr-eval counts it (DESIGN section 7): one shared definition
+            char why[LMR_ERRLEN];
+            if ((rc = classes_score_clip(score, C, lab, nl, n_c, hit_c, why)) < 0) {
+                lmr_fail(err, rc, "validation clip %llu: %s", (unsigned long long)(i0 + (uint64_t)k), why);
+                goto done;
             }
         }
     }
