@@ -91,7 +91,7 @@ $(OUT)/eval.txt: $(OUT)/init.safetensors $(OUT)/crt.safetensors $(OUT)/lmr.safet
 show: $(OUT)/eval.txt
 	@echo "== $(NAME): lmr, init (instance-balanced), crt (class-balanced re-training)"
 	@cat $<
-	@echo "json: $(OUT)/eval.json   per-class (lmr): $(OUT)/per-class.csv   plot: $(OUT)/eval.png"
+	@echo "json: $(OUT)/eval.json   per-class: $(OUT)/per-class.csv (lmr), per-class.init.csv, per-class.crt.csv   plot: $(OUT)/eval.png"
 
 # Remove the partial outputs of an interrupted run (to restart a step from scratch).
 clean-part:

@@ -89,4 +89,4 @@ $(OUT)/eval.txt: $(CKPTS) $(OUT)/val.lmdb $(BIN)/lmr-eval
 show: $(OUT)/eval.txt
 	@echo "== lmr demo: init (instance-balanced), crt (class-balanced re-training, --lmr-off), lmr"
 	@cat $<
-	@echo "json: $(OUT)/eval.json   per-class (init): $(OUT)/per-class.csv   plot: $(OUT)/eval.png"
+	@echo "json: $(OUT)/eval.json   per-class: $(OUT)/per-class.csv (init), per-class.crt.csv, per-class.lmr.csv   plot: $(OUT)/eval.png"
