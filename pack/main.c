@@ -670,8 +670,8 @@ int main(int argc, char **argv)
         unsigned long long free_bytes;
         const char *msg = rc ? err : cerr;
         if (disk_full(out, fatal, &free_bytes) && !strstr(msg, "No space left"))
-            fprintf(stderr, PROG ": %s: no space left on device (%llu KiB free on its file system)\n", msg,
-                    free_bytes >> 10);
+            fprintf(stderr, PROG ": %s (no space left on device: %llu KiB free where %s is)\n", msg, free_bytes >> 10,
+                    out);
         else
             fprintf(stderr, PROG ": %s\n", msg);
         return 1;
