@@ -629,11 +629,10 @@ int main(int argc, char **argv)
     }
     clear_line();
     /* close even after a failure: every record committed so far is whole, and a re-run resumes */
-    char cerr[LMR_ERRLEN];
     int crc = shardwriter_close(&w);
-    if (crc)
-        snprintf(cerr, sizeof cerr, "%s: closing: %s", out, lmr_strerror(crc));
     int fatal = rc ? rc : crc;
+    if (!rc && crc)
+        snprintf(err, sizeof err, "%s: closing: %s", out, lmr_strerror(crc));
     /* after a write error, count what the shard really holds: records put since its last commit
      * are not in it */
     int committed_known = 1;
@@ -668,12 +667,12 @@ int main(int argc, char **argv)
     }
     if (fatal) {
         unsigned long long free_bytes;
-        const char *msg = rc ? err : cerr;
-        if (disk_full(out, fatal, &free_bytes) && !strstr(msg, "No space left"))
-            fprintf(stderr, PROG ": %s (no space left on device: %llu KiB free where %s is)\n", msg, free_bytes >> 10,
+        int write_error = fatal == LMR_EIO || fatal == LMR_ELMDB || fatal == LMR_EHDF5 || fatal > -1000;
+        if (write_error && disk_full(out, fatal, &free_bytes) && !strstr(err, "No space left"))
+            fprintf(stderr, PROG ": %s (no space left on device: %llu KiB free where %s is)\n", err, free_bytes >> 10,
                     out);
         else
-            fprintf(stderr, PROG ": %s\n", msg);
+            fprintf(stderr, PROG ": %s\n", err);
         return 1;
     }
     /* the verdict: what went wrong, how many clips failed against --max-failures, where the list is */
