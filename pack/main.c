@@ -688,7 +688,7 @@ int main(int argc, char **argv)
                     (unsigned long long)total, unit, maxfail.text, where);
         return 0;
     }
-    fprintf(stderr, PROG ": failed:");
+    fprintf(stderr, PROG ":");
     const char *sep = " ";
     if (stopped) {
         fprintf(stderr, "%s%d input%s stopped at a corrupt record", sep, stopped, stopped == 1 ? "" : "s");

@@ -170,7 +170,8 @@ static int import_one(Import *im, const ManifestRow *row, char *err)
     uint64_t bad = count_nonfinite(payload, im->dtype, n_el, &first);
     if (bad) {
         lmr_fail(msg, 0, "%llu of %zu values are NaN or Inf%s (first at row %zu, column %zu)", (unsigned long long)bad,
-                 n_el, a->dtype != im->dtype ? " after conversion to f16" : "", first / (size_t)a->cols,
+                 n_el, a->dtype == LMR_DT_F32 && im->dtype == LMR_DT_F16 ? " after conversion to f16" : "",
+                 first / (size_t)a->cols,
                  first % (size_t)a->cols);
         return skip_file(im, row, LMR_ENAN, msg, err);
     }

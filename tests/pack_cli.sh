@@ -222,7 +222,13 @@ mv "$d/vlt/feats" "$d/vlt/gone"
 last_err | grep -q "5 of 5 clips failed" || { cat "$d/err"; fail "all missing: last line"; }
 [ "$(status "$PACK" --from-videolt "$d/vlt/gone" --labels "$d/vlt/train.lst" --dtype f16 -o "$d/vlt.lmdb")" -eq 1 ] &&
     grep -q "holds f32 features" "$d/err" || { cat "$d/err"; fail "--dtype against the shard's"; }
+mv "$d/vlt/gone" "$d/vlt/feats"
+"$LMR_PYTHON" -c "import numpy as np; a = np.ones((4, 8), '<f4'); a[2, 3] = 1e6; np.save('$d/vlt/feats/v_1.npy', a)"
+[ "$(status "$PACK" --from-videolt "$d/vlt/feats" --labels "$d/vlt/train.lst" --dtype f16 --max-failures 1 -o "$d/v16.lmdb")" -eq 0 ] ||
+    { cat "$d/err"; fail "--dtype f16"; }
+grep -q "v_1.npy: 1 of 32 values are NaN or Inf after conversion to f16 (first at row 2, column 3)" "$d/err" &&
+    grep -q "4 written, 0 already present, 1 failed" "$d/err" || { cat "$d/err"; fail "an f32 value beyond f16's range"; }
 printf 'Class a 0 2.0\nClass b 1 x\n' > "$d/vlt/bad-counts.lst"
-[ "$(status "$PACK" --from-videolt "$d/vlt/gone" --labels "$d/vlt/train.lst" --counts "$d/vlt/bad-counts.lst" -o "$d/v2.lmdb")" -eq 1 ] &&
+[ "$(status "$PACK" --from-videolt "$d/vlt/feats" --labels "$d/vlt/train.lst" --counts "$d/vlt/bad-counts.lst" -o "$d/v2.lmdb")" -eq 1 ] &&
     grep -q "no class could be read" "$d/err" || { cat "$d/err"; fail "a count file without one good line"; }
 echo "all checks passed"
