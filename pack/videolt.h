@@ -6,27 +6,42 @@
 #include <stdint.h>
 
 #include "manifest.h"
+#include "pack.h"
 #include "shard.h"
 
 typedef struct {
     const char *root;      /* folder of .npy files */
     const char *labels;    /* VideoLT list file: <video_id> <c>[,<c>...] */
-    const char *counts;    /* optional count-labels-train.lst, for n_classes and names */
+    const char *counts;    /* optional count-labels-train.lst: n_classes and class names */
     int max_frames;        /* 0 = keep all rows; N = N evenly spaced rows */
     int zstd_level;        /* record payload compression, default 3 */
-    int strict;            /* fail on the first bad file instead of skipping */
+    int strict;            /* fail on the first bad file instead of counting it */
     int quiet;
+    int dtype;             /* LMR_DT_F16 / LMR_DT_F32 of the records; 0 = the first readable file's */
+    int64_t dim;           /* D the records must have; 0 = the first readable file's */
+    int n_classes;         /* > 0: labels at or above it are refused (a --counts file decides when given,
+                            * and must agree) */
+    const ShardMeta *hint; /* command-line metadata, applied last; may be NULL */
+    PackFailFn fail;       /* each clip that is not stored; may be NULL */
+    void *fail_user;
 } VideoltImportOpts;
 
 typedef struct {
-    uint64_t listed, written, present, skipped;
+    uint64_t listed;       /* rows of the list file read */
+    uint64_t bad_lines;    /* list lines refused (bad id or label, label out of range, duplicate) */
+    uint64_t written, present;
+    uint64_t failed;       /* clips not stored: bad_lines, and files missing, unreadable, of another D,
+                            * holding NaN/Inf, or stored already with other content */
+    uint64_t converted;    /* files converted to the records' dtype (f16 <-> f32) */
     uint64_t bytes_read;
     double seconds;
 } VideoltStats;
 
-/** Read every listed video's .npy and put a record into w (clips already in w are skipped).
- *  Each skipped file is reported through warn as "FILE: reason".
- *  @return 0, or the first error when strict or when the shard cannot be written. */
+/** Read every listed video's .npy and put a record into w (clips already in w are counted as
+ *  present). Each clip that cannot be stored is reported through o->fail and counted; notes
+ *  (skipped class lines, the dtype conversions) go through warn as "FILE: reason".
+ *  @return 0, or the first error when strict, when nothing is listed, or when the shard cannot be
+ *  written. */
 int videolt_import(const VideoltImportOpts *o, ShardWriter *w, LmrWarnFn warn, void *user,
                    VideoltStats *stats, char *err);
 

@@ -21,6 +21,12 @@ if(LMR_PYTHON)
   set_tests_properties(pack_kill PROPERTIES LABELS "integration" TIMEOUT 120
     ENVIRONMENT "LMR_BIN=${CMAKE_BINARY_DIR}/bin;LMR_SRC=${CMAKE_SOURCE_DIR};LMR_PYTHON=${LMR_PYTHON}")
 endif()
+# lmr-pack on a full disk (a tmpfs: needs root, skipped otherwise).
+if(LMR_PYTHON)
+  add_test(NAME pack_disk COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/pack_disk.sh $<TARGET_FILE:gen_records>)
+  set_tests_properties(pack_disk PROPERTIES LABELS "integration" TIMEOUT 120 SKIP_RETURN_CODE 77
+    ENVIRONMENT "LMR_BIN=${CMAKE_BINARY_DIR}/bin;LMR_SRC=${CMAKE_SOURCE_DIR};LMR_PYTHON=${LMR_PYTHON}")
+endif()
 if(LMR_PYTHON)
   add_test(NAME pack_cli COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/pack_cli.sh $<TARGET_FILE:gen_records>)
   set_tests_properties(pack_cli PROPERTIES LABELS "integration" TIMEOUT 60

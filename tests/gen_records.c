@@ -2,7 +2,8 @@
  * F.rec.meta.json), deterministic for a seed. Used by the shell and Python tests and the bench.
  * usage: gen_records OUT.rec N [--kind features|frames] [--dtype u8|f16|f32] [--views V] [--t T]
  *        [--t-max T] [--d D] [--classes C] [--multi] [--level L] [--seed S] [--prefix P]
- *        [--backbone NAME] */
+ *        [--backbone NAME] [--meta JSON]
+ * --meta writes a stream metadata record (kind 3, payload = JSON as given) before the clips. */
 #include <getopt.h>
 #include <math.h>
 #include <stdio.h>
@@ -24,11 +25,11 @@ int main(int argc, char **argv)
     static const struct option opts[] = {
         {"kind", 1, 0, 'k'}, {"dtype", 1, 0, 'y'}, {"views", 1, 0, 'v'}, {"t", 1, 0, 't'}, {"t-max", 1, 0, 'T'},
         {"d", 1, 0, 'd'}, {"classes", 1, 0, 'c'}, {"multi", 0, 0, 'm'}, {"level", 1, 0, 'l'}, {"seed", 1, 0, 's'},
-        {"prefix", 1, 0, 'p'}, {"backbone", 1, 0, 'b'}, {0, 0, 0, 0}};
+        {"prefix", 1, 0, 'p'}, {"backbone", 1, 0, 'b'}, {"meta", 1, 0, 'M'}, {0, 0, 0, 0}};
     int kind = LMR_KIND_FEATURES, dtype = LMR_DT_F16, views = 1, t = 8, t_max = 0, d = 64, classes = 10, multi = 0,
         level = 3, c;
     uint64_t seed = 1;
-    const char *prefix = "clip", *backbone = NULL;
+    const char *prefix = "clip", *backbone = NULL, *meta = NULL;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
         case 'k': kind = strcmp(optarg, "frames") == 0 ? LMR_KIND_FRAMES : LMR_KIND_FEATURES; break;
@@ -43,6 +44,7 @@ int main(int argc, char **argv)
         case 's': seed = strtoull(optarg, NULL, 10); break;
         case 'p': prefix = optarg; break;
         case 'b': backbone = optarg; break;
+        case 'M': meta = optarg; break;
         default: fprintf(stderr, "gen_records: bad option\n"); return 2;
         }
     }
@@ -64,6 +66,15 @@ int main(int argc, char **argv)
     buf_init(&rec);
     buf_init(&pay);
     int rc = 0;
+    if (meta) {
+        RecordInfo mi = {.kind = LMR_KIND_META, .dtype = LMR_DT_U8, .ndim = 1, .id = LMR_META_ID};
+        mi.id_len = (uint16_t)strlen(LMR_META_ID);
+        mi.dims[0] = (uint32_t)strlen(meta);
+        if (record_encode(&ctx, &mi, meta, &rec) || fwrite(rec.data, 1, rec.len, f) != rec.len) {
+            fprintf(stderr, "gen_records: metadata record: %s\n", ctx.last_error);
+            rc = 1;
+        }
+    }
     for (long i = 0; i < n && !rc; i++) {
         RecordInfo info;
         memset(&info, 0, sizeof info);

@@ -19,24 +19,43 @@
 static char dir[256];
 
 typedef struct {
-    int n;
-    char first[LMR_ERRLEN];
+    int n, n_notes;
+    char all[16384]; /* "input|id|reason" lines of every failure */
+    char note[LMR_ERRLEN];
 } Warn;
 
 static void on_warn(void *user, const char *msg)
 {
     Warn *w = user;
-    if (w->n++ == 0)
-        snprintf(w->first, sizeof w->first, "%s", msg);
+    if (w->n_notes++ == 0)
+        snprintf(w->note, sizeof w->note, "%s", msg);
+}
+
+static void on_fail(void *user, const char *input, int64_t offset, const char *id, const char *reason)
+{
+    Warn *w = user;
+    (void)offset;
+    w->n++;
+    size_t len = strlen(w->all);
+    snprintf(w->all + len, sizeof w->all - len, "%s|%s|%s\n", input, id, reason);
+}
+
+/* The failure line of clip id, or NULL. */
+static const char *failure_of(const Warn *w, const char *id)
+{
+    char key[96];
+    snprintf(key, sizeof key, "|%s|", id);
+    return strstr(w->all, key);
 }
 
 static int run_import_as(const char *shard, ShardFormat format, int max_frames, VideoltStats *st, Warn *w)
 {
     char feats[300], list[300], counts[300], err[LMR_ERRLEN] = "";
-    snprintf(feats, sizeof feats, "%s/feats", dir);
+    snprintf(feats, sizeof feats, "%s/feats/", dir); /* a trailing slash must not double in paths */
     snprintf(list, sizeof list, "%s/train.lst", dir);
     snprintf(counts, sizeof counts, "%s/count-labels-train.lst", dir);
-    VideoltImportOpts o = {feats, list, counts, max_frames, 3, 0, 1};
+    VideoltImportOpts o = {.root = feats, .labels = list, .counts = counts, .max_frames = max_frames,
+                           .zstd_level = 3, .quiet = 1, .fail = on_fail, .fail_user = w};
     ShardWriterOpts wo = {format, 4, 1u << 20};
     ShardWriter *sw;
     int rc = shardwriter_open(&sw, shard, &wo, err);
@@ -132,16 +151,32 @@ int main(void)
     json_t *hist = json_object_get(exp, "hist"), *labels = json_object_get(exp, "labels");
     int n_classes = (int)json_integer_value(json_object_get(exp, "C"));
 
-    TEST(1, "import: written, skipped with reasons, bytes read");
+    TEST(1, "import: written, failed clips with reasons, bytes read, one note for the conversions");
     char shard[512];
     snprintf(shard, sizeof shard, "%s/a.lmdb", dir);
     VideoltStats st;
-    Warn w = {0};
+    Warn w;
+    memset(&w, 0, sizeof w);
+    int n_bad = (int)json_integer_value(json_object_get(exp, "n_bad"));
+    int n_bad_lines = (int)json_integer_value(json_object_get(exp, "n_bad_lines"));
+    CHECK(n_bad == 11 && n_bad_lines == 1);
     CHECK_RC(run_import(shard, 0, &st, &w), 0);
-    CHECK(st.listed == N_VIDEOS + 8);
-    CHECK(st.written == N_VIDEOS && st.present == 0 && st.skipped == 8);
-    CHECK(w.n == 8 && strstr(w.first, "bad_0.npy") != NULL);
-    CHECK(st.bytes_read == (uint64_t)json_integer_value(json_object_get(exp, "bytes")));
+    CHECK(st.listed == (uint64_t)(N_VIDEOS + n_bad) && st.bad_lines == (uint64_t)n_bad_lines);
+    CHECK(st.written == N_VIDEOS && st.present == 0 && st.failed == (uint64_t)(n_bad + n_bad_lines));
+    CHECK(w.n == n_bad + n_bad_lines);
+    CHECK(failure_of(&w, "bad_0") && strstr(w.all, "feats/bad_0.npy|bad_0|") != NULL);
+    CHECK(strstr(w.all, "//") == NULL);
+    const char *f = failure_of(&w, "bad_8"); /* NaN at row 3, column 5 */
+    CHECK(f && strstr(f, "1 of 320 values are NaN or Inf (first at row 3, column 5)") != NULL);
+    f = failure_of(&w, "bad_9"); /* -Inf in an f16 file */
+    CHECK(f && strstr(f, "1 of 320 values are NaN or Inf (first at row 9, column 31)") != NULL);
+    f = failure_of(&w, "bad_10");
+    CHECK(f && strstr(f, "D = 16, the shard's records have 32") != NULL);
+    CHECK(strstr(w.all, "train.lst:41|") != NULL && strstr(w.all, "class 12 out of range [0, 12)") != NULL);
+    CHECK(st.converted == (uint64_t)json_integer_value(json_object_get(exp, "n_f16")));
+    CHECK(w.n_notes == 1 && strstr(w.note, "6 .npy files were converted from f16 to f32") != NULL);
+    CHECK(st.bytes_read == (uint64_t)(json_integer_value(json_object_get(exp, "bytes")) +
+                                      json_integer_value(json_object_get(exp, "bytes_bad_read"))));
     CHECK(st.seconds > 0);
 
     TEST(2, "records read back equal the .npy files, labels as listed");
@@ -154,6 +189,7 @@ int main(void)
     CHECK(m->n_classes == n_classes && m->multi_label);
     CHECK(strcmp(m->dataset, "videolt") == 0 && strcmp(m->split, "train") == 0);
     CHECK(strcmp(m->backbone, "videolt-npy") == 0);
+    CHECK(m->n_class_names == n_classes && m->class_names && strcmp(m->class_names[3], "Class name 3") == 0);
     for (int c = 0; c < n_classes; c++)
         CHECK(m->class_counts && m->class_counts[c] == json_integer_value(json_array_get(hist, (size_t)c)));
     const char *key;
@@ -179,7 +215,7 @@ int main(void)
     TEST(3, "resume: every video already present");
     memset(&w, 0, sizeof w);
     CHECK_RC(run_import(shard, 0, &st, &w), 0);
-    CHECK(st.written == 0 && st.present == N_VIDEOS && st.skipped == 8);
+    CHECK(st.written == 0 && st.present == N_VIDEOS && st.failed == (uint64_t)(n_bad + n_bad_lines));
 
     TEST(4, "--max-frames keeps evenly spaced rows");
     char shard_b[512];
@@ -199,7 +235,7 @@ int main(void)
     char shard_h[512];
     snprintf(shard_h, sizeof shard_h, "%s/a.h5", dir);
     CHECK_RC(run_import_as(shard_h, SHARD_HDF5, 0, &st, &w), 0);
-    CHECK(st.written == N_VIDEOS && st.skipped == 8);
+    CHECK(st.written == N_VIDEOS && st.failed == (uint64_t)(n_bad + n_bad_lines));
     paths[0] = shard_h;
     CHECK_RC(shardset_open(&s, paths, 1, err), 0);
     if (s) {
@@ -238,20 +274,33 @@ int main(void)
         CHECK(json_equal(json_object_get(info, "class_counts"), hist));
         json_decref(info);
     }
-    /* the command line: same histogram, and --strict fails on the first bad file */
+    /* the command line: same histogram and class names when the failures are allowed; without
+     * --max-failures the same run exits 1 naming the count and the list; --strict stops at the first */
     snprintf(cmd, sizeof cmd,
              "'%s' --from-videolt '%s/feats' --labels '%s/train.lst' --counts '%s/count-labels-train.lst' "
-             "-o '%s/c.lmdb' --quiet 2>/dev/null && '%s' --info --json '%s/c.lmdb' > '%s/info_c.json'",
+             "--max-failures 12 -o '%s/c.lmdb' --quiet 2>/dev/null && '%s' --info --json '%s/c.lmdb' > '%s/info_c.json'",
              pack, dir, dir, dir, dir, pack, dir, dir);
     CHECK(system(cmd) == 0);
     snprintf(path, sizeof path, "%s/info_c.json", dir);
     info = json_load_file(path, 0, &je);
     CHECK(info && json_equal(json_object_get(info, "class_counts"), hist));
+    CHECK(info && json_array_size(json_object_get(info, "class_names")) == (size_t)n_classes &&
+          strcmp(json_string_value(json_array_get(json_object_get(info, "class_names"), 0)), "Class name 0") == 0);
     json_decref(info);
+    snprintf(cmd, sizeof cmd,
+             "'%s' --from-videolt '%s/feats' --labels '%s/train.lst' --counts '%s/count-labels-train.lst' "
+             "--failures '%s/f.tsv' -o '%s/e.lmdb' 2>'%s/e.err'",
+             pack, dir, dir, dir, dir, dir, dir);
+    int src_rc = system(cmd);
+    CHECK(WIFEXITED(src_rc) && WEXITSTATUS(src_rc) == 1);
+    snprintf(cmd, sizeof cmd, "tail -n 1 '%s/e.err' | grep -q '12 of 312 clips failed, more than --max-failures 0 allows; "
+             "the list is in %s/f.tsv' && test $(wc -l < '%s/f.tsv') -eq 13 && grep -q '^bad_8	.*NaN' '%s/f.tsv'",
+             dir, dir, dir, dir);
+    CHECK(system(cmd) == 0);
     snprintf(cmd, sizeof cmd,
              "'%s' --from-videolt '%s/feats' --labels '%s/train.lst' --strict -o '%s/d.lmdb' --quiet 2>/dev/null",
              pack, dir, dir, dir);
-    int src_rc = system(cmd);
+    src_rc = system(cmd);
     CHECK(WIFEXITED(src_rc) && WEXITSTATUS(src_rc) == 1);
 
     json_decref(exp);

@@ -1,6 +1,8 @@
 """Generate a small VideoLT-style release for test_videolt: <dir>/feats/<video_id>.npy feature
 files, <dir>/train.lst (multi-label), <dir>/count-labels-train.lst, and <dir>/expected.json with
-what an import must produce (computed here, independently of lmr)."""
+what an import must produce (computed here, independently of lmr). Besides the good videos, the
+list names files that must fail one by one (missing, truncated, f8, Fortran order, NaN, Inf,
+another D) and one line whose label is outside the class count."""
 import json
 import os
 import sys
@@ -32,7 +34,8 @@ for i in range(n):
     good[vid] = labels
     tdict[vid] = t
 bad = []
-for j, kind in enumerate(["missing"] * 5 + ["truncated", "f8", "fortran"]):
+kinds = ["missing"] * 5 + ["truncated", "f8", "fortran", "nan", "inf", "dim"]
+for j, kind in enumerate(kinds):
     vid = "bad_%d" % j
     lines.insert(3 + 7 * j, "%s %d" % (vid, j % C))
     bad.append(vid)
@@ -45,11 +48,26 @@ for j, kind in enumerate(["missing"] * 5 + ["truncated", "f8", "fortran"]):
         np.save(path, np.zeros((10, D)))
     elif kind == "fortran":
         np.save(path, np.asfortranarray(rng.standard_normal((10, D)).astype("<f4")))
+    elif kind == "nan":
+        a = rng.standard_normal((10, D)).astype("<f4")
+        a[3, 5] = np.nan
+        np.save(path, a)
+    elif kind == "inf":
+        a = rng.standard_normal((10, D)).astype("<f2")
+        a[9, D - 1] = -np.inf
+        np.save(path, a)
+    elif kind == "dim":
+        np.save(path, rng.standard_normal((10, D // 2)).astype("<f4"))
+bad_read = sum(os.path.getsize(os.path.join(out, "feats", "bad_%d.npy" % j))
+               for j, kind in enumerate(kinds) if kind in ("nan", "inf", "dim"))
+lines.insert(40, "v_range %d,%d" % (C - 1, C))  # label C is outside [0, C)
+bad_lines = 1
 with open(os.path.join(out, "train.lst"), "w") as f:
     f.write("\n".join(lines) + "\n")
 with open(os.path.join(out, "count-labels-train.lst"), "w") as f:
     for c in range(C):
         f.write("Class name %d %d %d\n" % (c, c, hist[c]))
 with open(os.path.join(out, "expected.json"), "w") as f:
-    json.dump({"hist": hist, "n_good": len(good), "n_bad": len(bad), "bytes": sizes,
+    json.dump({"hist": hist, "n_good": len(good), "n_bad": len(bad), "n_bad_lines": bad_lines,
+               "n_f16": sum(1 for i in range(n) if i % 50 == 7), "bytes": sizes, "bytes_bad_read": bad_read,
                "labels": good, "T": tdict, "D": D, "C": C}, f)
