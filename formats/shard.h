@@ -10,6 +10,7 @@
 #include "record.h"
 
 #define LMR_SHARD_FORMAT_VERSION 1
+#define LMR_MAX_CLASSES (1 << 24) /* labels are -1 (unlabelled) or 0 .. LMR_MAX_CLASSES - 1 */
 
 typedef enum { SHARD_LMDB = 1, SHARD_HDF5 = 2 } ShardFormat;
 
@@ -21,7 +22,10 @@ typedef struct {
     uint8_t ndim;
     uint64_t n_records;
     int n_classes;             /* 0 when unknown */
-    int64_t *class_counts;     /* [n_classes] clips per class (multi-label: each label counts); owned */
+    int classes_declared;      /* n_classes was given (sidecar, --classes, stream metadata), not
+                                * inferred from the labels: labels >= n_classes are refused */
+    int64_t *class_counts;     /* [n_classes] clips per class (multi-label: each distinct label of a
+                                * clip counts once); owned */
     int multi_label;           /* some record has more than one label */
     char dataset[64], split[32];
     char mode[16];             /* extract mode: "train", "test", "" when unknown */
