@@ -51,6 +51,10 @@ static herr_t capture_auto(hid_t estack, void *user)
 void h5_lock(H5Capture *c)
 {
     pthread_mutex_lock(&h5_mutex);
+    /* libhdf5 1.10 keeps a file whose close failed (a full disk) half torn down in its tables, and
+     * its atexit handler then crashes on it. lmr closes every file it opens, so it needs no such
+     * handler: this asks for none when lmr is the first to use HDF5 (later calls change nothing). */
+    H5dont_atexit();
     memset(c, 0, sizeof *c);
     H5Eset_auto2(H5E_DEFAULT, capture_auto, c); /* this thread's stack: never printed */
 }
