@@ -48,13 +48,14 @@ static herr_t capture_auto(hid_t estack, void *user)
     return 0;
 }
 
+/* libhdf5 1.10 keeps a file whose close failed (a full disk) half torn down in its tables, and its
+ * atexit handler then crashes on it. lmr closes every HDF5 file it opens, so it needs no such
+ * handler. The request only counts before the library's first call, hence at program load. */
+__attribute__((constructor)) static void h5_no_exit_handler(void) { H5dont_atexit(); }
+
 void h5_lock(H5Capture *c)
 {
     pthread_mutex_lock(&h5_mutex);
-    /* libhdf5 1.10 keeps a file whose close failed (a full disk) half torn down in its tables, and
-     * its atexit handler then crashes on it. lmr closes every file it opens, so it needs no such
-     * handler: this asks for none when lmr is the first to use HDF5 (later calls change nothing). */
-    H5dont_atexit();
     memset(c, 0, sizeof *c);
     H5Eset_auto2(H5E_DEFAULT, capture_auto, c); /* this thread's stack: never printed */
 }

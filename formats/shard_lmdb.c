@@ -92,7 +92,8 @@ static int walk_child(const char *path, WalkProgress *pr)
 }
 
 /* Walk path in a child process; @return 0 (walked, or could not check), LMR_ECORRUPT when the
- * child died on the file. */
+ * child died on the file. A fork in a threaded process is safe here: the child only opens its own
+ * environment, and glibc keeps malloc usable after fork. */
 static int walk_in_child(const char *path, char *err)
 {
     WalkProgress *pr = mmap(NULL, sizeof *pr, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -100,8 +101,12 @@ static int walk_in_child(const char *path, char *err)
         return 0;
     memset(pr, 0, sizeof *pr);
     pid_t pid = fork();
-    if (pid == 0)
+    if (pid == 0) { /* liblmdb prints its failed asserts: not the parent's business */
+        int null = open("/dev/null", O_WRONLY);
+        if (null >= 0)
+            dup2(null, 2);
         _exit(walk_child(path, pr)); /* no atexit handlers, no stdio flush in the child */
+    }
     int status = 0, rc = 0;
     if (pid > 0) {
         while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
@@ -126,6 +131,24 @@ static int walk_in_child(const char *path, char *err)
     }
     munmap(pr, sizeof *pr);
     return rc;
+}
+
+/* An existing file, before a writer maps it: its size (checked in a read-only environment, which
+ * reads only the meta pages), then a walk in a child. */
+static int check_existing(const char *path, char *err)
+{
+    MDB_env *env;
+    int rc = mdb_env_create(&env);
+    if (!rc)
+        rc = mdb_env_open(env, path, MDB_NOSUBDIR | MDB_RDONLY | MDB_NOLOCK | MDB_NOTLS, 0444);
+    if (rc) {
+        rc = lmdb_fail(err, rc, path, "opening");
+        mdb_env_close(env);
+        return rc;
+    }
+    rc = check_size(env, path, err);
+    mdb_env_close(env);
+    return rc ? rc : walk_in_child(path, err);
 }
 
 /* The shard's __meta__ value parsed into hint; 0 when absent. */
@@ -329,7 +352,7 @@ int lmdbw_open(LmdbWriter **out, const char *path, uint64_t txn_bytes, ShardMeta
     }
     struct stat st;
     uint64_t existing = fstat(w->lock_fd, &st) == 0 ? (uint64_t)st.st_size : 0;
-    if (existing && (rc = walk_in_child(path, err)))
+    if (existing && (rc = check_existing(path, err)))
         goto fail;
     w->map_size = (size_t)(1u << 20); /* grows by doubling: small transactions, small start */
     while (w->map_size < 2 * existing + 4 * txn_bytes)
