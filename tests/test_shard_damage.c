@@ -612,11 +612,26 @@ static void test_out_of_space(ShardFormat fmt)
                     strstr(msg, "no space left") != NULL;
         buf_free(&b);
         record_ctx_free(&ctx);
-        exit(rc < 0 && named ? 0 : 3); /* exit(), not _exit(): atexit handlers run */
+        FILE *f = fopen(at("full.ok"), "w");
+        if (f && rc < 0 && named)
+            fputs("ok", f);
+        if (f)
+            fclose(f);
+        /* exit(), not _exit(): atexit handlers run. (Under LeakSanitizer the status may say that
+         * libhdf5 leaked the buffers of the file whose close failed: only a signal is a failure.) */
+        exit(0);
     }
     int status = 0;
     waitpid(pid, &status, 0);
-    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    char ok[4] = "";
+    FILE *f = fopen(at("full.ok"), "r");
+    if (f) {
+        if (!fgets(ok, sizeof ok, f))
+            ok[0] = 0;
+        fclose(f);
+    }
+    unlink(at("full.ok"));
+    CHECK(WIFEXITED(status) && strcmp(ok, "ok") == 0);
     if (!WIFEXITED(status))
         fprintf(stderr, "  writer died on signal %d\n", WTERMSIG(status));
 }
