@@ -278,8 +278,11 @@ static int set_find_duplicates(const ShardSet *s, char *err)
     for (int k = 0; k < s->n_files; k++) { /* one file named twice: say so, not its first id */
         for (int j = 0; j < k; j++)
             if (lmr_same_file(s->files[j].path, s->files[k].path))
-                return lmr_fail(err, LMR_EINVAL, "%s is given twice (as %s): its clips would count twice",
-                                s->files[k].path, s->files[j].path);
+                return strcmp(s->files[j].path, s->files[k].path)
+                           ? lmr_fail(err, LMR_EINVAL, "%s is given twice (as %s): its clips would count twice",
+                                      s->files[k].path, s->files[j].path)
+                           : lmr_fail(err, LMR_EINVAL, "%s is given twice: its clips would count twice",
+                                      s->files[k].path);
     }
     uint64_t *pos = calloc((size_t)s->n_files, sizeof *pos);
     if (!pos)

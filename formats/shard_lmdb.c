@@ -119,8 +119,8 @@ static int walk_in_child(const char *path, char *err)
             else
                 snprintf(how, sizeof how, "exit status %d", WEXITSTATUS(status));
             if (pr->n)
-                snprintf(where, sizeof where, "after key %s (key %llu)", lmr_show(show, pr->key, pr->len),
-                         (unsigned long long)pr->n);
+                snprintf(where, sizeof where, "after %llu keys (the last %s)", (unsigned long long)pr->n,
+                         lmr_show(show, pr->key, pr->len));
             else
                 snprintf(where, sizeof where, "before the first key");
             rc = lmr_fail(err, LMR_ECORRUPT,

@@ -454,6 +454,22 @@ static void test_hdf5_meta(void)
     H5Fclose(f);
     CHECK_RC(open_set(bad, err), LMR_ECORRUPT);
     CHECK(strstr(err, "/labels holds 7 rows, /ids 10") != NULL);
+    /* the same id twice in one file */
+    copy_file(good, bad, -1);
+    f = H5Fopen(bad, H5F_ACC_RDWR, H5P_DEFAULT);
+    d = H5Dopen2(f, "/ids", H5P_DEFAULT);
+    hid_t ty = H5Dget_type(d);
+    size_t wid = H5Tget_size(ty);
+    char *ids = calloc(10, wid);
+    CHECK(H5Dread(d, ty, H5S_ALL, H5S_ALL, H5P_DEFAULT, ids) >= 0);
+    memcpy(ids + 7 * wid, ids + 2 * wid, wid);
+    CHECK(H5Dwrite(d, ty, H5S_ALL, H5S_ALL, H5P_DEFAULT, ids) >= 0);
+    free(ids);
+    H5Tclose(ty);
+    H5Dclose(d);
+    H5Fclose(f);
+    CHECK_RC(open_set(bad, err), LMR_EINVAL);
+    CHECK(strstr(err, "clip c002 is stored twice") != NULL);
     /* /label_index pointing past /label_values, with an offset that would wrap */
     uint64_t lidx[20];
     for (int i = 0; i < 10; i++)
