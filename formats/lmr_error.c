@@ -31,6 +31,7 @@ static const char *const messages[] = {
     "no GPU device",
     "MPI error",
     "bad usage",
+    "empty: no records",
 };
 
 const char *lmr_strerror(int code)
@@ -55,4 +56,19 @@ int lmr_fail(char *err, int code, const char *fmt, ...)
         va_end(ap);
     }
     return code;
+}
+
+const char *lmr_show(char *buf, const char *id, size_t len)
+{
+    size_t keep = LMR_SHOWLEN - 4;
+    if (!id)
+        len = 0;
+    if (len <= LMR_SHOWLEN - 1)
+        keep = len;
+    memcpy(buf, id ? id : "", keep);
+    if (keep < len)
+        memcpy(buf + keep, "...", 4);
+    else
+        buf[keep] = 0;
+    return buf;
 }

@@ -38,6 +38,7 @@ enum {
     LMR_ENODEV = -1022,       /* no GPU available at run time, or not built with CUDA */
     LMR_EMPI = -1023,         /* MPI error */
     LMR_EUSAGE = -1024,       /* bad command line */
+    LMR_EEMPTY = -1025,       /* a shard or set holds no records */
 };
 
 /** Message for an lmr code, or strerror(-code) for -errno codes. Never NULL. */
@@ -45,6 +46,12 @@ const char *lmr_strerror(int code);
 
 /** Write a formatted message into err (LMR_ERRLEN bytes; NULL allowed) and return code. */
 int lmr_fail(char *err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* An id (or any caller-supplied name) as it goes into a message: at most LMR_SHOWLEN - 4 bytes of
+ * it, then "..." when cut, so that the reason after it still fits in the message. */
+#define LMR_SHOWLEN 84
+/** Copy id[0..len) for a message into buf (LMR_SHOWLEN bytes); @return buf. */
+const char *lmr_show(char *buf, const char *id, size_t len);
 
 /* Forward a negative result. */
 #define LMR_TRY(expr)                 \

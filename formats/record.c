@@ -69,6 +69,55 @@ size_t record_dtype_size(int dtype)
     }
 }
 
+const char *record_kind_name(int kind)
+{
+    switch (kind) {
+    case LMR_KIND_FRAMES: return "frames";
+    case LMR_KIND_FEATURES: return "features";
+    case LMR_KIND_META: return "metadata";
+    default: return "";
+    }
+}
+
+const char *record_dtype_name(int dtype)
+{
+    switch (dtype) {
+    case LMR_DT_U8: return "u8";
+    case LMR_DT_F16: return "f16";
+    case LMR_DT_F32: return "f32";
+    default: return "";
+    }
+}
+
+const char *record_shape_str(int kind, int dtype, const uint32_t *dims, int ndim, char *buf, size_t cap)
+{
+    if (!cap)
+        return buf;
+    if (kind == 0) {
+        snprintf(buf, cap, "no records");
+        return buf;
+    }
+    char kb[24], db[24];
+    const char *kn = record_kind_name(kind), *dn = record_dtype_name(dtype);
+    if (!*kn)
+        snprintf(kb, sizeof kb, "kind %d", kind), kn = kb;
+    if (!*dn)
+        snprintf(db, sizeof db, "dtype %d", dtype), dn = db;
+    int n = ndim < 0 ? 0 : ndim > 4 ? 4 : ndim;
+    if (kind == LMR_KIND_FEATURES && n == 4 && dims[3] == 1)
+        n = 3;
+    size_t o = (size_t)snprintf(buf, cap, "%s %s [", kn, dn);
+    for (int i = 0; i < n && o < cap; i++) {
+        if (i == 1 && dims[1] == 0)
+            o += (size_t)snprintf(buf + o, cap - o, ",*");
+        else
+            o += (size_t)snprintf(buf + o, cap - o, i ? ",%u" : "%u", dims[i]);
+    }
+    if (o < cap)
+        snprintf(buf + o, cap - o, "]");
+    return buf;
+}
+
 /* Little-endian field access: the format is LE whatever the host. */
 static void put16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
 static void put32(uint8_t *p, uint32_t v) { for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i)); }
@@ -106,30 +155,50 @@ static uint64_t record_checksum(const uint8_t *head, size_t id_labels_len, const
     return XXH3_64bits_digest(&st);
 }
 
+/* The one form of a metadata record (see record.h): NULL when kind/dtype/ndim/labels/id fit it,
+ * else what is wrong. Not called for other kinds. */
+static const char *meta_form_error(int dtype, int ndim, int n_labels, const char *id, size_t id_len)
+{
+    if (dtype != LMR_DT_U8 || ndim != 1)
+        return "a metadata record is u8 with one dimension";
+    if (n_labels != 0)
+        return "a metadata record has no labels";
+    if (id_len != strlen(LMR_META_ID) || memcmp(id, LMR_META_ID, id_len) != 0)
+        return "a metadata record has the id " LMR_META_ID;
+    return NULL;
+}
+
 int record_encode(RecordCtx *ctx, const RecordInfo *info, const void *payload, LmrBuf *out)
 {
     if (info->kind < LMR_KIND_FRAMES || info->kind > LMR_KIND_META || info->ndim < 1 ||
-        info->ndim > 4 || !record_dtype_size(info->dtype) || info->n_labels > LMR_MAX_LABELS ||
-        (info->kind == LMR_KIND_META && (info->dtype != LMR_DT_U8 || info->ndim != 1 || info->n_labels)))
+        info->ndim > 4 || !record_dtype_size(info->dtype) || info->n_labels > LMR_MAX_LABELS)
         return LMR_FAIL(ctx, LMR_EINVAL, "record: bad kind/dtype/ndim/labels");
     if (info->id_len == 0 || memchr(info->id, 0, info->id_len))
         return LMR_FAIL(ctx, LMR_EINVAL, "record: empty id or id with NUL");
+    const char *why = info->kind == LMR_KIND_META
+                          ? meta_form_error(info->dtype, info->ndim, info->n_labels, info->id, info->id_len)
+                          : NULL;
+    if (why)
+        return LMR_FAIL(ctx, LMR_EINVAL, "record: %s", why);
     uint32_t dims[4] = {1, 1, 1, 1};
     memcpy(dims, info->dims, sizeof(uint32_t) * info->ndim);
     uint64_t raw = raw_size_of(info->dtype, info->ndim, dims);
+    char show[LMR_SHOWLEN];
     if (raw == 0)
-        return LMR_FAIL(ctx, LMR_EINVAL, "record %.*s: zero or overflowing dims", (int)info->id_len, info->id);
+        return LMR_FAIL(ctx, LMR_EINVAL, "record %s: zero or overflowing dims", lmr_show(show, info->id, info->id_len));
     size_t head = LMR_RECORD_HEADER + info->id_len + 4 * (size_t)info->n_labels;
     int zstd = ctx->level > 0;
     size_t bound = zstd ? ZSTD_compressBound(raw) : raw;
-    if (buf_reserve(out, head + bound))
-        return LMR_ENOMEM;
+    if (raw > SIZE_MAX / 2 || ZSTD_isError(bound) || buf_reserve(out, head + bound))
+        return LMR_FAIL(ctx, LMR_ENOMEM, "record %s: %llu bytes: out of memory", lmr_show(show, info->id, info->id_len),
+                        (unsigned long long)raw);
     uint8_t *p = out->data;
     uint64_t stored = raw;
     if (zstd) {
         size_t r = ZSTD_compressCCtx(ctx->cctx, p + head, bound, payload, raw, ctx->level);
         if (ZSTD_isError(r))
-            return LMR_FAIL(ctx, LMR_ECOMPRESS, "record %.*s: zstd: %s", (int)info->id_len, info->id, ZSTD_getErrorName(r));
+            return LMR_FAIL(ctx, LMR_ECOMPRESS, "record %s: zstd: %s", lmr_show(show, info->id, info->id_len),
+                            ZSTD_getErrorName(r));
         stored = r;
         if (stored >= raw) { /* incompressible: keep it raw */
             zstd = 0;
@@ -158,6 +227,11 @@ int record_encode(RecordCtx *ctx, const RecordInfo *info, const void *payload, L
     return 0;
 }
 
+/* zstd frames are blocks of at most 128 KiB (the format's limit) behind a 3-byte block header
+ * each, so a stored payload of S bytes never decodes to more than S / 3 blocks: a header that
+ * claims more is damaged, and is refused before anyone allocates what it claims. */
+#define ZSTD_BLOCK_MAX (128u << 10)
+
 int record_parse(const uint8_t *b, size_t len, RecordInfo *o, char *err)
 {
     memset(o, 0, sizeof *o);
@@ -176,11 +250,12 @@ int record_parse(const uint8_t *b, size_t len, RecordInfo *o, char *err)
     o->ndim = b[13];
     o->n_labels = get16(b + 14);
     if (o->kind < LMR_KIND_FRAMES || o->kind > LMR_KIND_META)
-        return lmr_fail(err, LMR_ECORRUPT, "record: kind %u at offset 10 is not 1..3", o->kind);
+        return lmr_fail(err, LMR_ECORRUPT, "record: kind %u at offset 10 is not 1 (frames), 2 (features) or 3 (metadata)",
+                        o->kind);
     if (!record_dtype_size(o->dtype))
-        return lmr_fail(err, LMR_ECORRUPT, "record: dtype %u at offset 11 is not 1..3", o->dtype);
+        return lmr_fail(err, LMR_ECORRUPT, "record: dtype %u at offset 11 is not 1..3 (u8, f16, f32)", o->dtype);
     if (o->codec > LMR_CODEC_ZSTD)
-        return lmr_fail(err, LMR_ECORRUPT, "record: codec %u at offset 12 is not 0 or 1", o->codec);
+        return lmr_fail(err, LMR_ECORRUPT, "record: codec %u at offset 12 is not 0 (raw) or 1 (zstd)", o->codec);
     if (o->ndim < 1 || o->ndim > 4)
         return lmr_fail(err, LMR_ECORRUPT, "record: ndim %u at offset 13 is not 1..4", o->ndim);
     if (o->n_labels > LMR_MAX_LABELS)
@@ -206,10 +281,13 @@ int record_parse(const uint8_t *b, size_t len, RecordInfo *o, char *err)
     if (o->codec == LMR_CODEC_RAW && o->stored_size != o->raw_size)
         return lmr_fail(err, LMR_ECORRUPT, "record: raw payload stored as %llu bytes, not %llu",
                         (unsigned long long)o->stored_size, (unsigned long long)o->raw_size);
-    size_t bound = ZSTD_compressBound(o->raw_size);
-    if (ZSTD_isError(bound) || o->stored_size == 0 || o->stored_size > bound)
+    size_t bound = o->raw_size <= SIZE_MAX / 2 ? ZSTD_compressBound(o->raw_size) : 0;
+    if (bound == 0 || ZSTD_isError(bound) || o->stored_size == 0 || o->stored_size > bound)
         return lmr_fail(err, LMR_ECORRUPT, "record: stored size %llu at offset 40 impossible for raw %llu",
                         (unsigned long long)o->stored_size, (unsigned long long)o->raw_size);
+    if (o->codec == LMR_CODEC_ZSTD && o->stored_size / 3 < (o->raw_size - 1) / ZSTD_BLOCK_MAX + 1)
+        return lmr_fail(err, LMR_ECORRUPT, "record: raw size %llu at offset 32 cannot come out of %llu zstd bytes",
+                        (unsigned long long)o->raw_size, (unsigned long long)o->stored_size);
     if (o->id_len == 0)
         return lmr_fail(err, LMR_ECORRUPT, "record: empty id at offset 56");
     uint64_t head = LMR_RECORD_HEADER + (uint64_t)o->id_len + 4ull * o->n_labels;
@@ -219,28 +297,46 @@ int record_parse(const uint8_t *b, size_t len, RecordInfo *o, char *err)
     o->id = (const char *)b + LMR_RECORD_HEADER;
     if (memchr(o->id, 0, o->id_len))
         return lmr_fail(err, LMR_ECORRUPT, "record: id holds a NUL byte");
+    const char *why = o->kind == LMR_KIND_META ? meta_form_error(o->dtype, o->ndim, o->n_labels, o->id, o->id_len) : NULL;
+    if (why)
+        return lmr_fail(err, LMR_ECORRUPT, "record: %s", why);
     for (int i = 0; i < o->n_labels; i++)
         o->labels[i] = (int32_t)get32(b + LMR_RECORD_HEADER + o->id_len + 4 * i);
+    char show[LMR_SHOWLEN];
     if (len < o->total_size)
-        return lmr_fail(err, LMR_ETRUNC, "record %.*s: %zu bytes, record needs %llu", (int)o->id_len, o->id,
+        return lmr_fail(err, LMR_ETRUNC, "record %s: %zu bytes, record needs %llu", lmr_show(show, o->id, o->id_len),
                         len, (unsigned long long)o->total_size);
     o->stored = b + head;
+    if (o->codec == LMR_CODEC_ZSTD) { /* the frame header alone: a few bytes, no decoding */
+        unsigned long long fs = ZSTD_getFrameContentSize(o->stored, o->stored_size);
+        if (fs != o->raw_size) {
+            if (fs == ZSTD_CONTENTSIZE_ERROR)
+                return lmr_fail(err, LMR_ECORRUPT, "record %s: the payload is not a zstd frame",
+                                lmr_show(show, o->id, o->id_len));
+            if (fs == ZSTD_CONTENTSIZE_UNKNOWN)
+                return lmr_fail(err, LMR_ECORRUPT, "record %s: the zstd frame does not declare its size",
+                                lmr_show(show, o->id, o->id_len));
+            return lmr_fail(err, LMR_ECORRUPT, "record %s: zstd frame declares %llu bytes, header %llu",
+                            lmr_show(show, o->id, o->id_len), fs, (unsigned long long)o->raw_size);
+        }
+    }
     return 0;
 }
 
 int record_payload(RecordCtx *ctx, const RecordInfo *o, void *dst, size_t cap)
 {
+    char show[LMR_SHOWLEN];
     if (cap < o->raw_size)
-        return LMR_FAIL(ctx, LMR_EINVAL, "record %.*s: buffer of %zu bytes, payload is %llu", (int)o->id_len,
-                        o->id, cap, (unsigned long long)o->raw_size);
+        return LMR_FAIL(ctx, LMR_EINVAL, "record %s: buffer of %zu bytes, payload is %llu", lmr_show(show, o->id, o->id_len),
+                        cap, (unsigned long long)o->raw_size);
     if (o->codec == LMR_CODEC_ZSTD) {
         unsigned long long fs = ZSTD_getFrameContentSize(o->stored, o->stored_size);
         if (fs != o->raw_size)
-            return LMR_FAIL(ctx, LMR_ECORRUPT, "record %.*s: zstd frame declares %llu bytes, header %llu",
-                            (int)o->id_len, o->id, fs, (unsigned long long)o->raw_size);
+            return LMR_FAIL(ctx, LMR_ECORRUPT, "record %s: zstd frame declares %llu bytes, header %llu",
+                            lmr_show(show, o->id, o->id_len), fs, (unsigned long long)o->raw_size);
         size_t r = ZSTD_decompressDCtx(ctx->dctx, dst, o->raw_size, o->stored, o->stored_size);
         if (ZSTD_isError(r) || r != o->raw_size)
-            return LMR_FAIL(ctx, LMR_ECOMPRESS, "record %.*s: zstd: %s", (int)o->id_len, o->id,
+            return LMR_FAIL(ctx, LMR_ECOMPRESS, "record %s: zstd: %s", lmr_show(show, o->id, o->id_len),
                             ZSTD_isError(r) ? ZSTD_getErrorName(r) : "short payload");
     } else {
         memcpy(dst, o->stored, o->raw_size);
@@ -248,22 +344,60 @@ int record_payload(RecordCtx *ctx, const RecordInfo *o, void *dst, size_t cap)
     uint64_t h = record_checksum((const uint8_t *)o->id - LMR_RECORD_HEADER, o->stored - (const uint8_t *)o->id,
                                  dst, o->raw_size);
     if (h != o->checksum)
-        return LMR_FAIL(ctx, LMR_ECHECKSUM, "record %.*s: payload checksum %016llx, header says %016llx",
-                        (int)o->id_len, o->id, (unsigned long long)h, (unsigned long long)o->checksum);
+        return LMR_FAIL(ctx, LMR_ECHECKSUM, "record %s: payload checksum %016llx, header says %016llx",
+                        lmr_show(show, o->id, o->id_len), (unsigned long long)h, (unsigned long long)o->checksum);
     return 0;
 }
 
 int record_verify(RecordCtx *ctx, const RecordInfo *o, LmrBuf *scratch)
 {
+    char show[LMR_SHOWLEN];
     if (o->codec == LMR_CODEC_RAW) { /* no copy needed */
         if (record_checksum((const uint8_t *)o->id - LMR_RECORD_HEADER, o->stored - (const uint8_t *)o->id,
                             o->stored, o->raw_size) != o->checksum)
-            return LMR_FAIL(ctx, LMR_ECHECKSUM, "record %.*s: payload checksum mismatch", (int)o->id_len, o->id);
+            return LMR_FAIL(ctx, LMR_ECHECKSUM, "record %s: payload checksum mismatch", lmr_show(show, o->id, o->id_len));
         return 0;
     }
-    if (buf_reserve(scratch, o->raw_size))
-        return LMR_ENOMEM;
+    if (o->raw_size > SIZE_MAX / 2 || buf_reserve(scratch, o->raw_size))
+        return LMR_FAIL(ctx, LMR_ENOMEM, "record %s: %llu bytes for the payload: out of memory",
+                        lmr_show(show, o->id, o->id_len), (unsigned long long)o->raw_size);
     return record_payload(ctx, o, scratch->data, scratch->cap);
+}
+
+int record_meta_encode(RecordCtx *ctx, const char *json, LmrBuf *out)
+{
+    size_t n = json ? strlen(json) : 0;
+    if (n == 0 || n > LMR_META_MAX)
+        return LMR_FAIL(ctx, LMR_EINVAL, "metadata record: %zu bytes of JSON, want 1..%u", n, LMR_META_MAX);
+    RecordInfo info = {.kind = LMR_KIND_META, .dtype = LMR_DT_U8, .ndim = 1, .id = LMR_META_ID,
+                       .id_len = (uint16_t)strlen(LMR_META_ID)};
+    info.dims[0] = (uint32_t)n;
+    return record_encode(ctx, &info, json, out);
+}
+
+int record_meta_json(RecordCtx *ctx, const RecordInfo *info, char **json)
+{
+    *json = NULL;
+    if (info->kind != LMR_KIND_META)
+        return LMR_FAIL(ctx, LMR_EINVAL, "record: kind %s, not a metadata record", record_kind_name(info->kind));
+    if (info->raw_size > LMR_META_MAX)
+        return LMR_FAIL(ctx, LMR_ECORRUPT, "metadata record: %llu bytes, at most %u", (unsigned long long)info->raw_size,
+                        LMR_META_MAX);
+    char *s = malloc((size_t)info->raw_size + 1);
+    if (!s)
+        return LMR_FAIL(ctx, LMR_ENOMEM, "metadata record: %llu bytes: out of memory", (unsigned long long)info->raw_size);
+    int rc = record_payload(ctx, info, s, (size_t)info->raw_size);
+    if (rc) {
+        free(s);
+        return rc;
+    }
+    s[info->raw_size] = 0;
+    if (strlen(s) != info->raw_size) {
+        free(s);
+        return LMR_FAIL(ctx, LMR_ECORRUPT, "metadata record: a NUL byte inside the JSON");
+    }
+    *json = s;
+    return 0;
 }
 
 /* --- stream files ------------------------------------------------------------------------ */
@@ -284,44 +418,115 @@ int recreader_open(RecReader *r, const char *path)
     return 0;
 }
 
-/* Read exactly n bytes into r->buf at off; returns bytes read. */
+/* Read up to n bytes into r->buf at off; returns bytes read. */
 static size_t read_at(RecReader *r, size_t off, size_t n)
 {
     return fread(r->buf.data + off, 1, n, r->f);
 }
 
+#define READ_STEP (1u << 20)   /* a record's body is read in steps that at most double the buffer */
+#define SCAN_AFTER (64u << 20) /* past this much of one record, look for the next one as bytes come */
+
+/* Offset (>= from, > 0) in b[0..n) where a record header starts that checks out (or is cut short
+ * by the end of b), or 0 when there is none. */
+static size_t find_record(const uint8_t *b, size_t n, size_t from)
+{
+    if (from == 0)
+        from = 1;
+    while (from + 8 <= n) {
+        const uint8_t *p = memmem(b + from, n - from, LMR_RECORD_MAGIC, 8);
+        if (!p)
+            return 0;
+        size_t at = (size_t)(p - b);
+        RecordInfo h;
+        char err[LMR_ERRLEN];
+        int rc = record_parse(p, n - at, &h, err);
+        if (rc == 0 || rc == LMR_ETRUNC)
+            return at;
+        from = at + 1;
+    }
+    return 0;
+}
+
+static int damaged_length(RecReader *r, uint64_t claimed, size_t at)
+{
+    return LMR_FAIL(r, LMR_ECORRUPT,
+                    "%s: offset %llu: a damaged length field: the record claims %llu bytes, but another record "
+                    "starts at offset %llu; nothing after offset %llu was read",
+                    r->path, (unsigned long long)r->offset, (unsigned long long)claimed,
+                    (unsigned long long)(r->offset + at), (unsigned long long)r->offset);
+}
+
 int recreader_next(RecReader *r, RecordInfo *info)
 {
     if (buf_reserve(&r->buf, LMR_RECORD_HEADER))
-        return LMR_ENOMEM;
+        return LMR_FAIL(r, LMR_ENOMEM, "%s: offset %llu: out of memory", r->path, (unsigned long long)r->offset);
     size_t got = read_at(r, 0, LMR_RECORD_HEADER);
     if (ferror(r->f))
         return LMR_FAIL(r, LMR_EIO, "%s: offset %llu: read error", r->path, (unsigned long long)r->offset);
-    if (got == 0 && feof(r->f))
+    if (got == 0)
         return LMR_DONE;
-    if (got < LMR_RECORD_HEADER)
-        return LMR_FAIL(r, LMR_ETRUNC, "%s: offset %llu: truncated record header (%zu of %d bytes)", r->path,
+    if (got < LMR_RECORD_HEADER) {
+        if (memcmp(r->buf.data, LMR_RECORD_MAGIC, got < 8 ? got : 8) != 0)
+            return LMR_FAIL(r, LMR_EBADMAGIC, "%s: offset %llu: the last %zu bytes are not a record", r->path,
+                            (unsigned long long)r->offset, got);
+        return LMR_FAIL(r, LMR_ETRUNC, "%s: offset %llu: truncated record header (%zu of %d bytes), ignored", r->path,
                         (unsigned long long)r->offset, got, LMR_RECORD_HEADER);
+    }
     char err[LMR_ERRLEN];
     RecordInfo h;
     int rc = record_parse(r->buf.data, got, &h, err);
     if (rc != LMR_ETRUNC) /* the header alone is enough to spot every other fault */
         return LMR_FAIL(r, rc ? rc : LMR_ECORRUPT, "%s: offset %llu: %s", r->path, (unsigned long long)r->offset,
                         rc ? err : "record parsed without its body");
-    /* ETRUNC here means every header field passed its checks: total_size is trustworthy */
+    /* ETRUNC here means every header field passed its checks; still, a damaged length field
+     * passes them too, so the body is read as it arrives, never trusted to exist */
     uint64_t total = h.total_size;
-    if (buf_reserve(&r->buf, total))
-        return LMR_FAIL(r, LMR_ENOMEM, "%s: offset %llu: record of %llu bytes", r->path,
-                        (unsigned long long)r->offset, (unsigned long long)total);
-    got += read_at(r, got, total - got);
-    if (ferror(r->f))
-        return LMR_FAIL(r, LMR_EIO, "%s: offset %llu: read error", r->path, (unsigned long long)r->offset);
-    if (got < total)
-        return LMR_FAIL(r, LMR_ETRUNC, "%s: offset %llu: truncated record (%zu of %llu bytes), ignored", r->path,
-                        (unsigned long long)r->offset, got, (unsigned long long)total);
+    size_t scanned = 1; /* find_record has looked at [1, scanned) */
+    while (got < total) {
+        uint64_t step = total - got, most = got > READ_STEP ? got : READ_STEP;
+        if (step > most)
+            step = most;
+        if (buf_reserve(&r->buf, got + (size_t)step))
+            return LMR_FAIL(r, LMR_ENOMEM, "%s: offset %llu: record of %llu bytes: out of memory", r->path,
+                            (unsigned long long)r->offset, (unsigned long long)total);
+        size_t n = read_at(r, got, (size_t)step);
+        got += n;
+        if (ferror(r->f))
+            return LMR_FAIL(r, LMR_EIO, "%s: offset %llu: read error", r->path, (unsigned long long)r->offset);
+        if (got > SCAN_AFTER) { /* a huge record: keep memory to what a damaged header could cost */
+            size_t at = find_record(r->buf.data, got, scanned > 8 ? scanned - 7 : 1);
+            if (at)
+                return damaged_length(r, total, at);
+            scanned = got;
+        }
+        if (n < step)
+            break; /* end of the stream */
+    }
+    if (got < total) {
+        size_t at = find_record(r->buf.data, got, 1);
+        if (at)
+            return damaged_length(r, total, at);
+        return LMR_FAIL(r, LMR_ETRUNC, "%s: offset %llu: truncated record (the stream ends after %zu of its %llu bytes), "
+                        "%zu bytes ignored", r->path, (unsigned long long)r->offset, got, (unsigned long long)total, got);
+    }
     rc = record_parse(r->buf.data, got, info, err);
     if (rc)
         return LMR_FAIL(r, rc, "%s: offset %llu: %s", r->path, (unsigned long long)r->offset, err);
+    if (info->codec == LMR_CODEC_ZSTD) { /* the frame's own length (block headers only) */
+        size_t fs = ZSTD_findFrameCompressedSize(info->stored, info->stored_size);
+        if (ZSTD_isError(fs) || fs != info->stored_size) {
+            size_t at = find_record(r->buf.data, got, 1);
+            if (at)
+                return damaged_length(r, total, at);
+            if (ZSTD_isError(fs))
+                return LMR_FAIL(r, LMR_ECORRUPT, "%s: offset %llu: the zstd payload is damaged (%s)", r->path,
+                                (unsigned long long)r->offset, ZSTD_getErrorName(fs));
+            return LMR_FAIL(r, LMR_ECORRUPT, "%s: offset %llu: a damaged length field: the zstd frame is %zu bytes, "
+                            "the header says %llu", r->path, (unsigned long long)r->offset, fs,
+                            (unsigned long long)info->stored_size);
+        }
+    }
     r->buf.len = total;
     r->offset += total;
     return 0;

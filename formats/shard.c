@@ -4,12 +4,12 @@
 #include "shard.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "fileid.h"
 #include "shard_internal.h"
 
 // --- label index ----------------------------------------------------------------------------
@@ -113,13 +113,15 @@ int shardwriter_open(ShardWriter **out, const char *path, const ShardWriterOpts 
 int shardwriter_put(ShardWriter *w, const uint8_t *rec, size_t len)
 {
     RecordInfo info;
-    char err[LMR_ERRLEN];
+    char err[LMR_ERRLEN], show[LMR_SHOWLEN];
     int rc = record_parse(rec, len, &info, err);
     if (rc)
         return LMR_FAIL(w, rc, "%s", err);
     if (info.total_size != len)
-        return LMR_FAIL(w, LMR_ECORRUPT, "clip %.*s: %zu bytes given, record is %llu", (int)info.id_len, info.id,
+        return LMR_FAIL(w, LMR_ECORRUPT, "clip %s: %zu bytes given, record is %llu", lmr_show(show, info.id, info.id_len),
                         len, (unsigned long long)info.total_size);
+    if (info.kind == LMR_KIND_META)
+        return LMR_FAIL(w, LMR_EINVAL, "the stream's metadata record is not a clip (read it with record_meta_json)");
     if ((info.id_len == strlen(LMR_META_KEY) && memcmp(info.id, LMR_META_KEY, info.id_len) == 0))
         return LMR_FAIL(w, LMR_EINVAL, "clip id %s is reserved", LMR_META_KEY);
     if ((rc = shardmeta_check(&w->meta, &info, w->last_error)))
@@ -128,19 +130,31 @@ int shardwriter_put(ShardWriter *w, const uint8_t *rec, size_t len)
                                  : lmdbw_put(w->lmdb, &info, rec, len, w->last_error);
     if (rc)
         return rc;
-    if (shardmeta_account(&w->meta, &info))
-        return LMR_FAIL(w, LMR_ENOMEM, "clip %.*s: class counts", (int)info.id_len, info.id);
-    return 0;
+    return shardmeta_account(&w->meta, &info, w->last_error);
 }
+
+static const char *or_none(const char *s) { return s && s[0] ? s : "(none)"; }
 
 int shardwriter_set_meta(ShardWriter *w, const ShardMeta *hint)
 {
-    const ShardMeta *m = &w->meta;
+    ShardMeta *m = &w->meta;
     if ((hint->backbone[0] && m->backbone[0] && strcmp(hint->backbone, m->backbone)) ||
         (hint->weights_checksum[0] && m->weights_checksum[0] && strcmp(hint->weights_checksum, m->weights_checksum)))
         return LMR_FAIL(w, LMR_EMISMATCH, "backbone %s (weights %s) differs from the shard's %s (weights %s)",
-                        hint->backbone, hint->weights_checksum, m->backbone, m->weights_checksum);
-    shardmeta_merge_hint(&w->meta, hint);
+                        or_none(hint->backbone), or_none(hint->weights_checksum), or_none(m->backbone),
+                        or_none(m->weights_checksum));
+    /* a class count given here bounds the labels; the largest one given wins */
+    if (hint->n_classes > 0 && m->n_classes > hint->n_classes && !m->classes_declared) {
+        int top = m->n_classes - 1;
+        while (top > 0 && m->class_counts && m->class_counts[top] == 0)
+            top--;
+        if (m->class_counts && m->class_counts[top] > 0 && top >= hint->n_classes)
+            return LMR_FAIL(w, LMR_ERANGE, "n_classes %d given, but the shard already holds clips of class %d",
+                            hint->n_classes, top);
+    }
+    shardmeta_merge_hint(m, hint);
+    if (hint->n_classes > 0)
+        m->classes_declared = 1;
     return 0;
 }
 
@@ -177,7 +191,6 @@ typedef struct {
 } SetFile;
 
 struct ShardSet {
-    pthread_mutex_t h5_lock; /* serialises the HDF5 calls of all this set's HDF5 files */
     SetFile *files;
     int n_files;
     uint64_t n;
@@ -212,6 +225,9 @@ static int order_cmp(const void *pa, const void *pb, void *user)
     return id_cmp(a, la, b, lb);
 }
 
+/* The record of f at position pos in id order. */
+static uint64_t file_sorted(const SetFile *f, uint64_t pos) { return f->order ? f->order[pos] : pos; }
+
 /* Check that file f may join the set whose merged meta is m, then merge it in. */
 static int set_merge(ShardMeta *m, const ShardMeta *f, const char *path, char *err)
 {
@@ -230,13 +246,16 @@ static int set_merge(ShardMeta *m, const ShardMeta *f, const char *path, char *e
         m->n_records = 0;
     } else {
         if (f->kind != m->kind || f->dtype != m->dtype || f->ndim != m->ndim || f->dims[0] != m->dims[0] ||
-            f->dims[2] != m->dims[2] || f->dims[3] != m->dims[3])
-            return lmr_fail(err, LMR_EMISMATCH, "%s: kind/dtype/dims %u/%u/%ux%ux%ux%u differ from the set's %u/%u/%ux%ux%ux%u",
-                            path, f->kind, f->dtype, f->dims[0], f->dims[1], f->dims[2], f->dims[3], m->kind,
-                            m->dtype, m->dims[0], m->dims[1], m->dims[2], m->dims[3]);
+            f->dims[2] != m->dims[2] || f->dims[3] != m->dims[3]) {
+            char fs[96], ms[96];
+            return lmr_fail(err, LMR_EMISMATCH, "%s: holds %s, the set before it %s", path,
+                            record_shape_str(f->kind, f->dtype, f->dims, f->ndim, fs, sizeof fs),
+                            record_shape_str(m->kind, m->dtype, m->dims, m->ndim, ms, sizeof ms));
+        }
         if (strcmp(f->backbone, m->backbone) || strcmp(f->weights_checksum, m->weights_checksum))
             return lmr_fail(err, LMR_EMISMATCH, "%s: backbone %s (weights %s) differs from the set's %s (weights %s)",
-                            path, f->backbone, f->weights_checksum, m->backbone, m->weights_checksum);
+                            path, or_none(f->backbone), or_none(f->weights_checksum), or_none(m->backbone),
+                            or_none(m->weights_checksum));
         if (f->dims[1] != m->dims[1])
             m->dims[1] = 0;
         m->multi_label |= f->multi_label;
@@ -251,6 +270,81 @@ static int set_merge(ShardMeta *m, const ShardMeta *f, const char *path, char *e
     return 0;
 }
 
+/* A clip id held twice in the set: err names it and both files. Each file's ids are walked in
+ * sorted order, side by side (a merge), so this costs one comparison per record and file. */
+static int set_find_duplicates(const ShardSet *s, char *err)
+{
+    char show[LMR_SHOWLEN];
+    for (int k = 0; k < s->n_files; k++) { /* one file named twice: say so, not its first id */
+        for (int j = 0; j < k; j++)
+            if (lmr_same_file(s->files[j].path, s->files[k].path))
+                return strcmp(s->files[j].path, s->files[k].path)
+                           ? lmr_fail(err, LMR_EINVAL, "%s is given twice (as %s): its clips would count twice",
+                                      s->files[k].path, s->files[j].path)
+                           : lmr_fail(err, LMR_EINVAL, "%s is given twice: its clips would count twice",
+                                      s->files[k].path);
+    }
+    uint64_t *pos = calloc((size_t)s->n_files, sizeof *pos);
+    if (!pos)
+        return lmr_fail(err, LMR_ENOMEM, "checking ids: out of memory");
+    const char *prev = NULL;
+    uint16_t prev_len = 0;
+    int prev_file = -1, rc = 0;
+    for (;;) {
+        int best = -1;
+        const char *bid = NULL;
+        uint16_t blen = 0;
+        for (int k = 0; k < s->n_files; k++) {
+            const SetFile *f = &s->files[k];
+            if (pos[k] >= f->labels.n)
+                continue;
+            const char *id;
+            uint16_t len;
+            file_id(f, file_sorted(f, pos[k]), &id, &len);
+            if (best < 0 || id_cmp(id, len, bid, blen) < 0)
+                best = k, bid = id, blen = len;
+        }
+        if (best < 0)
+            break;
+        if (prev && id_cmp(prev, prev_len, bid, blen) == 0) {
+            rc = prev_file == best
+                     ? lmr_fail(err, LMR_EINVAL, "%s: clip %s is stored twice", s->files[best].path, lmr_show(show, bid, blen))
+                     : lmr_fail(err, LMR_EINVAL, "clip %s is in both %s and %s: a set holds each clip once",
+                                lmr_show(show, bid, blen), s->files[prev_file].path, s->files[best].path);
+            break;
+        }
+        prev = bid, prev_len = blen, prev_file = best;
+        pos[best]++;
+    }
+    free(pos);
+    return rc;
+}
+
+/* What a file that is no shard is, when it can be told from its first bytes; NULL otherwise. */
+static const char *not_a_shard(const char *path, char *why, size_t cap)
+{
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
+        return NULL;
+    if (st.st_size == 0) {
+        snprintf(why, cap, "an empty file (0 bytes), not a shard");
+        return why;
+    }
+    FILE *f = fopen(path, "rb");
+    unsigned char b[9];
+    size_t n = f ? fread(b, 1, sizeof b, f) : 0;
+    if (f)
+        fclose(f);
+    uint64_t hl = 0;
+    for (int i = 7; n == 9 && i >= 0; i--)
+        hl = hl << 8 | b[i];
+    if (n == 9 && b[8] == '{' && hl > 1 && hl <= (uint64_t)st.st_size - 8) {
+        snprintf(why, cap, "a safetensors file (a checkpoint?), not a shard");
+        return why;
+    }
+    return NULL;
+}
+
 int shardset_open(ShardSet **out, const char *const *paths, int n_paths, char *err)
 {
     *out = NULL;
@@ -262,19 +356,23 @@ int shardset_open(ShardSet **out, const char *const *paths, int n_paths, char *e
         return LMR_ENOMEM;
     }
     shardmeta_init(&s->meta);
-    pthread_mutex_init(&s->h5_lock, NULL);
     int rc = 0;
     for (int k = 0; k < n_paths; k++) {
         SetFile *f = &s->files[k];
         s->n_files = k + 1;
         snprintf(f->path, sizeof f->path, "%s", paths[k]);
         shardmeta_init(&f->meta);
+        char why[96];
+        if (not_a_shard(paths[k], why, sizeof why)) {
+            rc = lmr_fail(err, LMR_EBADMAGIC, "%s: %s", paths[k], why);
+            goto fail;
+        }
         int h5 = shard_is_hdf5(paths[k]);
         if (h5 < 0) {
             rc = lmr_fail(err, h5, "%s: %s", paths[k], strerror(-h5));
             goto fail;
         }
-        rc = h5 ? h5r_open(&f->h5, paths[k], &s->h5_lock, &f->meta, &f->labels, err)
+        rc = h5 ? h5r_open(&f->h5, paths[k], &f->meta, &f->labels, err)
                 : lmdbr_open(&f->lmdb, paths[k], &f->meta, &f->labels, err);
         if (rc)
             goto fail;
@@ -294,6 +392,13 @@ int shardset_open(ShardSet **out, const char *const *paths, int n_paths, char *e
         if (k == 0 || !s->meta.dataset[0])
             shardmeta_merge_hint(&s->meta, &f->meta);
     }
+    if (s->n == 0) {
+        rc = n_paths == 1 ? lmr_fail(err, LMR_EEMPTY, "%s: shard is empty (no clips)", paths[0])
+                          : lmr_fail(err, LMR_EEMPTY, "shard set %s ...: shard is empty (no clips in its %d files)", paths[0], n_paths);
+        goto fail;
+    }
+    if ((rc = set_find_duplicates(s, err)))
+        goto fail;
     *out = s;
     return 0;
 fail:
@@ -316,7 +421,6 @@ void shardset_close(ShardSet **ps)
     }
     free(s->files);
     shardmeta_free(&s->meta);
-    pthread_mutex_destroy(&s->h5_lock);
     free(s);
     *ps = NULL;
 }
@@ -359,11 +463,14 @@ int shardset_get(ShardSet *s, uint64_t i, LmrBuf *scratch, RecordInfo *info)
     uint64_t j = i - f->first;
     const uint8_t *rec;
     size_t len;
-    char err[LMR_ERRLEN];
+    char err[LMR_ERRLEN], show[LMR_SHOWLEN];
+    const char *id;
+    uint16_t idl;
+    file_id(f, j, &id, &idl);
     if (f->h5) {
         int rc = h5r_get(f->h5, j, &f->labels, scratch, err);
         if (rc)
-            return LMR_FAIL(s, rc, "%s: %s", f->path, err);
+            return LMR_FAIL(s, rc, "%s: record %llu (clip %s): %s", f->path, (unsigned long long)j, lmr_show(show, id, idl), err);
         rec = scratch->data;
         len = scratch->len;
     } else {
@@ -371,13 +478,19 @@ int shardset_get(ShardSet *s, uint64_t i, LmrBuf *scratch, RecordInfo *info)
     }
     int rc = record_parse(rec, len, info, err);
     if (!rc && info->total_size != len)
-        rc = lmr_fail(err, LMR_ECORRUPT, "clip %.*s: value of %zu bytes holds a record of %llu", (int)info->id_len,
-                      info->id, len, (unsigned long long)info->total_size);
+        rc = lmr_fail(err, LMR_ECORRUPT, "a value of %zu bytes holds a record of %llu", len,
+                      (unsigned long long)info->total_size);
+    if (!rc && (info->id_len != idl || memcmp(info->id, id, idl) != 0)) {
+        char other[LMR_SHOWLEN];
+        rc = lmr_fail(err, LMR_ECORRUPT, "holds the record of clip %s: the key is not the record's id",
+                      lmr_show(other, info->id, info->id_len));
+    }
+    if (!rc && info->kind == LMR_KIND_META)
+        rc = lmr_fail(err, LMR_ECORRUPT, "holds a stream metadata record, not a clip");
     if (rc) {
-        const char *id;
-        uint16_t idl;
-        file_id(f, j, &id, &idl);
-        return LMR_FAIL(s, rc, "%s: record %llu (key %.*s): %s", f->path, (unsigned long long)j, (int)idl, id, err);
+        memset(info, 0, sizeof *info);
+        return LMR_FAIL(s, rc, "%s: record %llu (%s %s): %s", f->path, (unsigned long long)j, f->h5 ? "clip" : "key",
+                        lmr_show(show, id, idl), err);
     }
     return 0;
 }

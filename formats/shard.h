@@ -10,6 +10,7 @@
 #include "record.h"
 
 #define LMR_SHARD_FORMAT_VERSION 1
+#define LMR_MAX_CLASSES (1 << 24) /* labels are -1 (unlabelled) or 0 .. LMR_MAX_CLASSES - 1 */
 
 typedef enum { SHARD_LMDB = 1, SHARD_HDF5 = 2 } ShardFormat;
 
@@ -21,7 +22,10 @@ typedef struct {
     uint8_t ndim;
     uint64_t n_records;
     int n_classes;             /* 0 when unknown */
-    int64_t *class_counts;     /* [n_classes] clips per class (multi-label: each label counts); owned */
+    int classes_declared;      /* n_classes was given (sidecar, --classes, stream metadata), not
+                                * inferred from the labels: labels >= n_classes are refused */
+    int64_t *class_counts;     /* [n_classes] clips per class (multi-label: each distinct label of a
+                                * clip counts once); owned */
     int multi_label;           /* some record has more than one label */
     char dataset[64], split[32];
     char mode[16];             /* extract mode: "train", "test", "" when unknown */
@@ -55,16 +59,23 @@ typedef struct {
     uint64_t txn_bytes;  /* LMDB: bytes per write transaction, default 64 MiB */
 } ShardWriterOpts;
 
-/** Open (create or resume) a shard. An existing shard's ids are kept and skipped on put.
- *  @return 0, -errno, LMR_ELMDB, LMR_EHDF5, LMR_EMISMATCH (existing shard of another kind). */
+/** Open (create or resume) a shard. An existing shard's ids are kept and skipped on put. The
+ *  writer holds a lock on the file until close: a second writer gets -EBUSY ("another lmr-pack
+ *  is writing F"). An existing LMDB file is checked first (truncated or damaged: LMR_ECORRUPT).
+ *  @return 0, -errno, LMR_ELMDB, LMR_EHDF5, LMR_ECORRUPT, LMR_EMISMATCH (existing shard of
+ *  another kind). */
 int shardwriter_open(ShardWriter **w, const char *path, const ShardWriterOpts *opts, char *err);
 /** Add one encoded record (bytes as produced by record_encode; checked with record_parse).
- *  @return 0 added, LMR_DONE when the same id is already present with the same bytes,
- *  LMR_EEXIST when present with other bytes, LMR_EMISMATCH when kind/dtype/dims differ from the
- *  shard's, or a write error. */
+ *  @return 0 added, LMR_DONE when the same clip is already present (same checksum: the codec
+ *  and zstd level do not matter), LMR_EEXIST when present with other content, LMR_EMISMATCH
+ *  when kind/dtype/dims differ from the shard's, LMR_ERANGE for a label < -1 or >= the class
+ *  bound (see ShardMeta.classes_declared), LMR_EINVAL for stream metadata, a reserved id or (LMDB)
+ *  an id longer than LMDB's key limit, or a write error. Nothing is stored on an error. */
 int shardwriter_put(ShardWriter *w, const uint8_t *rec, size_t len);
 /** Set metadata fields the records cannot tell (dataset, split, extract settings, n_classes).
- *  Counts, n_records and dims are always computed by the writer. */
+ *  Counts, n_records and dims are always computed by the writer. n_classes > 0 declares the
+ *  class count: later labels must be below it (the largest declared wins); LMR_ERANGE when the
+ *  shard already holds a larger label, LMR_EMISMATCH for another backbone or weights. */
 int shardwriter_set_meta(ShardWriter *w, const ShardMeta *hint);
 /** Commit, write metadata, close. Safe on NULL. @return 0 or a write error. */
 int shardwriter_close(ShardWriter **w);
@@ -76,12 +87,14 @@ typedef struct ShardSet ShardSet;
 
 /** Open one or more shard files (either format, detected from the file) as one dataset.
  *  All must agree on kind, dtype, dims (T may vary) and backbone/weights. Records are numbered
- *  file by file in the order given (LMDB: key order; HDF5: write order).
+ *  file by file in the order given (LMDB: key order; HDF5: write order). Refused: an empty set,
+ *  a file given twice, a clip id held twice (in two files or within one HDF5 file), labels out
+ *  of range, a truncated or damaged file (never a crash: see docs/shards.md).
  *  @note LMDB files are opened read-only without a lock file: do not read a shard while lmr-pack
- *  still writes to it. libhdf5 is Debian's serial build: a set serialises its own HDF5 reads, but
- *  two sets holding HDF5 files (or a set and an HDF5 writer) must not be used from different
- *  threads at the same time.
- *  @return 0, -errno, LMR_EMISMATCH, LMR_ELMDB, LMR_EHDF5, LMR_EBADMAGIC; err names the file. */
+ *  still writes to it. Every HDF5 call of lmr (readers and writers, any set) holds one
+ *  process-wide lock, so sets may be read from several threads whatever the libhdf5 build.
+ *  @return 0, -errno, LMR_EEMPTY ("shard is empty"), LMR_EINVAL (duplicates), LMR_ERANGE,
+ *  LMR_EMISMATCH, LMR_ECORRUPT, LMR_ELMDB, LMR_EHDF5, LMR_EBADMAGIC; err names the file. */
 int shardset_open(ShardSet **s, const char *const *paths, int n_paths, char *err);
 void shardset_close(ShardSet **s);
 
@@ -91,9 +104,11 @@ const ShardMeta *shardset_meta(const ShardSet *s);
 /** Labels of record i without touching its payload (from an index built at open).
  *  @return number of labels (0 = unlabelled); *labels borrowed until shardset_close. */
 int shardset_labels(const ShardSet *s, uint64_t i, const int32_t **labels);
-/** Record i, header-checked. For LMDB the bytes are zero-copy from the map (valid until
- *  shardset_close); for HDF5 they are built in scratch (valid until its next use).
- *  Thread-safe with one scratch buffer per thread. Use record_payload to get the data. */
+/** Record i, header-checked; for LMDB also that the key is the record's id and that it is a
+ *  clip, not stream metadata (LMR_ECORRUPT otherwise: lmr-pack --verify relies on it). For LMDB
+ *  the bytes are zero-copy from the map (valid until shardset_close); for HDF5 they are built in
+ *  scratch (valid until its next use). Thread-safe with one scratch buffer per thread. Use
+ *  record_payload to get the data. */
 int shardset_get(ShardSet *s, uint64_t i, LmrBuf *scratch, RecordInfo *info);
 /** Index of a clip id, or -1. */
 int64_t shardset_find(const ShardSet *s, const char *id);

@@ -21,7 +21,20 @@ typedef struct {
     int rows_layout;
 } H5Shape;
 
-/** Record the innermost HDF5 message in err ("PATH: WHAT: cause"); @return LMR_EHDF5. */
+/* What the last failed HDF5 call said, caught as it failed (later calls clear HDF5's error stack). */
+typedef struct {
+    char desc[200]; /* the innermost description */
+    int errnum;     /* errno the file driver reported, 0 if none */
+    int set;
+} H5Capture;
+
+/** Take the process-wide HDF5 lock (every HDF5 call of lmr holds it) and catch this thread's
+ *  HDF5 errors into c, printing nothing. Pairs with h5_unlock. Recursive. */
+void h5_lock(H5Capture *c);
+void h5_unlock(void);
+/** Fail with the cause of the last HDF5 failure: "PATH: WHAT: cause" (PATH may be NULL), the
+ *  cause being strerror of the file driver's errno when it gave one ("No space left on device").
+ *  Call with the lock held. @return LMR_EHDF5, or -errno when the driver reported one. */
 int h5_fail(char *err, const char *path, const char *what);
 /** Element type of a dtype (owned: H5Tclose); f16 is IEEE binary16 (h5py: float16). */
 hid_t h5_elem_type(int dtype);
@@ -35,8 +48,14 @@ int h5_write_attr_i64(hid_t obj, const char *name, const int64_t *val, hsize_t n
 char *h5_read_attr_str(hid_t obj, const char *name);
 /** Write a whole [d0] or [d0, d1] dataset, replacing an older one. @return 0 or -1. */
 int h5_write_small(hid_t file, const char *name, hid_t ft, hid_t mt, hsize_t d0, hsize_t d1, const void *buf);
-/** Read a whole 1-D or 2-D dataset (owned buffer, *n0 = first dimension); NULL on failure. */
-void *h5_read_small(hid_t file, const char *name, hid_t mt, size_t elem, hsize_t *n0);
+/** Read a whole 1-D or 2-D dataset of at most max_bytes (owned buffer, *n0 = first dimension,
+ *  *n1 = second or 1); NULL when absent, larger, or unreadable. */
+void *h5_read_small(hid_t file, const char *name, hid_t mt, size_t elem, uint64_t max_bytes, hsize_t *n0, hsize_t *n1);
+/** The shape the metadata m describes, checked: kind, dtype, ndim 3..4, no zero dims (T = 0 only
+ *  in the rows layout), one clip's size far from overflow. @return 0 or LMR_ECORRUPT (err). */
+int h5_shape_from_meta(H5Shape *s, const ShardMeta *m, int rows_layout, const char *path, char *err);
+/** 1 when another process holds a lock on path (an HDF5 writer or reader), 0 otherwise. */
+int h5_file_busy(const char *path);
 /** Shape of the records of r. @return 0 or LMR_EUNSUPPORTED (fewer than 3 dims). */
 int h5_shape_set(H5Shape *s, const RecordInfo *r);
 /** File selection + memory space of clip i (fixed layout) or rows [first, first + count). */

@@ -1,8 +1,10 @@
 /* The HDF5 shard writer: clips are written as they come (one chunk per clip in the fixed
  * layout); ids, labels, checksums and the metadata stay in memory and are written at close,
  * followed by the `lmr_complete` mark. A resumed writer reads them back first. */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <xxhash.h>
 
 #include "shard_hdf5.h"
@@ -219,78 +221,91 @@ static int convert_to_rows(H5Writer *w, char *err)
 static int resume_existing(H5Writer *w, ShardMeta *meta, char *err)
 {
     int rc;
-    char *json = h5_read_attr_str(w->file, "lmr_meta");
+    char *json = h5_read_attr_str(w->file, "lmr_meta"), perr[LMR_ERRLEN];
     ShardMeta hint;
     shardmeta_init(&hint);
-    rc = json ? shardmeta_from_json(&hint, json, err) : lmr_fail(err, LMR_ECORRUPT, "%s: no lmr_meta", w->path);
+    rc = json ? shardmeta_from_json(&hint, json, perr) : LMR_ECORRUPT;
+    if (rc)
+        lmr_fail(err, rc, "%s: lmr_meta: %s", w->path, json ? perr : "missing");
     free(json);
-    hsize_t n = 0, nl = 0, nr = 0, nc = 0, ni = 0;
+    if (!rc)
+        shardmeta_merge_hint(meta, &hint); /* first: a class count declared there bounds the labels */
+    struct stat st;
+    uint64_t max_bytes = stat(w->path, &st) == 0 ? (uint64_t)st.st_size : 0;
+    hsize_t n = 0, nl = 0, nr = 0, nc = 0, ni = 0, w2 = 0, w3 = 0;
     char *ids = NULL;
     uint64_t *cks = NULL, *rows = NULL, *lidx = NULL;
     int32_t *lval = NULL;
     if (!rc && hint.n_records) {
-        RecordInfo first = {.kind = hint.kind, .dtype = hint.dtype, .ndim = hint.ndim};
-        memcpy(first.dims, hint.dims, sizeof first.dims);
-        hid_t it = H5Dopen2(w->file, "/ids", H5P_DEFAULT), t = it >= 0 ? H5Dget_type(it) : -1;
-        size_t width = t >= 0 ? H5Tget_size(t) : 0;
+        int rows_layout = h5_link_exists(w->file, "/rows");
+        rc = h5_shape_from_meta(&w->shape, &hint, rows_layout, w->path, err);
+        hid_t it = rc ? -1 : H5Dopen2(w->file, "/ids", H5P_DEFAULT), t = it >= 0 ? H5Dget_type(it) : -1;
+        size_t width = t >= 0 && H5Tget_class(t) == H5T_STRING && H5Tis_variable_str(t) == 0 ? H5Tget_size(t) : 0;
         if (t >= 0)
             H5Tclose(t);
         if (it >= 0)
             H5Dclose(it);
-        hid_t st = H5Tcopy(H5T_C_S1);
-        H5Tset_size(st, width ? width : 1);
-        H5Tset_strpad(st, H5T_STR_NULLPAD);
-        H5Tset_cset(st, H5T_CSET_UTF8);
-        ids = h5_read_small(w->file, "/ids", st, width ? width : 1, &n);
-        H5Tclose(st);
-        cks = h5_read_small(w->file, "/checksums", H5T_NATIVE_UINT64, 8, &nc);
-        lidx = h5_read_small(w->file, "/label_index", H5T_NATIVE_UINT64, 8, &ni);
-        lval = h5_link_exists(w->file, "/label_values") ? h5_read_small(w->file, "/label_values", H5T_NATIVE_INT32, 4, &nl) : NULL;
-        int rows_layout = h5_link_exists(w->file, "/rows");
-        if (rows_layout)
-            rows = h5_read_small(w->file, "/rows", H5T_NATIVE_UINT64, 8, &nr);
-        if (!ids || !cks || !lidx || nc != n || ni != n || (rows_layout && (!rows || nr != n)) ||
-            (first.dims[1] == 0 && !rows_layout)) {
-            rc = lmr_fail(err, LMR_ECORRUPT, "%s: /ids, /checksums, /label_index or /rows missing or of other sizes", w->path);
-        } else if ((rc = h5_shape_set(&w->shape, &first))) {
-            lmr_fail(err, rc, "%s: records of this shape cannot be stored in HDF5", w->path);
-        } else {
-            w->shape.rows_layout = rows_layout;
+        if (!rc && (width == 0 || width > UINT16_MAX))
+            rc = lmr_fail(err, LMR_ECORRUPT, "%s: /ids is not a dataset of fixed-length strings", w->path);
+        if (!rc) {
+            hid_t sty = H5Tcopy(H5T_C_S1);
+            H5Tset_size(sty, width);
+            H5Tset_strpad(sty, H5T_STR_NULLPAD);
+            H5Tset_cset(sty, H5T_CSET_UTF8);
+            ids = h5_read_small(w->file, "/ids", sty, width, max_bytes, &n, NULL);
+            H5Tclose(sty);
+            cks = h5_read_small(w->file, "/checksums", H5T_NATIVE_UINT64, 8, max_bytes, &nc, NULL);
+            lidx = h5_read_small(w->file, "/label_index", H5T_NATIVE_UINT64, 8, max_bytes, &ni, &w2);
+            lval = h5_read_small(w->file, "/label_values", H5T_NATIVE_INT32, 4, max_bytes, &nl, NULL);
+            if (rows_layout)
+                rows = h5_read_small(w->file, "/rows", H5T_NATIVE_UINT64, 8, max_bytes, &nr, &w3);
+            if (!ids || !cks || !lidx || nc != n || ni != n || w2 != 2 || (n && !lval) || n != hint.n_records ||
+                (rows_layout && (!rows || nr != n || w3 != 2)))
+                rc = lmr_fail(err, LMR_ECORRUPT, "%s: /ids, /checksums, /label_index or /rows missing or of other sizes",
+                              w->path);
+        }
+        if (!rc) {
             w->data = H5Dopen2(w->file, h5_data_name(w->shape.kind), H5P_DEFAULT);
             hsize_t dd[6];
             hid_t sp = w->data >= 0 ? H5Dget_space(w->data) : -1;
-            if (sp < 0 || H5Sget_simple_extent_dims(sp, dd, NULL) < 1)
+            int rank = sp >= 0 ? H5Sget_simple_extent_ndims(sp) : -1;
+            if (rank < 1 || rank > 6 || H5Sget_simple_extent_dims(sp, dd, NULL) < 1)
                 rc = h5_fail(err, w->path, "opening the data");
             else
                 w->cap = dd[0];
             if (sp >= 0)
                 H5Sclose(sp);
         }
+        const uint32_t v = w->shape.dims[0];
         for (hsize_t i = 0; !rc && i < n; i++) {
-            RecordInfo info = first;
+            RecordInfo info = {.kind = w->shape.kind, .dtype = w->shape.dtype, .ndim = w->shape.ndim};
+            memcpy(info.dims, w->shape.dims, sizeof info.dims);
             char *id = ids + i * width;
             info.id = id;
             info.id_len = (uint16_t)strnlen(id, width);
             uint64_t lo = lidx[2 * i], cnt = lidx[2 * i + 1];
-            if (cnt > LMR_MAX_LABELS || lo + cnt > nl || (cnt && !lval)) {
-                rc = lmr_fail(err, LMR_ECORRUPT, "%s: /label_index of clip %llu out of range", w->path, (unsigned long long)i);
+            uint64_t rf = rows ? rows[2 * i] : i * v * w->shape.dims[1];
+            uint64_t rcount = rows ? rows[2 * i + 1] : (uint64_t)v * w->shape.dims[1];
+            if (cnt > LMR_MAX_LABELS || lo > nl || cnt > nl - lo || info.id_len == 0 || rcount == 0 || rcount % v ||
+                rcount / v > UINT32_MAX || rf > UINT64_MAX - rcount) {
+                rc = lmr_fail(err, LMR_ECORRUPT, "%s: the index of clip %llu is out of range", w->path, (unsigned long long)i);
                 break;
             }
             info.n_labels = (uint16_t)cnt;
             if (cnt)
                 memcpy(info.labels, lval + lo, 4 * cnt);
-            uint64_t rf = rows ? rows[2 * i] : i * first.dims[0] * first.dims[1];
-            uint64_t rcount = rows ? rows[2 * i + 1] : (uint64_t)first.dims[0] * first.dims[1];
-            info.dims[1] = (uint32_t)(rcount / first.dims[0]);
+            info.dims[1] = (uint32_t)(rcount / v);
             if ((rc = h5index_push(&w->x, info.id, info.id_len, cks[i], rf, rcount)) ||
-                (rc = labelindex_push(&w->labels, info.labels, info.n_labels)) || (rc = shardmeta_account(meta, &info)))
+                (rc = labelindex_push(&w->labels, info.labels, info.n_labels)))
                 break;
+            if ((rc = shardmeta_account(meta, &info, perr))) {
+                lmr_fail(err, rc, "%s: %s", w->path, perr);
+                break;
+            }
             if (rf + rcount > w->rows_total)
                 w->rows_total = rf + rcount;
         }
     }
-    if (!rc)
-        shardmeta_merge_hint(meta, &hint);
     shardmeta_free(&hint);
     free(ids);
     free(cks);
@@ -300,86 +315,123 @@ static int resume_existing(H5Writer *w, ShardMeta *meta, char *err)
     return rc;
 }
 
+static void writer_free(H5Writer *w)
+{
+    h5index_free(&w->x);
+    labelindex_free(&w->labels);
+    record_ctx_free(&w->ctx);
+    buf_free(&w->payload);
+    free(w);
+}
+
+/* Close the file; after a failed write HDF5 may keep the file open inside the library (and try
+ * to flush it again at exit): closing with H5F_CLOSE_STRONG closes every object with it. */
+static int writer_close_file(H5Writer *w, int rc, char *err)
+{
+    if (w->data >= 0)
+        H5Dclose(w->data);
+    if (w->ftype >= 0)
+        H5Tclose(w->ftype);
+    w->data = w->ftype = -1;
+    if (w->file >= 0 && H5Fclose(w->file) < 0 && !rc && err)
+        rc = h5_fail(err, w->path, "closing");
+    w->file = -1;
+    return rc;
+}
+
+static int writer_open(H5Writer *w, const char *path, ShardMeta *meta, char *err)
+{
+    int rc = record_ctx_init(&w->ctx, 0);
+    if (rc)
+        return lmr_fail(err, rc, "%s: out of memory", path);
+    if (h5_file_busy(path))
+        return lmr_fail(err, -EBUSY, "another lmr-pack is writing %s (or a program is reading it)", path);
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    /* STRONG: a close after a failed write closes everything, so nothing is left for exit;
+     * v18 object headers: attributes beyond 64 KiB (class counts and names of many classes) */
+    if (fapl < 0 || H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG) < 0 ||
+        H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_LATEST) < 0) {
+        rc = h5_fail(err, path, "file access properties");
+        if (fapl >= 0)
+            H5Pclose(fapl);
+        return rc;
+    }
+    struct stat st;
+    if (stat(path, &st) == 0) {
+        w->file = H5Fopen(path, H5F_ACC_RDWR, fapl);
+        H5Pclose(fapl);
+        if (w->file < 0)
+            return h5_fail(err, path, "cannot be reopened (an interrupted pack? delete it and pack again)");
+        if (H5Aexists(w->file, "lmr_complete") <= 0)
+            return lmr_fail(err, LMR_ECORRUPT, "%s: an interrupted HDF5 shard (no lmr_complete mark); delete it and pack again", path);
+        if ((rc = resume_existing(w, meta, err)))
+            return rc;
+        /* while this writer runs the file is incomplete; close sets the mark again */
+        if (H5Adelete(w->file, "lmr_complete") < 0 || H5Fflush(w->file, H5F_SCOPE_GLOBAL) < 0)
+            return h5_fail(err, path, "unmarking");
+        if (w->x.n && (w->ftype = h5_elem_type(w->shape.dtype)) < 0)
+            return h5_fail(err, path, "element type");
+        return 0;
+    }
+    w->file = H5Fcreate(path, H5F_ACC_EXCL, H5P_DEFAULT, fapl);
+    H5Pclose(fapl);
+    return w->file < 0 ? h5_fail(err, path, "creating") : 0;
+}
+
 int h5w_open(H5Writer **out, const char *path, int deflate_level, ShardMeta *meta, char *err)
 {
     *out = NULL;
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* errors come back as codes, never printed */
     H5Writer *w = calloc(1, sizeof *w);
     if (!w)
         return LMR_ENOMEM;
     w->file = w->data = w->ftype = -1;
     snprintf(w->path, sizeof w->path, "%s", path);
     w->deflate = deflate_level > 9 ? 9 : deflate_level < 0 ? -1 : deflate_level;
-    if (w->deflate < 0 && H5Zfilter_avail(H5Z_FILTER_ZSTD) <= 0) {
-        free(w);
-        return lmr_fail(err, LMR_EUNSUPPORTED, "%s: the HDF5 zstd filter (32015) is not installed; use deflate", path);
-    }
     buf_init(&w->payload);
-    int rc = record_ctx_init(&w->ctx, 0);
-    if (rc)
-        goto fail;
-    FILE *f = fopen(path, "rb");
-    int exists = f != NULL;
-    if (f)
-        fclose(f);
-    if (exists) {
-        w->file = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
-        if (w->file < 0) {
-            rc = h5_fail(err, path, "cannot be reopened (an interrupted pack? delete it and pack again)");
-            goto fail;
-        }
-        if (H5Aexists(w->file, "lmr_complete") <= 0) {
-            rc = lmr_fail(err, LMR_ECORRUPT, "%s: an interrupted HDF5 shard (no lmr_complete mark); delete it and pack again", path);
-            goto fail;
-        }
-        if ((rc = resume_existing(w, meta, err)))
-            goto fail;
-        /* while this writer runs the file is incomplete; close sets the mark again */
-        if (H5Adelete(w->file, "lmr_complete") < 0 || H5Fflush(w->file, H5F_SCOPE_GLOBAL) < 0) {
-            rc = h5_fail(err, path, "unmarking");
-            goto fail;
-        }
-        if (w->x.n && (w->ftype = h5_elem_type(w->shape.dtype)) < 0) {
-            rc = h5_fail(err, path, "element type");
-            goto fail;
-        }
-    } else if ((w->file = H5Fcreate(path, H5F_ACC_EXCL, H5P_DEFAULT, H5P_DEFAULT)) < 0) {
-        rc = h5_fail(err, path, "creating");
-        goto fail;
+    H5Capture cap;
+    h5_lock(&cap);
+    int rc = w->deflate < 0 && H5Zfilter_avail(H5Z_FILTER_ZSTD) <= 0
+                 ? lmr_fail(err, LMR_EUNSUPPORTED, "%s: the HDF5 zstd filter (32015) is not installed; use deflate", path)
+                 : writer_open(w, path, meta, err);
+    if (rc) {
+        writer_close_file(w, rc, NULL);
+        writer_free(w);
     }
-    *out = w;
-    return 0;
-fail:
-    h5w_close(&w, NULL, NULL);
+    h5_unlock();
+    if (!rc)
+        *out = w;
     return rc;
 }
 
-int h5w_put(H5Writer *w, const RecordInfo *info, const uint8_t *rec, size_t len, char *err)
+static int writer_put(H5Writer *w, const RecordInfo *info, char *err)
 {
-    (void)rec;
-    (void)len;
     H5Shape *s = &w->shape;
+    char show[LMR_SHOWLEN];
     if (w->x.n) {
         uint64_t j = *h5index_slot(&w->x, info->id, info->id_len);
-        if (j--) { /* stored already: same content when checksum, T and labels agree */
+        if (j--) { /* stored already: the same clip when checksum, T and labels agree */
             const int32_t *l = w->labels.labels + w->labels.label_off[j];
             uint64_t nl = w->labels.label_off[j + 1] - w->labels.label_off[j];
             int same = w->x.checksums[j] == info->checksum && w->x.rows[2 * j + 1] == (uint64_t)info->dims[0] * info->dims[1] &&
                        nl == info->n_labels && memcmp(l, info->labels, 4 * nl) == 0;
             return same ? LMR_DONE
-                        : lmr_fail(err, LMR_EEXIST, "%s: clip %.*s is already stored with other content", w->path,
-                                   (int)info->id_len, info->id);
+                        : lmr_fail(err, LMR_EEXIST, "%s: clip %s is already stored with other content", w->path,
+                                   lmr_show(show, info->id, info->id_len));
         }
     }
-    if (buf_reserve(&w->payload, info->raw_size))
-        return lmr_fail(err, LMR_ENOMEM, "%s: clip %.*s", w->path, (int)info->id_len, info->id);
+    if (info->raw_size > SIZE_MAX / 2 || buf_reserve(&w->payload, info->raw_size))
+        return lmr_fail(err, LMR_ENOMEM, "%s: clip %s: %llu bytes: out of memory", w->path,
+                        lmr_show(show, info->id, info->id_len), (unsigned long long)info->raw_size);
     int rc = record_payload(&w->ctx, info, w->payload.data, w->payload.cap);
     if (rc)
         return lmr_fail(err, rc, "%s: %s", w->path, w->ctx.last_error);
     if (w->data < 0) { /* first record: it decides the shape */
-        if ((rc = h5_shape_set(s, info)))
-            return lmr_fail(err, rc, "%s: clip %.*s: a %u-d record cannot be stored in HDF5", w->path, (int)info->id_len,
-                            info->id, info->ndim);
+        if ((rc = h5_shape_set(s, info))) {
+            char shape[96];
+            return lmr_fail(err, rc, "%s: clip %s: records of %s cannot be stored in HDF5 (3 or 4 dims)", w->path,
+                            lmr_show(show, info->id, info->id_len),
+                            record_shape_str(info->kind, info->dtype, info->dims, info->ndim, shape, sizeof shape));
+        }
         if ((w->ftype = h5_elem_type(s->dtype)) < 0 || (w->data = create_data(w, h5_data_name(s->kind), 0)) < 0)
             return h5_fail(err, w->path, "creating the data set");
     }
@@ -393,16 +445,29 @@ int h5w_put(H5Writer *w, const RecordInfo *info, const uint8_t *rec, size_t len,
     if (h5_select_clip(w->data, s, w->x.n, first, count, &fsp, &msp) < 0)
         return h5_fail(err, w->path, "selecting");
     herr_t hr = H5Dwrite(w->data, w->ftype, msp, fsp, H5P_DEFAULT, w->payload.data);
+    if (hr < 0)
+        rc = h5_fail(err, w->path, "writing a clip");
     H5Sclose(fsp);
     H5Sclose(msp);
-    if (hr < 0)
-        return h5_fail(err, w->path, "writing a clip");
+    if (rc)
+        return rc;
     if (h5index_push(&w->x, info->id, info->id_len, info->checksum, first, count) ||
         labelindex_push(&w->labels, info->labels, info->n_labels))
         return lmr_fail(err, LMR_ENOMEM, "%s: index", w->path);
     if (s->rows_layout)
         w->rows_total += count;
     return 0;
+}
+
+int h5w_put(H5Writer *w, const RecordInfo *info, const uint8_t *rec, size_t len, char *err)
+{
+    (void)rec;
+    (void)len;
+    H5Capture cap;
+    h5_lock(&cap);
+    int rc = writer_put(w, info, err);
+    h5_unlock();
+    return rc;
 }
 
 /* Per-clip datasets, multi-hot labels, attributes, then the completion mark. */
@@ -522,21 +587,14 @@ int h5w_close(H5Writer **pw, const ShardMeta *meta, char *err)
     if (!pw || !*pw)
         return 0;
     H5Writer *w = *pw;
+    H5Capture cap;
+    h5_lock(&cap);
     int rc = 0;
     if (meta && w->file >= 0)
         rc = write_tables(w, meta, err);
-    if (w->data >= 0)
-        H5Dclose(w->data);
-    if (w->ftype >= 0)
-        H5Tclose(w->ftype);
-    if (w->file >= 0 && H5Fclose(w->file) < 0 && !rc && err)
-        rc = h5_fail(err, w->path, "closing");
-    h5index_free(&w->x);
-    labelindex_free(&w->labels);
-    record_ctx_free(&w->ctx);
-    buf_free(&w->payload);
-    free(w);
+    rc = writer_close_file(w, rc, err);
+    h5_unlock();
+    writer_free(w);
     *pw = NULL;
     return rc;
 }
-

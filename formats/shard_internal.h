@@ -4,7 +4,6 @@
 #ifndef LMR_SHARD_INTERNAL_H
 #define LMR_SHARD_INTERNAL_H
 
-#include <pthread.h>
 #include <stdint.h>
 
 #include "shard.h"
@@ -13,12 +12,17 @@
 
 /* --- metadata bookkeeping (shard.c) ------------------------------------------------------ */
 
-/** Check that a record may join a shard described by m (kind, dtype, ndim, dims except T).
- *  @return 0 or LMR_EMISMATCH (err names the clip and the field). */
+/** Labels of r are -1 or in 0 .. bound - 1, bound = n_classes when declared, else
+ *  LMR_MAX_CLASSES. @return 0 or LMR_ERANGE (err names the clip and the label). */
+int shardmeta_check_labels(const ShardMeta *m, const RecordInfo *r, char *err);
+/** Check that a record may join a shard described by m: a clip (not stream metadata), labels in
+ *  range, and kind, dtype, ndim, dims except T as the shard's.
+ *  @return 0, LMR_EINVAL, LMR_ERANGE or LMR_EMISMATCH (err names the clip and the field). */
 int shardmeta_check(const ShardMeta *m, const RecordInfo *r, char *err);
 /** Fold one record into m: shape on the first record, T = 0 once it varies, n_records,
- *  class counts (growing n_classes to cover every label), multi_label. @return 0 or LMR_ENOMEM. */
-int shardmeta_account(ShardMeta *m, const RecordInfo *r);
+ *  class counts (each distinct label once, growing n_classes to cover it), multi_label (more
+ *  than one distinct label). @return 0, LMR_ERANGE (a label out of range), LMR_ENOMEM. */
+int shardmeta_account(ShardMeta *m, const RecordInfo *r, char *err);
 /** Copy the fields records cannot tell (dataset, split, frames, size, backbone, weights,
  *  n_classes when larger) from src into dst. */
 void shardmeta_merge_hint(ShardMeta *dst, const ShardMeta *src);
@@ -66,10 +70,10 @@ int h5w_open(H5Writer **w, const char *path, int deflate_level, ShardMeta *meta,
 int h5w_put(H5Writer *w, const RecordInfo *info, const uint8_t *rec, size_t len, char *err);
 int h5w_close(H5Writer **w, const ShardMeta *meta, char *err);
 
-/** lock (borrowed, owned by the set) serialises every HDF5 call of the readers sharing it:
- *  Debian's libhdf5 is the serial build, whose global state no two threads may touch at once. */
-int h5r_open(H5Reader **r, const char *path, pthread_mutex_t *lock, ShardMeta *meta, LabelIndex *labels, char *err);
-/** Rebuild record i (raw payload) into scratch and check it against the stored checksum. */
+/** Every HDF5 call of the readers and the writer holds one process-wide lock (shard_hdf5.c). */
+int h5r_open(H5Reader **r, const char *path, ShardMeta *meta, LabelIndex *labels, char *err);
+/** Rebuild record i (raw payload) into scratch and check it against the stored checksum. err does
+ *  not repeat the path. */
 int h5r_get(H5Reader *r, uint64_t i, const LabelIndex *labels, LmrBuf *scratch, char *err);
 /** Id of record i (borrowed until h5r_close). */
 void h5r_id(const H5Reader *r, uint64_t i, const char **id, uint16_t *len);

@@ -91,8 +91,29 @@ int shardmeta_grow_classes(ShardMeta *m, int n)
     return 0;
 }
 
+int shardmeta_check_labels(const ShardMeta *m, const RecordInfo *r, char *err)
+{
+    int64_t bound = m->classes_declared && m->n_classes > 0 ? m->n_classes : LMR_MAX_CLASSES;
+    for (int i = 0; i < r->n_labels; i++) {
+        int32_t c = r->labels[i];
+        if (c >= -1 && c < bound)
+            continue;
+        char show[LMR_SHOWLEN];
+        if (bound < LMR_MAX_CLASSES)
+            return lmr_fail(err, LMR_ERANGE, "clip %s: label %d outside 0..%lld: the shard has %lld classes",
+                            lmr_show(show, r->id, r->id_len), c, (long long)bound - 1, (long long)bound);
+        return lmr_fail(err, LMR_ERANGE, "clip %s: label %d outside 0..%d (-1 marks an unlabelled clip)",
+                        lmr_show(show, r->id, r->id_len), c, LMR_MAX_CLASSES - 1);
+    }
+    return 0;
+}
+
 int shardmeta_check(const ShardMeta *m, const RecordInfo *r, char *err)
 {
+    char show[LMR_SHOWLEN];
+    if (r->kind == LMR_KIND_META)
+        return lmr_fail(err, LMR_EINVAL, "clip %s: a stream metadata record is not a clip", lmr_show(show, r->id, r->id_len));
+    LMR_TRY(shardmeta_check_labels(m, r, err));
     if (m->kind == 0) /* empty shard: the first record sets the shape */
         return 0;
     const char *what = NULL;
@@ -101,22 +122,22 @@ int shardmeta_check(const ShardMeta *m, const RecordInfo *r, char *err)
     else if (r->dtype != m->dtype)
         what = "dtype";
     else if (r->ndim != m->ndim)
-        what = "ndim";
+        what = "number of dims";
     else if (r->dims[0] != m->dims[0])
         what = "views (dims[0])";
     else if (r->dims[2] != m->dims[2] || r->dims[3] != m->dims[3])
-        what = r->kind == LMR_KIND_FEATURES ? "D (dims[2])" : "H, W (dims[2..3])";
+        what = r->kind == LMR_KIND_FEATURES ? "feature size D (dims[2])" : "frame size H, W (dims[2..3])";
     if (!what)
         return 0;
-    return lmr_fail(err, LMR_EMISMATCH,
-                    "clip %.*s: %s differs from the shard's (record kind %u dtype %u dims %ux%ux%ux%u, "
-                    "shard kind %u dtype %u dims %ux%ux%ux%u)",
-                    (int)r->id_len, r->id, what, r->kind, r->dtype, r->dims[0], r->dims[1], r->dims[2],
-                    r->dims[3], m->kind, m->dtype, m->dims[0], m->dims[1], m->dims[2], m->dims[3]);
+    char rs[96], ms[96];
+    return lmr_fail(err, LMR_EMISMATCH, "clip %s: %s differs from the shard's (record %s, shard %s)",
+                    lmr_show(show, r->id, r->id_len), what, record_shape_str(r->kind, r->dtype, r->dims, r->ndim, rs, sizeof rs),
+                    record_shape_str(m->kind, m->dtype, m->dims, m->ndim, ms, sizeof ms));
 }
 
-int shardmeta_account(ShardMeta *m, const RecordInfo *r)
+int shardmeta_account(ShardMeta *m, const RecordInfo *r, char *err)
 {
+    LMR_TRY(shardmeta_check_labels(m, r, err));
     if (m->kind == 0) {
         m->kind = r->kind;
         m->dtype = r->dtype;
@@ -126,16 +147,22 @@ int shardmeta_account(ShardMeta *m, const RecordInfo *r)
         m->dims[1] = 0; /* T varies */
     }
     m->n_records++;
-    if (r->n_labels > 1)
-        m->multi_label = 1;
+    int distinct = 0;
     for (int i = 0; i < r->n_labels; i++) {
         int32_t c = r->labels[i];
-        if (c < 0)
+        int seen = 0;
+        for (int k = 0; k < i && !seen; k++)
+            seen = r->labels[k] == c;
+        if (seen || c < 0)
             continue;
-        if (c >= m->n_classes || !m->class_counts)
-            LMR_TRY(shardmeta_grow_classes(m, c + 1));
+        distinct++;
+        /* c < LMR_MAX_CLASSES: c + 1 cannot overflow */
+        if ((c >= m->n_classes || !m->class_counts) && shardmeta_grow_classes(m, c + 1))
+            return lmr_fail(err, LMR_ENOMEM, "class counts of %d classes: out of memory", c + 1);
         m->class_counts[c]++;
     }
+    if (distinct > 1)
+        m->multi_label = 1;
     return 0;
 }
 
@@ -159,10 +186,11 @@ void shardmeta_merge_hint(ShardMeta *dst, const ShardMeta *src)
         dst->size = src->size;
     if (src->n_classes > dst->n_classes)
         shardmeta_grow_classes(dst, src->n_classes); /* ENOMEM leaves the smaller count: harmless */
+    if (src->classes_declared && src->n_classes > 0 && dst->n_classes >= src->n_classes)
+        dst->classes_declared = 1;
 }
 
-static const char *kind_name(int k) { return k == LMR_KIND_FRAMES ? "frames" : k == LMR_KIND_FEATURES ? "features" : ""; }
-static const char *dtype_name(int d) { return d == LMR_DT_U8 ? "u8" : d == LMR_DT_F16 ? "f16" : d == LMR_DT_F32 ? "f32" : ""; }
+static const char *kind_name(int k) { return k == LMR_KIND_FRAMES || k == LMR_KIND_FEATURES ? record_kind_name(k) : ""; }
 
 char *shardmeta_to_json(const ShardMeta *m)
 {
@@ -179,11 +207,12 @@ char *shardmeta_to_json(const ShardMeta *m)
         json_array_append_new(counts, json_integer(m->class_counts ? m->class_counts[i] : 0));
     json_object_set_new(o, "format_version", json_integer(m->format_version));
     json_object_set_new(o, "kind", json_string(kind_name(m->kind)));
-    json_object_set_new(o, "dtype", json_string(dtype_name(m->dtype)));
+    json_object_set_new(o, "dtype", json_string(record_dtype_name(m->dtype)));
     json_object_set_new(o, "ndim", json_integer(m->ndim));
     json_object_set_new(o, "dims", dims);
     json_object_set_new(o, "n_records", json_integer((json_int_t)m->n_records));
     json_object_set_new(o, "n_classes", json_integer(m->n_classes));
+    json_object_set_new(o, "n_classes_declared", json_boolean(m->classes_declared && m->n_classes > 0));
     json_object_set_new(o, "class_counts", counts);
     json_object_set_new(o, "multi_label", json_boolean(m->multi_label));
     json_object_set_new(o, "dataset", json_string(m->dataset));
@@ -279,6 +308,7 @@ int shardmeta_from_json(ShardMeta *m, const char *json, char *err)
     GETI("ndim", 0, 4, ndim);
     GETI("n_records", 0, INT64_MAX, n_records);
     GETI("multi_label", 0, 1, multi_label);
+    GETI("n_classes_declared", 0, 1, classes_declared);
     GETI("frames", 0, 1 << 30, frames);
     GETI("size", 0, 1 << 30, size);
 #undef GETI

@@ -5,6 +5,7 @@ set_target_properties(gen_records PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BI
 
 lmr_add_test(test_record SOURCES test_record.c LIBS lmrformats m LABELS unit)
 lmr_add_test(test_shard SOURCES test_shard.c LIBS lmrformats Threads::Threads LABELS unit)
+lmr_add_test(test_shard_damage SOURCES test_shard_damage.c LIBS lmrformats Threads::Threads LABELS unit)
 lmr_add_test(test_classes SOURCES test_classes.c LIBS lmrformats LABELS unit)
 
 # Interop: plain h5py / python-lmdb read what lmr-pack wrote (Debian's python3).
@@ -32,3 +33,7 @@ if(LMR_PYTHON)
   set_tests_properties(pack_cli PROPERTIES LABELS "integration" TIMEOUT 60
     ENVIRONMENT "LMR_BIN=${CMAKE_BINARY_DIR}/bin;LMR_SRC=${CMAKE_SOURCE_DIR};LMR_PYTHON=${LMR_PYTHON}")
 endif()
+# Mutation fuzzing of both shard readers (LMDB values and __meta__, HDF5 lmr_meta and tables):
+# deterministic, a few seconds (LMR_FUZZ_SECONDS), must never crash.
+lmr_add_test(fuzz_shards SOURCES fuzz/fuzz_shards.c LIBS lmrformats LABELS unit)
+set_tests_properties(fuzz_shards PROPERTIES TIMEOUT 120)

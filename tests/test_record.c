@@ -1,11 +1,14 @@
 /* The clip record: round trips of random records of every kind, dtype and shape (in memory and
  * through a .rec stream); every byte flipped in turn and every truncation give an error code and
- * never wrong payload bytes; bad magic and a wrong version are distinct errors; f16 conversion
- * against an independent reference. */
+ * never wrong payload bytes; bad magic and a wrong version are distinct errors; a damaged length
+ * in the middle of a stream (file or pipe) is corruption at its offset, not a truncated end;
+ * headers that claim impossible sizes; the stream metadata record; shapes in messages; f16
+ * conversion against an independent reference. */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -233,6 +236,321 @@ static void test_errors(void)
     record_ctx_free(&ctx);
 }
 
+/* --- damaged streams -------------------------------------------------------------------- */
+
+typedef struct {
+    int n;       /* records returned */
+    int rc;      /* the call that ended the reading */
+    int bad_at;  /* first returned record whose checksum fails, -1 when none */
+    char err[LMR_ERRLEN];
+} StreamRead;
+
+/* Read a stream (a path, or bytes through a pipe when via_pipe) to its end. */
+static void read_stream(const char *path, const uint8_t *bytes, size_t len, int via_pipe, StreamRead *sr)
+{
+    int fds[2] = {-1, -1};
+    pid_t pid = -1;
+    char name[64];
+    if (via_pipe) {
+        if (pipe(fds) != 0)
+            return;
+        pid = fork();
+        if (pid == 0) { /* the writer: a pipe cannot seek, and may deliver in small pieces */
+            close(fds[0]);
+            for (size_t off = 0; off < len;) {
+                size_t step = len - off < 1000 ? len - off : 1000;
+                ssize_t w = write(fds[1], bytes + off, step);
+                if (w <= 0)
+                    _exit(1);
+                off += (size_t)w;
+            }
+            _exit(0);
+        }
+        close(fds[1]);
+        snprintf(name, sizeof name, "/dev/fd/%d", fds[0]);
+        path = name;
+    }
+    RecordCtx ctx;
+    record_ctx_init(&ctx, 0);
+    LmrBuf scratch;
+    buf_init(&scratch);
+    RecReader r;
+    memset(sr, 0, sizeof *sr);
+    sr->bad_at = -1;
+    if (recreader_open(&r, path) == 0) {
+        RecordInfo got;
+        while ((sr->rc = recreader_next(&r, &got)) == 0) {
+            if (record_verify(&ctx, &got, &scratch) && sr->bad_at < 0)
+                sr->bad_at = sr->n;
+            sr->n++;
+        }
+        snprintf(sr->err, sizeof sr->err, "%s", r.last_error);
+        recreader_close(&r);
+    }
+    if (via_pipe) {
+        close(fds[0]);
+        waitpid(pid, NULL, 0);
+    }
+    buf_free(&scratch);
+    record_ctx_free(&ctx);
+}
+
+static void write_file(const char *path, const uint8_t *b, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    fwrite(b, 1, n, f);
+    fclose(f);
+}
+
+static void test_damaged_length(uint64_t *rng)
+{
+    TEST(6, "a damaged length mid-stream: corruption at its offset (file and pipe); only the real end is truncated");
+    char dir[] = "/tmp/lmr_test_record_XXXXXX", path[128];
+    CHECK(mkdtemp(dir) != NULL);
+    snprintf(path, sizeof path, "%s/d.rec", dir);
+    RecordCtx ctx;
+    record_ctx_init(&ctx, 3);
+    LmrBuf rec, all;
+    buf_init(&rec);
+    buf_init(&all);
+    enum { N = 60, K = 30 };
+    size_t off[N + 1];
+    for (int i = 0; i < N; i++) { /* frames of one value: tiny zstd payloads, as a still video gives */
+        char id[16];
+        snprintf(id, sizeof id, "v%04d", i);
+        RecordInfo in = {.kind = LMR_KIND_FRAMES, .dtype = LMR_DT_U8, .ndim = 4, .dims = {1, 16, 64, 192},
+                         .id = id, .id_len = 5, .n_labels = 1, .labels = {i % 5}};
+        uint8_t *p = malloc(16 * 64 * 192);
+        memset(p, i % 7 * 30, 16 * 64 * 192);
+        if (i % 10 == 9 && i < K) /* some incompressible ones, stored raw; small ones after K */
+            for (size_t k = 0; k < 16 * 64 * 192; k++)
+                p[k] = (uint8_t)rng_next(rng);
+        CHECK_RC(record_encode(&ctx, &in, p, &rec), 0);
+        free(p);
+        off[i] = all.len;
+        buf_reserve(&all, all.len + rec.len);
+        memcpy(all.data + all.len, rec.data, rec.len);
+        all.len += rec.len;
+    }
+    off[N] = all.len;
+    StreamRead sr;
+    uint8_t *copy = malloc(all.len);
+
+    /* the reported case: one bit of stored_size, in record K of a stream of small records */
+    memcpy(copy, all.data, all.len);
+    copy[off[K] + 42] ^= 1;
+    write_file(path, copy, all.len);
+    for (int via_pipe = 0; via_pipe < 2; via_pipe++) {
+        read_stream(path, copy, all.len, via_pipe, &sr);
+        CHECK_RC(sr.rc, LMR_ECORRUPT);
+        CHECK(sr.n == K && sr.bad_at < 0);
+        char want[64];
+        snprintf(want, sizeof want, "offset %zu", off[K]);
+        CHECK(strstr(sr.err, want) != NULL && strstr(sr.err, "damaged length") != NULL);
+        if (!strstr(sr.err, want))
+            fprintf(stderr, "  %s\n", sr.err);
+    }
+
+    /* every bit of the size, checksum and id-length fields, and of the id and labels, of record K */
+    long flips = 0, fails = 0;
+    size_t head_end = LMR_RECORD_HEADER + 5 + 4;
+    for (size_t b = 32; b < head_end; b++) {
+        if (b >= 48 && b < 56)
+            continue; /* the checksum: caught by record_verify, not a length */
+        for (int bit = 0; bit < 8; bit++) {
+            memcpy(copy, all.data, all.len);
+            copy[off[K] + b] ^= (uint8_t)(1u << bit);
+            write_file(path, copy, all.len);
+            read_stream(path, NULL, 0, 0, &sr);
+            flips++;
+            /* never "truncated": the stream is whole; nothing after K goes without an error */
+            int ok = sr.rc != LMR_ETRUNC && sr.n >= K && (sr.bad_at < 0 || sr.bad_at == K);
+            if (sr.rc == LMR_DONE)
+                ok &= sr.n == N;
+            else
+                ok &= sr.rc < 0 && (sr.n == K || (sr.n == K + 1 && sr.bad_at == K));
+            if (!ok) {
+                fails++;
+                fprintf(stderr, "  byte %zu bit %d: rc %d n %d bad_at %d: %s\n", b, bit, sr.rc, sr.n, sr.bad_at, sr.err);
+            }
+        }
+    }
+    printf("  %ld flips of record %d's length fields: every one an error at it or its checksum\n", flips, K);
+    CHECK(fails == 0);
+
+    /* the real end: cut inside the last record, through a file and a pipe */
+    for (int via_pipe = 0; via_pipe < 2; via_pipe++) {
+        write_file(path, all.data, all.len - 7);
+        read_stream(path, all.data, all.len - 7, via_pipe, &sr);
+        CHECK_RC(sr.rc, LMR_ETRUNC);
+        CHECK(sr.n == N - 1 && strstr(sr.err, "ignored") != NULL);
+    }
+    /* cut inside record K's span while its length claims the rest: another record starts inside */
+    memcpy(copy, all.data, all.len);
+    copy[off[K] + 42] ^= 1;
+    write_file(path, copy, off[K + 3] + 10);
+    read_stream(path, NULL, 0, 0, &sr);
+    CHECK_RC(sr.rc, LMR_ECORRUPT);
+    CHECK(sr.n == K);
+    /* bytes after the last record that are no record */
+    memcpy(copy, all.data, all.len);
+    memset(copy + off[N - 1], 'x', 20);
+    write_file(path, copy, off[N - 1] + 20);
+    read_stream(path, NULL, 0, 0, &sr);
+    CHECK_RC(sr.rc, LMR_EBADMAGIC);
+    CHECK(sr.n == N - 1);
+    free(copy);
+    unlink(path);
+    rmdir(dir);
+    buf_free(&rec);
+    buf_free(&all);
+    record_ctx_free(&ctx);
+}
+
+static void put_u64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void put_u32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void test_huge_claims(void)
+{
+    TEST(7, "a header that claims a huge payload is refused before anything is allocated");
+    RecordCtx ctx;
+    record_ctx_init(&ctx, 3);
+    LmrBuf rec;
+    buf_init(&rec);
+    uint8_t p[256] = {0};
+    RecordInfo in = {.kind = LMR_KIND_FEATURES, .dtype = LMR_DT_U8, .ndim = 4, .dims = {1, 1, 256, 1}, .id = "c0", .id_len = 2};
+    CHECK_RC(record_encode(&ctx, &in, p, &rec), 0);
+    RecordInfo got;
+    char err[LMR_ERRLEN];
+    CHECK_RC(record_parse(rec.data, rec.len, &got, err), 0);
+    CHECK(got.codec == LMR_CODEC_ZSTD);
+    /* dims and raw size agree on 2^60 bytes; the zstd frame is a few bytes */
+    for (int k = 0; k < 4; k++)
+        put_u32(rec.data + 16 + 4 * k, 1u << 15);
+    put_u64(rec.data + 32, 1ull << 60);
+    CHECK_RC(record_parse(rec.data, rec.len, &got, err), LMR_ECORRUPT);
+    CHECK(strstr(err, "cannot come out of") != NULL);
+    /* 2^34: still more than the stored bytes can hold */
+    put_u32(rec.data + 16, 1u << 4);
+    put_u32(rec.data + 20, 1u << 15);
+    put_u32(rec.data + 24, 1u << 15);
+    put_u32(rec.data + 28, 1u << 0);
+    put_u64(rec.data + 32, 1ull << 34);
+    CHECK_RC(record_parse(rec.data, rec.len, &got, err), LMR_ECORRUPT);
+    /* a size the stored bytes could hold, but the frame declares another */
+    put_u32(rec.data + 16, 1);
+    put_u32(rec.data + 20, 1);
+    put_u32(rec.data + 24, 512);
+    put_u32(rec.data + 28, 1);
+    put_u64(rec.data + 32, 512);
+    CHECK_RC(record_parse(rec.data, rec.len, &got, err), LMR_ECORRUPT);
+    CHECK(strstr(err, "zstd frame declares 256 bytes, header 512") != NULL);
+    /* out of memory has a message */
+    LmrBuf out;
+    buf_init(&out);
+    in.dims[0] = 1u << 31, in.dims[1] = 1u << 31, in.dims[2] = 2, in.dims[3] = 1; /* 2^63 bytes */
+    CHECK_RC(record_encode(&ctx, &in, p, &out), LMR_ENOMEM);
+    CHECK(strstr(ctx.last_error, "out of memory") != NULL);
+    buf_free(&out);
+    buf_free(&rec);
+    record_ctx_free(&ctx);
+}
+
+static void test_meta_record(void)
+{
+    TEST(8, "the stream metadata record: encoded, streamed first, read back; refused in other forms");
+    char dir[] = "/tmp/lmr_test_record_XXXXXX", path[128];
+    CHECK(mkdtemp(dir) != NULL);
+    snprintf(path, sizeof path, "%s/m.rec", dir);
+    RecordCtx ctx;
+    record_ctx_init(&ctx, 3);
+    LmrBuf rec;
+    buf_init(&rec);
+    const char *json = "{\"dataset\":\"epic\",\"backbone\":\"resnet50\",\"class_names\":[\"a\",\"b\"]}";
+    CHECK_RC(record_meta_encode(&ctx, json, &rec), 0);
+    RecordInfo got;
+    char err[LMR_ERRLEN];
+    CHECK_RC(record_parse(rec.data, rec.len, &got, err), 0);
+    CHECK(got.kind == LMR_KIND_META && got.dtype == LMR_DT_U8 && got.ndim == 1 && got.dims[0] == strlen(json) &&
+          got.n_labels == 0 && got.id_len == strlen(LMR_META_ID) && memcmp(got.id, LMR_META_ID, got.id_len) == 0);
+    FILE *f = fopen(path, "wb");
+    fwrite(rec.data, 1, rec.len, f);
+    float x[4] = {1, 2, 3, 4};
+    RecordInfo clip = {.kind = LMR_KIND_FEATURES, .dtype = LMR_DT_F32, .ndim = 4, .dims = {1, 1, 4, 1}, .id = "c1", .id_len = 2};
+    LmrBuf crec;
+    buf_init(&crec);
+    CHECK_RC(record_encode(&ctx, &clip, x, &crec), 0);
+    fwrite(crec.data, 1, crec.len, f);
+    fclose(f);
+    RecReader r;
+    CHECK_RC(recreader_open(&r, path), 0);
+    CHECK_RC(recreader_next(&r, &got), 0);
+    CHECK(got.kind == LMR_KIND_META);
+    char *back = NULL;
+    CHECK_RC(record_meta_json(&ctx, &got, &back), 0);
+    CHECK(back && strcmp(back, json) == 0);
+    free(back);
+    CHECK_RC(recreader_next(&r, &got), 0);
+    CHECK(got.kind == LMR_KIND_FEATURES);
+    CHECK_RC(record_meta_json(&ctx, &got, &back), LMR_EINVAL);
+    CHECK(back == NULL);
+    CHECK_RC(recreader_next(&r, &got), LMR_DONE);
+    recreader_close(&r);
+    /* other forms */
+    CHECK_RC(record_meta_encode(&ctx, "", &rec), LMR_EINVAL);
+    uint8_t j[3] = {'{', '}', 0};
+    RecordInfo bad = {.kind = LMR_KIND_META, .dtype = LMR_DT_U8, .ndim = 1, .dims = {2}, .id = "x", .id_len = 1};
+    CHECK_RC(record_encode(&ctx, &bad, j, &rec), LMR_EINVAL); /* another id */
+    bad.id = LMR_META_ID, bad.id_len = (uint16_t)strlen(LMR_META_ID), bad.n_labels = 1;
+    CHECK_RC(record_encode(&ctx, &bad, j, &rec), LMR_EINVAL); /* labels */
+    bad.n_labels = 0, bad.dtype = LMR_DT_F16, bad.dims[0] = 1;
+    CHECK_RC(record_encode(&ctx, &bad, j, &rec), LMR_EINVAL); /* not u8 */
+    CHECK_RC(record_meta_encode(&ctx, json, &rec), 0);
+    rec.data[LMR_RECORD_HEADER] = 'x'; /* the id */
+    CHECK_RC(record_parse(rec.data, rec.len, &got, err), LMR_ECORRUPT);
+    CHECK(strstr(err, "metadata record") != NULL);
+    /* a NUL inside the JSON */
+    ctx.level = 0;
+    bad.dtype = LMR_DT_U8, bad.dims[0] = 3;
+    CHECK_RC(record_encode(&ctx, &bad, j, &rec), 0);
+    CHECK_RC(record_parse(rec.data, rec.len, &got, err), 0);
+    CHECK_RC(record_meta_json(&ctx, &got, &back), LMR_ECORRUPT);
+    unlink(path);
+    rmdir(dir);
+    buf_free(&rec);
+    buf_free(&crec);
+    record_ctx_free(&ctx);
+}
+
+static void test_messages(void)
+{
+    TEST(9, "shapes and ids in messages: names, not numbers; long ids cut");
+    char b[96];
+    uint32_t f[4] = {1, 16, 2048, 1}, v[4] = {1, 0, 2048, 1}, fr[4] = {1, 16, 112, 336};
+    CHECK(strcmp(record_shape_str(LMR_KIND_FEATURES, LMR_DT_F16, f, 4, b, sizeof b), "features f16 [1,16,2048]") == 0);
+    CHECK(strcmp(record_shape_str(LMR_KIND_FEATURES, LMR_DT_F32, v, 4, b, sizeof b), "features f32 [1,*,2048]") == 0);
+    CHECK(strcmp(record_shape_str(LMR_KIND_FRAMES, LMR_DT_U8, fr, 4, b, sizeof b), "frames u8 [1,16,112,336]") == 0);
+    CHECK(strcmp(record_shape_str(7, 9, f, 2, b, sizeof b), "kind 7 dtype 9 [1,16]") == 0);
+    CHECK(strcmp(record_shape_str(0, 0, f, 0, b, sizeof b), "no records") == 0);
+    record_shape_str(LMR_KIND_FEATURES, LMR_DT_F16, f, 4, b, 10); /* cut, terminated */
+    CHECK(strlen(b) == 9);
+    char show[LMR_SHOWLEN], id[600];
+    memset(id, 'a', sizeof id);
+    lmr_show(show, id, sizeof id);
+    CHECK(strlen(show) == LMR_SHOWLEN - 1 && strcmp(show + LMR_SHOWLEN - 4, "...") == 0);
+    CHECK(strcmp(lmr_show(show, "c0", 2), "c0") == 0);
+    CHECK(strcmp(lmr_strerror(LMR_EEMPTY), "empty: no records") == 0);
+}
+
 /* Independent reference: the value a binary16 bit pattern denotes. */
 static double half_value(uint16_t h)
 {
@@ -243,7 +561,7 @@ static double half_value(uint16_t h)
 
 static void test_f16(uint64_t *rng)
 {
-    TEST(5, "f16 <-> f32: all 65536 halves exactly; f32 -> f16 rounds to nearest even");
+    TEST(10, "f16 <-> f32: all 65536 halves exactly; f32 -> f16 rounds to nearest even");
     long bad = 0;
     for (uint32_t h = 0; h < 65536; h++) {
         uint16_t hh = (uint16_t)h;
@@ -303,6 +621,10 @@ int main(void)
     test_stream(&rng);
     test_corruption(&rng);
     test_errors();
+    test_damaged_length(&rng);
+    test_huge_claims();
+    test_meta_record();
+    test_messages();
     test_f16(&rng);
     CHECK_DONE();
 }

@@ -40,8 +40,14 @@ static void make_record(RecordCtx *ctx, uint64_t *rng, const char *prefix, int i
     RecordInfo in = {.kind = LMR_KIND_FEATURES, .dtype = LMR_DT_F16, .ndim = 4, .id = id, .id_len = (uint16_t)strlen(id)};
     in.dims[0] = 1, in.dims[1] = fixed_t ? (uint32_t)fixed_t : 1 + (uint32_t)(rng_next(rng) % 40), in.dims[2] = d, in.dims[3] = 1;
     in.n_labels = 1 + (uint16_t)(i % 5 == 0 ? rng_next(rng) % 3 : 0);
-    for (int k = 0; k < in.n_labels; k++) {
-        in.labels[k] = (int32_t)(rng_next(rng) % (uint64_t)(k == 0 ? N_CLASSES : N_CLASSES / 2));
+    for (int k = 0; k < in.n_labels; k++) { /* distinct labels (repeated ones: test_labels) */
+        int again;
+        do {
+            in.labels[k] = (int32_t)(rng_next(rng) % (uint64_t)(k == 0 ? N_CLASSES : N_CLASSES / 2));
+            again = 0;
+            for (int j = 0; j < k; j++)
+                again |= in.labels[j] == in.labels[k];
+        } while (again);
         if (counts)
             counts[in.labels[k]]++;
     }
@@ -285,9 +291,10 @@ static void *read_thread(void *arg)
 
 static void test_sets(const char *dir, const Corpus *c)
 {
-    char a[256], b[256], h[256], bad[256], err[LMR_ERRLEN];
+    char a[256], b[256], h[256], h2[256], bad[256], err[LMR_ERRLEN];
     snprintf(a, sizeof a, "%s/rt.lmdb", dir);
     snprintf(h, sizeof h, "%s/rt.h5", dir);
+    snprintf(h2, sizeof h2, "%s/h2.h5", dir);
     snprintf(b, sizeof b, "%s/b.lmdb", dir);
     snprintf(bad, sizeof bad, "%s/d32.lmdb", dir);
     RecordCtx ctx;
@@ -297,9 +304,12 @@ static void test_sets(const char *dir, const Corpus *c)
     uint64_t rng = 5;
     for (int i = 0; i < 50; i++) {
         buf_init(&recs[i]);
-        make_record(&ctx, &rng, "bset", i, D_MAIN, 8, &recs[i], NULL, counts);
+        make_record(&ctx, &rng, "hset", i, D_MAIN, 8, &recs[i], NULL, counts);
     }
     int added, done;
+    CHECK_RC(write_shard(h2, SHARD_HDF5, recs, 0, 50, 0, &added, &done), 0);
+    for (int i = 0; i < 50; i++)
+        make_record(&ctx, &rng, "bset", i, D_MAIN, 8, &recs[i], NULL, counts);
     CHECK_RC(write_shard(b, SHARD_LMDB, recs, 0, 50, 0, &added, &done), 0);
     make_record(&ctx, &rng, "dset", 0, 32, 8, &recs[0], NULL, NULL);
     CHECK_RC(write_shard(bad, SHARD_LMDB, recs, 0, 1, 0, &added, &done), 0);
@@ -307,24 +317,25 @@ static void test_sets(const char *dir, const Corpus *c)
         buf_free(&recs[i]);
     record_ctx_free(&ctx);
 
-    const char *paths[3] = {a, h, b};
+    const char *paths[3] = {a, h2, b};
     ShardSet *s;
     CHECK_RC(shardset_open(&s, paths, 3, err), 0);
     if (!s)
         return;
-    CHECK(shardset_count(s) == 2 * N_REC + 50);
+    CHECK(shardset_count(s) == N_REC + 100);
     const ShardMeta *m = shardset_meta(s);
-    CHECK(m->n_records == 2 * N_REC + 50 && m->n_classes == N_CLASSES);
+    CHECK(m->n_records == N_REC + 100 && m->n_classes == N_CLASSES);
     int ok = 1;
     for (int k = 0; k < N_CLASSES; k++)
-        ok &= m->class_counts[k] == 2 * c->counts[k] + counts[k];
+        ok &= m->class_counts[k] == c->counts[k] + counts[k];
     CHECK(ok);
-    CHECK(shardset_find(s, "bset00049") == 2 * N_REC + 49);
-    CHECK(shardset_find(s, "clip00000") == 0); /* the first file that holds it */
+    CHECK(shardset_find(s, "bset00049") == N_REC + 99);
+    CHECK(shardset_find(s, "hset00007") == N_REC + 7);
+    CHECK(shardset_find(s, "clip00000") == 0);
     RecordInfo info;
     LmrBuf scratch;
     buf_init(&scratch);
-    CHECK_RC(shardset_get(s, 2 * N_REC + 50, &scratch, &info), LMR_ERANGE);
+    CHECK_RC(shardset_get(s, N_REC + 100, &scratch, &info), LMR_ERANGE);
     buf_free(&scratch);
 
     TEST(6, "reads from 4 threads over LMDB + HDF5 + LMDB");
@@ -347,6 +358,19 @@ static void test_sets(const char *dir, const Corpus *c)
     const char *mixed[2] = {a, bad};
     CHECK_RC(shardset_open(&s, mixed, 2, err), LMR_EMISMATCH);
     CHECK(strstr(err, "d32.lmdb") != NULL);
+    CHECK(strstr(err, "features f16 [1,8,32]") != NULL && strstr(err, "features f16 [1,*,128]") != NULL);
+    CHECK(s == NULL);
+
+    TEST(9, "a clip in two files of a set, or one file given twice, is refused");
+    const char *dup[3] = {b, a, h}; /* rt.lmdb and rt.h5 hold the same clips */
+    CHECK_RC(shardset_open(&s, dup, 3, err), LMR_EINVAL);
+    CHECK(strstr(err, "clip clip00000 is in both") != NULL && strstr(err, "rt.lmdb") != NULL && strstr(err, "rt.h5") != NULL);
+    CHECK(s == NULL);
+    char again[300];
+    snprintf(again, sizeof again, "%s/./b.lmdb", dir);
+    const char *twice[2] = {b, again};
+    CHECK_RC(shardset_open(&s, twice, 2, err), LMR_EINVAL);
+    CHECK(strstr(err, "given twice") != NULL);
     CHECK(s == NULL);
 }
 
@@ -440,7 +464,7 @@ static void test_meta_json(void)
 static void rm_dir(const char *dir)
 {
     const char *names[] = {"rt.lmdb", "rt.lmdb-lock", "rt.h5", "resume.lmdb", "resume.lmdb-lock", "resume.h5",
-                           "b.lmdb", "b.lmdb-lock", "d32.lmdb", "d32.lmdb-lock"};
+                           "b.lmdb", "b.lmdb-lock", "d32.lmdb", "d32.lmdb-lock", "h2.h5"};
     char p[300];
     for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
         snprintf(p, sizeof p, "%s/%s", dir, names[i]);

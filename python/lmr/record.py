@@ -62,7 +62,7 @@ def parse(buf, offset=0):
     if kind not in (1, 2, 3) or dtype not in DTYPES or codec not in (0, 1) or not 1 <= ndim <= 4:
         raise RecordError(f"offset {offset}: bad kind/dtype/codec/ndim {kind}/{dtype}/{codec}/{ndim}")
     shape = tuple(dims[:ndim])
-    if int(np.prod(shape)) * np.dtype(DTYPES[dtype]).itemsize != raw_size:
+    if int(np.prod(shape)) * np.dtype(DTYPES[dtype]).itemsize != raw_size or any(dims[ndim:]):
         raise RecordError(f"offset {offset}: dims {dims} disagree with raw size {raw_size}")
     p = offset + HEADER.size
     end = p + id_len + 4 * n_labels + stored_size
@@ -88,7 +88,7 @@ def encode(clip_id, labels, array, kind=KIND_FEATURES, zstd_level=0):
     [views, T, H, W, 3] (stored as [views, T, H, W*3]); kind KIND_META takes a bytes payload."""
     if kind == KIND_META:
         a = np.frombuffer(bytes(array), dtype=np.uint8)
-        dims = (a.size, 1, 1, 1)
+        dims = (a.size, 0, 0, 0)  # dims past ndim are 0 on the wire
         ndim = 1
     else:
         a = np.ascontiguousarray(array)
@@ -99,6 +99,8 @@ def encode(clip_id, labels, array, kind=KIND_FEATURES, zstd_level=0):
         if a.ndim != 4:
             raise ValueError(f"clip {clip_id}: want a 3-D features or 5-D frames array, got {array.shape}")
         dims, ndim = a.shape, 4
+    if kind == KIND_META and (labels or clip_id != META_ID):
+        raise ValueError(f"a metadata record has the id {META_ID} and no labels")
     if a.dtype not in DTYPE_CODES:
         raise ValueError(f"clip {clip_id}: dtype {a.dtype} (u8, f16 or f32 only)")
     raw = a.astype(a.dtype.newbyteorder("<"), copy=False).tobytes()
