@@ -366,7 +366,12 @@ static void shard_state(const char *path, ShardState *st)
         return;
     char err[LMR_ERRLEN];
     ShardSet *s;
-    if (shardset_open(&s, &path, 1, err))
+    int rc = shardset_open(&s, &path, 1, err);
+    if (rc == LMR_EEMPTY) { /* readable, and holds nothing */
+        st->readable = 1;
+        return;
+    }
+    if (rc)
         return; /* the writer says why */
     const ShardMeta *m = shardset_meta(s);
     st->readable = 1;
