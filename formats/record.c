@@ -108,8 +108,9 @@ static uint64_t record_checksum(const uint8_t *head, size_t id_labels_len, const
 
 int record_encode(RecordCtx *ctx, const RecordInfo *info, const void *payload, LmrBuf *out)
 {
-    if (info->kind < LMR_KIND_FRAMES || info->kind > LMR_KIND_FEATURES || info->ndim < 1 ||
-        info->ndim > 4 || !record_dtype_size(info->dtype) || info->n_labels > LMR_MAX_LABELS)
+    if (info->kind < LMR_KIND_FRAMES || info->kind > LMR_KIND_META || info->ndim < 1 ||
+        info->ndim > 4 || !record_dtype_size(info->dtype) || info->n_labels > LMR_MAX_LABELS ||
+        (info->kind == LMR_KIND_META && (info->dtype != LMR_DT_U8 || info->ndim != 1 || info->n_labels)))
         return LMR_FAIL(ctx, LMR_EINVAL, "record: bad kind/dtype/ndim/labels");
     if (info->id_len == 0 || memchr(info->id, 0, info->id_len))
         return LMR_FAIL(ctx, LMR_EINVAL, "record: empty id or id with NUL");
@@ -174,8 +175,10 @@ int record_parse(const uint8_t *b, size_t len, RecordInfo *o, char *err)
     o->codec = b[12];
     o->ndim = b[13];
     o->n_labels = get16(b + 14);
-    if (o->kind < LMR_KIND_FRAMES || o->kind > LMR_KIND_FEATURES)
-        return lmr_fail(err, LMR_ECORRUPT, "record: kind %u at offset 10 is not 1 or 2", o->kind);
+    if (o->kind < LMR_KIND_FRAMES || o->kind > LMR_KIND_META)
+        return lmr_fail(err, LMR_ECORRUPT, "record: kind %u at offset 10 is not 1, 2 or 3", o->kind);
+    if (o->kind == LMR_KIND_META && (o->dtype != LMR_DT_U8 || o->ndim != 1 || o->n_labels))
+        return lmr_fail(err, LMR_ECORRUPT, "record: a metadata record (kind 3) must be u8, 1-D, unlabelled");
     if (!record_dtype_size(o->dtype))
         return lmr_fail(err, LMR_ECORRUPT, "record: dtype %u at offset 11 is not 1..3", o->dtype);
     if (o->codec > LMR_CODEC_ZSTD)

@@ -130,6 +130,8 @@ int pack_run(ShardWriter *w, const char *const *inputs, int n_inputs, const Pack
                 lmr_fail(err, rc, "%s", r.last_error);
                 break;
             }
+            if (info.kind == LMR_KIND_META) /* the stream's provenance, not a clip */
+                continue;
             const uint8_t *bytes = r.buf.data;
             size_t len = (size_t)info.total_size;
             if (o->zstd_level >= 0) {
