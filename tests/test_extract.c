@@ -24,16 +24,36 @@ typedef struct {
     float norm0;    /* features: L2 norm of the first feature vector */
 } Rec;
 
-/* Read every record of a stream (payloads checked); @return count, or -1 on a bad stream. */
+static char meta_json[1 << 16]; /* the metadata record of the stream read_recs read last, or "" */
+
+/* Read every clip record of a stream (payloads checked); the metadata record, which must come
+ * first, goes to meta_json. @return the clip count, or -1 on a bad stream. */
 static int read_recs(const char *path, Rec *out, int cap)
 {
+    meta_json[0] = 0;
     RecReader r;
     RecordCtx ctx;
     if (recreader_open(&r, path) < 0 || record_ctx_init(&ctx, 3) < 0)
         return -1;
     RecordInfo in;
-    int n = 0, rc;
+    int n = 0, rc, seen = 0;
     while ((rc = recreader_next(&r, &in)) == 0 && n < cap) {
+        if (in.kind == LMR_KIND_META) {
+            LmrBuf b;
+            buf_init(&b);
+            if (seen || in.id_len != 8 || memcmp(in.id, LMR_META_ID, 8) != 0 || in.raw_size >= sizeof meta_json ||
+                buf_reserve(&b, in.raw_size) < 0 || record_payload(&ctx, &in, b.data, b.cap) < 0) {
+                n = -1;
+                buf_free(&b);
+                break;
+            }
+            memcpy(meta_json, b.data, in.raw_size);
+            meta_json[in.raw_size] = 0;
+            buf_free(&b);
+            seen = 1;
+            continue;
+        }
+        seen = 1;
         Rec *o = &out[n++];
         memset(o, 0, sizeof *o);
         snprintf(o->id, sizeof o->id, "%.*s", (int)in.id_len, in.id);
@@ -139,8 +159,8 @@ static int make_inputs(void)
         return -1;
     fputs("clip_id,video,start_sec,stop_sec,labels\n"
           "c00,long.mp4,0,2,0\n"
-          "c01,long.mp4,17.5,-1,1\n"
-          "c02,short.webm,0,-1,2\n"
+          "c01,long.mp4,17.5,,1\n"
+          "c02,short.webm,0,,2\n"
           "c03,long.mp4,5,8,0\n"
           "c04,fold,0.5,1.5,1\n"
           "c05,missing.mp4,0,1,0\n"
@@ -158,12 +178,16 @@ static int make_inputs(void)
     return fclose(f) == 0 ? rc : -1;
 }
 
-static const char *bad_ids[] = {"c05", "c06", "c07", "c09", "c10", "c11"};
-static const char *bad_why[] = {"no such file", "empty file", "cannot open",
-                                "clip starts at frame 240, after the end",
-                                "clip starts at frame 900, after the end of the video (600 frames)",
-                                "no video stream"};
-static const char *bad_vid[] = {"missing.mp4", "empty.mp4", "garbage.mp4", "trunc.mp4", "long.mp4", "audio.m4a"};
+#define N_BAD 7
+static const char *bad_ids[N_BAD] = {"c05", "c06", "c07", "c09", "c10", "c11", "c14"};
+static const char *bad_why[N_BAD] = {"no such file", "empty file", "cannot open",
+                                     "clip starts at frame 240, after the end",
+                                     "clip starts at frame 900, after the end of the video (600 frames)",
+                                     "no video stream", "clip ends at 25.00 s, video decodes to 20.00 s"};
+/* As the messages name them: the path tried (--videos . joined to the manifest's path). */
+static const char *bad_vid[N_BAD] = {"./missing.mp4", "./empty.mp4", "./garbage.mp4", "./trunc.mp4", "./long.mp4",
+                                     "./audio.m4a", "./long.mp4"};
+#define OKF "--max-failures 7" /* the 7 bad clips of m.csv */
 
 int main(void)
 {
@@ -184,19 +208,18 @@ int main(void)
     snprintf(p, sizeof p, "%s/list.csv", dir);
     CHECK(file_has(p, "c15,long.mp4,3,6,0"));
 
-    TEST(2, "segment sampling, test mode: exact frames; bad inputs reported, output still reads");
-    CHECK(extract("m.csv", "seg.rec", "--frames 4 --threads 2 --failures fail.tsv") == 0);
+    TEST(2, "segment sampling, test mode: exact frames; bad inputs reported, output still reads; 7 of 16 failed: exit 1");
+    CHECK(extract("m.csv", "seg.rec", "--frames 4 --threads 2 --failures fail.tsv") == 1);
     snprintf(p, sizeof p, "%s/seg.rec", dir);
     int n = read_recs(p, r, 64);
-    CHECK(n == 10);
-    const char *order[] = {"c00", "c01", "c02", "c03", "c04", "c08", "c12", "c13", "c14", "c15"};
-    for (int i = 0; i < n && i < 10; i++)
+    CHECK(n == 9);
+    const char *order[] = {"c00", "c01", "c02", "c03", "c04", "c08", "c12", "c13", "c15"};
+    for (int i = 0; i < n && i < 9; i++)
         CHECK(strcmp(r[i].id, order[i]) == 0);
     struct { const char *id; double a, b; int total; } segs[] = {
         {"c00", 0, 2, 600}, {"c01", 17.5, -1, 600}, {"c02", 0, -1, 60}, {"c03", 5, 8, 600},
-        {"c04", 0.5, 1.5, 60}, {"c08", 0.5, 1.5, 300}, {"c12", 0, 1, 30}, {"c14", 19.5, 25, 600},
-        {"c15", 3, 6, 600}};
-    for (int s = 0; s < 9; s++) {
+        {"c04", 0.5, 1.5, 60}, {"c08", 0.5, 1.5, 300}, {"c12", 0, 1, 30}, {"c15", 3, 6, 600}};
+    for (int s = 0; s < 8; s++) {
         const Rec *x = find(r, n, segs[s].id);
         CHECK(x != NULL);
         if (!x)
@@ -214,14 +237,14 @@ int main(void)
     CHECK(x && x->label == 2 && x->n_labels == 1);
     snprintf(p, sizeof p, "%s/fail.tsv", dir);
     snprintf(q, sizeof q, "%s/err.txt", dir);
-    for (int i = 0; i < 6; i++) {
+    for (int i = 0; i < N_BAD; i++) {
         char row[256], line[256];
         snprintf(row, sizeof row, "%s\t%s\t", bad_ids[i], bad_vid[i]);
         snprintf(line, sizeof line, "lmr-extract: %s: clip %s: ", bad_vid[i], bad_ids[i]);
         CHECK(file_has(p, row));
         CHECK(file_has(q, line));
     }
-    for (int i = 0; i < 6; i++) {
+    for (int i = 0; i < N_BAD; i++) {
         char row[256];
         snprintf(row, sizeof row, "%s: clip %s: %s", bad_vid[i], bad_ids[i], bad_why[i]);
         if (!file_has(q, row))
@@ -229,13 +252,21 @@ int main(void)
         CHECK(file_has(q, row));
         CHECK(file_has(p, bad_why[i]));
     }
-    CHECK(file_has(q, "10 clips written, 6 failed"));
+    CHECK(file_has(q, "9 clips written, 7 failed"));
+    CHECK(file_has(q, "7 of 16 clips failed, more than --max-failures 0.01 (0); listed in fail.tsv: exit 1\n"));
     snprintf(p, sizeof p, "%s/seg.rec.meta.json", dir);
-    CHECK(file_has(p, "\"dims\":[1,4,32,96]") && file_has(p, "\"n_records\":10") &&
-          file_has(p, "\"class_counts\":[4,3,3]"));
+    CHECK(file_has(p, "\"dims\":[1,4,32,96]") && file_has(p, "\"n_records\":9") &&
+          file_has(p, "\"class_counts\":[4,2,3]") && file_has(p, "\"mode\":\"test\""));
 
-    TEST(3, "window sampling, test mode, 2 views: evenly spaced windows of stride 4");
-    CHECK(extract("m.csv", "win.rec", "--frames 3 --views 2 --sampling window --rate 4 --threads 1") == 0);
+    TEST(3, "window sampling, test mode, 2 views: evenly spaced windows of stride 4; --pad-short pads and counts");
+    CHECK(extract("m.csv", "win.rec", "--frames 3 --views 2 --sampling window --rate 4 --threads 1 --pad-short "
+                                      "--max-failures 6 --failures win.tsv") == 0);
+    snprintf(q, sizeof q, "%s/err.txt", dir);
+    CHECK(file_has(q, "10 clips written, 6 failed, 0 skipped (already in win.rec), 1 padded (--pad-short)"));
+    CHECK(file_has(q, "./long.mp4: clip c14: padded with the last frame decoded (--pad-short): clip ends at 25.00 s, "
+                      "video decodes to 20.00 s"));
+    snprintf(q, sizeof q, "%s/win.tsv", dir);
+    CHECK(file_has(q, "c14\t./long.mp4\tpadded with the last frame decoded"));
     snprintf(p, sizeof p, "%s/win.rec", dir);
     n = read_recs(p, r, 64);
     CHECK(n == 10);
@@ -252,10 +283,10 @@ int main(void)
             CHECK(x->frames[i] >= 585 && x->frames[i] <= 599);
 
     TEST(4, "train mode: same bytes for --threads 1 and 4 and reruns; frames inside their segments");
-    CHECK(extract("m.csv", "t1.rec", "--frames 4 --mode train --seed 5 --threads 1") == 0);
-    CHECK(extract("m.csv", "t4.rec", "--frames 4 --mode train --seed 5 --threads 4") == 0);
-    CHECK(extract("m.csv", "t4b.rec", "--frames 4 --mode train --seed 5 --threads 4") == 0);
-    CHECK(extract("m.csv", "t9.rec", "--frames 4 --mode train --seed 9 --threads 2") == 0);
+    CHECK(extract("m.csv", "t1.rec", "--frames 4 --mode train --seed 5 --threads 1 " OKF) == 0);
+    CHECK(extract("m.csv", "t4.rec", "--frames 4 --mode train --seed 5 --threads 4 " OKF) == 0);
+    CHECK(extract("m.csv", "t4b.rec", "--frames 4 --mode train --seed 5 --threads 4 " OKF) == 0);
+    CHECK(extract("m.csv", "t9.rec", "--frames 4 --mode train --seed 9 --threads 2 " OKF) == 0);
     snprintf(p, sizeof p, "%s/t1.rec", dir);
     snprintf(q, sizeof q, "%s/t4.rec", dir);
     CHECK(same_file(p, q));
@@ -270,16 +301,16 @@ int main(void)
         CHECK(x->frames[t] >= 150 + (int)floor(22.5 * t) && x->frames[t] <= 150 + (int)ceil(22.5 * (t + 1)) - 1);
 
     TEST(5, "pool features and 3 crops");
-    CHECK(extract("m.csv", "pool.rec", "--frames 4 --views 2 --crops 3 --backbone pool") == 0);
+    CHECK(extract("m.csv", "pool.rec", "--frames 4 --views 2 --crops 3 --backbone pool " OKF) == 0);
     snprintf(p, sizeof p, "%s/pool.rec", dir);
     n = read_recs(p, r, 64);
-    CHECK(n == 10);
+    CHECK(n == 9);
     CHECK(n > 0 && r[0].kind == LMR_KIND_FEATURES && r[0].dims[0] == 6 && r[0].dims[1] == 4 &&
           r[0].dims[2] >= 100 && r[0].dims[3] == 1);
     CHECK_CLOSE(n > 0 ? r[0].norm0 : 0, 1.0, 1e-4, 0);
 
     TEST(51, "--dtype f16 stores the f32 features rounded to half precision");
-    CHECK(extract("m.csv", "pool16.rec", "--frames 4 --views 2 --crops 3 --backbone pool --dtype f16") == 0);
+    CHECK(extract("m.csv", "pool16.rec", "--frames 4 --views 2 --crops 3 --backbone pool --dtype f16 " OKF) == 0);
     {
         RecReader a, b;
         RecordCtx ctx;
@@ -291,6 +322,10 @@ int main(void)
         CHECK(recreader_open(&a, pa) == 0 && recreader_open(&b, pb) == 0);
         int same = 0, recs = 0;
         while (recreader_next(&a, &ia) == 0 && recreader_next(&b, &ib) == 0) {
+            if (ia.kind == LMR_KIND_META || ib.kind == LMR_KIND_META) {
+                CHECK(ia.kind == ib.kind);
+                continue;
+            }
             recs++;
             size_t n = ia.raw_size / 4;
             float *f = malloc(ia.raw_size);
@@ -303,7 +338,7 @@ int main(void)
             }
             free(f), free(want), free(got);
         }
-        CHECK(recs == 10 && same == recs);
+        CHECK(recs == 9 && same == recs);
         recreader_close(&a), recreader_close(&b);
         record_ctx_free(&ctx);
     }
@@ -312,17 +347,22 @@ int main(void)
     TEST(6, "resume: a cut record is dropped, the rest completed, nothing twice");
     snprintf(p, sizeof p, "%s/seg.rec", dir);
     CHECK(vid_sh("cd %s && cp seg.rec cut.rec && truncate -s $(( $(stat -c %%s seg.rec) - 37 )) cut.rec", dir) == 0);
-    CHECK(extract("m.csv", "cut.rec", "--frames 4 --threads 2") == 0);
+    CHECK(extract("m.csv", "cut.rec", "--frames 4 --threads 2 " OKF) == 0);
     snprintf(q, sizeof q, "%s/err.txt", dir);
     CHECK(file_has(q, "dropping a damaged tail") && file_has(q, "1 clips written") &&
-          file_has(q, "9 skipped"));
+          file_has(q, "8 skipped"));
     snprintf(q, sizeof q, "%s/cut.rec", dir);
     CHECK(same_file(p, q));
-    CHECK(extract("m.csv", "cut.rec", "--frames 4") == 0);
+    CHECK(extract("m.csv", "cut.rec", "--frames 4 " OKF) == 0);
     snprintf(q, sizeof q, "%s/err.txt", dir);
-    CHECK(file_has(q, "0 clips written") && file_has(q, "10 skipped"));
+    CHECK(file_has(q, "0 clips written") && file_has(q, "9 skipped"));
     CHECK(extract("m.csv", "cut.rec", "--frames 5") == 1); // other settings: refused
-    CHECK(file_has(q, "another shape"));
+    CHECK(file_has(q, "written with other settings (frames 4 size 32, this run's frames 5 size 32)"));
+    CHECK(extract("m.csv", "cut.rec", "--frames 4 --mode train") == 1);
+    CHECK(file_has(q, "written with other settings (mode 'test', this run's 'train')"));
+    snprintf(q, sizeof q, "%s/cut.rec", dir);
+    CHECK(same_file(p, q)); // and left as it was
+    snprintf(q, sizeof q, "%s/err.txt", dir);
     CHECK(vid_sh("cd %s && echo 'precious notes' > notes.txt", dir) == 0); // not ours: left alone
     CHECK(extract("m.csv", "notes.txt", "--frames 4") == 1);
     CHECK(file_has(q, "refusing to append"));
@@ -330,26 +370,26 @@ int main(void)
     CHECK(file_has(p, "precious notes"));
 
     TEST(7, "shards K/N split the clips; stdout output");
-    CHECK(extract("m.csv", "s0.rec", "--frames 4 --shard 0/2") == 0);
-    CHECK(extract("m.csv", "s1.rec", "--frames 4 --shard 1/2") == 0);
+    CHECK(extract("m.csv", "s0.rec", "--frames 4 --shard 0/2 " OKF) == 0);
+    CHECK(extract("m.csv", "s1.rec", "--frames 4 --shard 1/2 " OKF) == 0);
     snprintf(p, sizeof p, "%s/s0.rec", dir);
     snprintf(q, sizeof q, "%s/s1.rec", dir);
     int n0 = read_recs(p, r, 64), n1 = read_recs(q, r2, 64);
-    CHECK(n0 + n1 == 10 && n0 > 0 && n1 > 0);
+    CHECK(n0 + n1 == 9 && n0 > 0 && n1 > 0);
     for (int i = 0; i < n0; i++)
         CHECK(find(r2, n1, r[i].id) == NULL);
     CHECK(vid_sh("cd %s && %s/lmr-extract --dataset manifest --annotations m.csv --videos . --size 32 "
-                 "--frames 4 --quiet --out - > std.rec 2>/dev/null", dir, bin) == 0);
+                 "--frames 4 --quiet " OKF " --out - > std.rec 2>/dev/null", dir, bin) == 0);
     snprintf(p, sizeof p, "%s/seg.rec", dir);
     snprintf(q, sizeof q, "%s/std.rec", dir);
     CHECK(same_file(p, q));
 
     TEST(71, "--zstd-level 0 stores raw payloads: the same frames as the default's zstd, a larger file");
-    CHECK(extract("m.csv", "raw.rec", "--frames 4 --zstd-level 0") == 0);
+    CHECK(extract("m.csv", "raw.rec", "--frames 4 --zstd-level 0 " OKF) == 0);
     snprintf(p, sizeof p, "%s/seg.rec", dir);
     snprintf(q, sizeof q, "%s/raw.rec", dir);
     n0 = read_recs(p, r, 64), n1 = read_recs(q, r2, 64);
-    CHECK(n0 == 10 && n1 == n0);
+    CHECK(n0 == 9 && n1 == n0);
     for (int i = 0; i < n0 && i < n1; i++)
         CHECK(strcmp(r[i].id, r2[i].id) == 0 && memcmp(r[i].frames, r2[i].frames, sizeof r[i].frames) == 0);
     struct stat sz, sr;
@@ -371,7 +411,7 @@ int main(void)
     CHECK(vid_make(300, 64, 48, 30, 0, p) == 0); // one keyframe: frame 150 needs 150 frames first
     CHECK(vid_sh("cd %s && printf 'clip_id,video,start_sec,stop_sec,labels\\nl0,gop.mp4,5,8,0\\n"
                  "l1,long.mp4,0,1,0\\n' > lim.csv", dir) == 0);
-    CHECK(extract("lim.csv", "lim.rec", "--frames 4 --max-frames 5 --no-skip-nonref --failures lim.tsv") == 0);
+    CHECK(extract("lim.csv", "lim.rec", "--frames 4 --max-frames 5 --no-skip-nonref --failures lim.tsv --max-failures 1") == 0);
     snprintf(p, sizeof p, "%s/lim.tsv", dir);
     CHECK(file_has(p, "decode limit"));
     snprintf(p, sizeof p, "%s/lim.rec", dir);
