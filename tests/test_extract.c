@@ -445,6 +445,192 @@ int main(void)
     CHECK(file_has(p, "\"dataset\":\"ssv2\"") && file_has(p, "\"split\":\"val\"") &&
           file_has(p, "\"backbone\":\"pool\"") && file_has(p, "\"n_classes\":2"));
 
+    TEST(11, "paths: absolute as they are, relative to --videos, which defaults to the manifest's folder");
+    CHECK(vid_sh("mkdir -p %s/sub/clips %s/elsewhere && cp %s/short.webm %s/sub/clips/s.webm", dir, dir, dir, dir) == 0);
+    CHECK(vid_sh("cd %s && printf 'clip_id,video,start_sec,stop_sec,labels\\na0,%s/long.mp4,0,1,0\\n"
+                 "a1,clips/s.webm,0,1,1\\n' > sub/paths.csv", dir, dir) == 0);
+    // No --videos: relative paths are relative to sub/, the absolute one is used as it is.
+    CHECK(vid_sh("cd %s && %s/lmr-extract --dataset manifest --annotations sub/paths.csv --size 32 --frames 4 "
+                 "--out paths.rec 2> err.txt", dir, bin) == 0);
+    snprintf(p, sizeof p, "%s/paths.rec", dir);
+    CHECK(read_recs(p, r, 64) == 2 && r[0].frames[0] == seg_mid(0, 1, 600, 4, 0) && r[1].frames[3] == seg_mid(0, 1, 60, 4, 3));
+    // --videos elsewhere: the absolute path still works, the relative one is looked for there.
+    CHECK(vid_sh("cd %s && %s/lmr-extract --dataset manifest --annotations sub/paths.csv --videos elsewhere --size 32 "
+                 "--frames 4 --out paths2.rec --max-failures 1 2> err.txt", dir, bin) == 0);
+    snprintf(q, sizeof q, "%s/err.txt", dir);
+    CHECK(file_has(q, "lmr-extract: elsewhere/clips/s.webm: clip a1: no such file or folder"));
+    snprintf(p, sizeof p, "%s/paths2.rec", dir);
+    CHECK(read_recs(p, r, 64) == 1 && strcmp(r[0].id, "a0") == 0);
+    // A --videos that does not exist: refused before any clip, nothing written.
+    CHECK(vid_sh("cd %s && %s/lmr-extract --dataset manifest --annotations sub/paths.csv --videos vidoes --size 32 "
+                 "--out none.rec 2> err.txt", dir, bin) == 2);
+    CHECK(file_has(q, "lmr-extract: --videos vidoes: no such folder\n"));
+    snprintf(p, sizeof p, "%s/none.rec", dir);
+    CHECK(access(p, F_OK) != 0);
+
+    TEST(12, "--max-failures N|FRACTION; unreadable manifest lines are failures in --failures; all failed: exit 1, no output");
+    CHECK(vid_sh("cd %s && printf 'clip_id,video,start_sec,stop_sec,labels\\nf0,long.mp4,0,1,0\\nf1,long.mp4,2,1,0\\n"
+                 "f2,missing.mp4,0,1,0\\nf3,long.mp4,nan,1,0\\nf4,long.mp4,3,4,1\\n' > fm.csv", dir) == 0);
+    CHECK(extract("fm.csv", "fm.rec", "--frames 4 --failures fm.tsv") == 1); // 3 of 5 failed
+    CHECK(file_has(q, "3 of 5 clips failed, more than --max-failures 0.01 (0); listed in fm.tsv: exit 1\n"));
+    snprintf(p, sizeof p, "%s/fm.tsv", dir);
+    CHECK(file_has(p, "\t\tfm.csv:3: stop_sec 1 before start_sec 2\n") && file_has(p, "\t\tfm.csv:5: bad number in start_sec"));
+    CHECK(file_has(p, "f2\t./missing.mp4\tno such file or folder"));
+    snprintf(p, sizeof p, "%s/fm.rec", dir);
+    CHECK(read_recs(p, r, 64) == 2); // what could be written was
+    CHECK(extract("fm.csv", "fm3.rec", "--frames 4 --max-failures 3") == 0);
+    CHECK(file_has(q, "3 of 5 clips failed, within --max-failures 3 (3); named above"));
+    CHECK(extract("fm.csv", "fm6.rec", "--frames 4 --max-failures 0.6") == 0);
+    CHECK(extract("fm.csv", "fm5.rec", "--frames 4 --max-failures 50%") == 1);
+    CHECK(extract("fm.csv", "x.rec", "--max-failures 1.5") == 2 && extract("fm.csv", "x.rec", "--max-failures -1") == 2);
+    CHECK(vid_sh("cd %s && printf 'clip_id,video,start_sec,stop_sec,labels\\nn0,missing.mp4,0,1,0\\nn1,gone.mp4,0,1,0\\n' "
+                 "> nm.csv", dir) == 0);
+    CHECK(extract("nm.csv", "nm.rec", "--frames 4 --max-failures 1.0") == 1);
+    CHECK(file_has(q, "no clip could be extracted: no output written"));
+    snprintf(p, sizeof p, "%s/nm.rec", dir);
+    CHECK(access(p, F_OK) != 0);
+    CHECK(vid_sh("cd %s && %s/lmr-extract --dataset manifest --annotations fm.csv --list > /dev/null 2> err.txt", dir, bin) == 1);
+    CHECK(file_has(q, "2 of 5 annotation lines could not be read, more than --max-failures 0.01 (0): exit 1"));
+    CHECK(vid_sh("cd %s && %s/lmr-extract --dataset manifest --annotations fm.csv --list --max-failures 2 > /dev/null 2>&1", dir, bin) == 0);
+    // Ids an LMDB key cannot hold (511 bytes) are refused at --list and extract time.
+    {
+        char *big = malloc(600);
+        memset(big, 'k', 599);
+        big[599] = 0;
+        CHECK(vid_sh("cd %s && printf 'clip_id,video,start_sec,stop_sec,labels\\nshort,long.mp4,0,1,0\\n%s,long.mp4,0,1,0\\n' > ids.csv",
+                     dir, big) == 0);
+        free(big);
+    }
+    CHECK(vid_sh("cd %s && %s/lmr-extract --dataset manifest --annotations ids.csv --list > ids.out 2> err.txt", dir, bin) == 1);
+    CHECK(file_has(q, "ids.csv:3: clip id of 599 bytes ('kkkk") && file_has(q, "longer than LMDB's key limit (511 bytes)"));
+    snprintf(p, sizeof p, "%s/ids.out", dir);
+    CHECK(file_has(p, "short,long.mp4") && !file_has(p, "kkkk"));
+    CHECK(extract("ids.csv", "ids.rec", "--frames 4 --max-failures 1 --failures ids.tsv") == 0);
+    snprintf(p, sizeof p, "%s/ids.rec", dir);
+    CHECK(read_recs(p, r, 64) == 1 && strcmp(r[0].id, "short") == 0);
+
+    TEST(13, "read errors and files cut short are failures naming why, not repeated frames; --pad-short counts them");
+    CHECK(vid_sh("mkdir -p %s/gapf", dir) == 0);
+    snprintf(p, sizeof p, "-q:v 2 -start_number 1 %s/gapf/frame_%%010d.jpg", dir);
+    CHECK(vid_make(120, 64, 48, 30, 0, p) == 0);
+    // Index 60 gone: the image reader fails there. (A clip that skips past it never reads it,
+    // as it should not; and the folder still holds 120 frames.)
+    CHECK(vid_sh("rm %s/gapf/frame_0000000061.jpg", dir) == 0);
+    CHECK(vid_sh("cd %s && printf 'clip_id,video,start_sec,stop_sec,labels\\ng0,gapf,0.5,1.5,0\\ng1,gapf,1.7,2.3,0\\n"
+                 "g2,gapf,2.5,3.9,1\\nt0,trunc.mp4,0,6,1\\nt1,trunc.mp4,0.2,1.2,1\\n' > dmg.csv", dir) == 0);
+    CHECK(extract("dmg.csv", "dmg.rec", "--frames 4 --failures dmg.tsv --max-failures 2 --threads 2") == 0);
+    CHECK(file_has(q, "./gapf: clip g1: read error at 2.00 s: Input/output error; the clip needs frames to "));
+    CHECK(file_has(q, "./trunc.mp4: clip t0: clip ends at 6.00 s, video decodes to ") &&
+          file_has(q, "(the file is cut short: its index runs to byte"));
+    snprintf(p, sizeof p, "%s/dmg.rec", dir);
+    n = read_recs(p, r, 64);
+    CHECK(n == 3 && find(r, n, "g0") && find(r, n, "g2") && find(r, n, "t1"));
+    x = find(r, n, "g2"); // after the damage: its own frames, from a fresh look at the folder
+    for (int t = 0; x && t < 4; t++)
+        CHECK(x->frames[t] == seg_mid(2.5, 3.9, 120, 4, t));
+    CHECK(extract("dmg.csv", "dmgp.rec", "--frames 4 --failures dmgp.tsv --pad-short") == 0);
+    CHECK(file_has(q, "5 clips written, 0 failed, 0 skipped (already in dmgp.rec), 2 padded (--pad-short)"));
+    CHECK(file_has(q, "2 clips padded with their last decoded frame (--pad-short); listed in dmgp.tsv"));
+    snprintf(p, sizeof p, "%s/dmgp.tsv", dir);
+    CHECK(file_has(p, "g1\t./gapf\tpadded with the last frame decoded (--pad-short): read error at 2.00 s"));
+    snprintf(p, sizeof p, "%s/dmgp.rec", dir);
+    n = read_recs(p, r, 64);
+    x = find(r, n, "g1"); // frames 51..68: 53, 57, then frame 59 again for 62 and 66, as asked
+    CHECK(n == 5 && x && x->frames[0] == 53 && x->frames[1] == 57 && x->frames[2] == 59 && x->frames[3] == 59);
+
+    TEST(14, "provenance travels in the stream (--out - too): dataset, split, mode, frames, size, backbone, class names");
+    CHECK(vid_sh("cd %s && printf 'id,key,instances,category\\n0,open,[],x\\n1,close,[],y\\n2,wash,[],z\\n3,turn,[],w\\n' "
+                 "> EPIC_100_verb_classes.csv && cp EPIC_100_validation.csv EPIC_100_train.csv && "
+                 "%s/lmr-extract --dataset epic --annotations EPIC_100_train.csv --labels EPIC_100_verb_classes.csv "
+                 "--frames-dir --frames 4 --size 32 --backbone pool --out - > pipe.rec 2> err.txt", dir, bin) == 0);
+    CHECK(file_has(q, "warning: EPIC_100_train.csv looks like a training split, but --mode is test"));
+    snprintf(p, sizeof p, "%s/pipe.rec", dir);
+    CHECK(read_recs(p, r, 64) == 1);
+    CHECK(strstr(meta_json, "\"kind\":\"features\"") && strstr(meta_json, "\"dataset\":\"epic\"") &&
+          strstr(meta_json, "\"split\":\"train\"") && strstr(meta_json, "\"mode\":\"test\"") &&
+          strstr(meta_json, "\"frames\":4") && strstr(meta_json, "\"size\":32") &&
+          strstr(meta_json, "\"backbone\":\"pool\"") &&
+          strstr(meta_json, "\"class_names\":[\"open\",\"close\",\"wash\",\"turn\"]"));
+    CHECK(vid_sh("cd %s && %s/lmr-extract --dataset epic --annotations EPIC_100_train.csv --labels EPIC_100_verb_classes.csv "
+                 "--frames-dir --frames 4 --size 32 --mode train --out epic_tr.rec 2> err.txt", dir, bin) == 0);
+    CHECK(!file_has(q, "looks like a training split"));
+    snprintf(p, sizeof p, "%s/epic_tr.rec.meta.json", dir);
+    CHECK(file_has(p, "\"mode\":\"train\"") && file_has(p, "\"class_names\":[\"open\",\"close\",\"wash\",\"turn\"]"));
+    snprintf(p, sizeof p, "%s/epic_tr.rec", dir);
+    CHECK(read_recs(p, r, 64) == 1 && strstr(meta_json, "\"mode\":\"train\""));
+
+    TEST(15, "a rerun verifies the records already there: a damaged one is dropped and its clip redone");
+    CHECK(vid_sh("cd %s && cp seg.rec chk.rec", dir) == 0);
+    {
+        // Flip one payload byte of the fourth clip record (c03).
+        RecReader rr;
+        RecordInfo in;
+        uint64_t at = 0, size = 0;
+        snprintf(p, sizeof p, "%s/chk.rec", dir);
+        CHECK(recreader_open(&rr, p) == 0);
+        for (int k = 0; recreader_next(&rr, &in) == 0; k++)
+            if (k == 4) { // the metadata record, then c00 c01 c02 c03
+                at = rr.offset - in.total_size;
+                size = in.total_size;
+            }
+        recreader_close(&rr);
+        CHECK(size > 100);
+        FILE *f = fopen(p, "r+b");
+        CHECK(f && fseek(f, (long)(at + size - 20), SEEK_SET) == 0);
+        int ch = f ? fgetc(f) : 0;
+        if (f) {
+            fseek(f, (long)(at + size - 20), SEEK_SET);
+            fputc(ch ^ 0x10, f);
+            fclose(f);
+        }
+    }
+    CHECK(extract("m.csv", "chk.rec", "--frames 4 " OKF) == 0);
+    CHECK(file_has(q, "clip c03: ") && file_has(q, "dropped, the clip is extracted again") &&
+          file_has(q, "1 records failed their checksum; rewritten without them") &&
+          file_has(q, "1 clips written, 7 failed, 8 skipped"));
+    n = read_recs(p, r, 64);
+    CHECK(n == 9 && find(r, n, "c03") && find(r, n, "c03")->frames[0] == seg_mid(5, 8, 600, 4, 0));
+    // A damaged length in the middle (records follow it) is not a cut-off tail: refused, not cut.
+    CHECK(vid_sh("cd %s && cp seg.rec len.rec", dir) == 0);
+    {
+        RecReader rr;
+        RecordInfo in;
+        uint64_t at = 0;
+        snprintf(p, sizeof p, "%s/len.rec", dir);
+        CHECK(recreader_open(&rr, p) == 0);
+        for (int k = 0; recreader_next(&rr, &in) == 0; k++)
+            if (k == 3)
+                at = rr.offset - in.total_size;
+        recreader_close(&rr);
+        FILE *f = fopen(p, "r+b"); // stored_size (offset 40) of that raw-or-zstd record: far too big
+        CHECK(f && fseek(f, (long)(at + 40 + 3), SEEK_SET) == 0);
+        if (f) {
+            fputc(0x01, f);
+            fclose(f);
+        }
+    }
+    CHECK(vid_sh("cd %s && cp len.rec len.orig", dir) == 0);
+    CHECK(extract("m.csv", "len.rec", "--frames 4 " OKF) == 1);
+    CHECK(file_has(q, "refusing to"));
+    snprintf(q, sizeof q, "%s/len.orig", dir);
+    CHECK(same_file(p, q));
+    snprintf(q, sizeof q, "%s/err.txt", dir);
+
+    TEST(16, "outputs never overwrite inputs; usage errors: one line, exit 2");
+    snprintf(p, sizeof p, "%s/m.csv", dir);
+    CHECK(vid_sh("cd %s && cp m.csv m.keep", dir) == 0);
+    CHECK(extract("m.csv", "o1.rec", "--failures m.csv") == 2);
+    CHECK(file_has(q, "m.csv is also an input (m.csv): refusing to write over it"));
+    CHECK(extract("m.csv", "m.csv", "") == 2);
+    CHECK(extract("m.csv", "o2.rec", "--labels EPIC_100_verb_classes.csv --failures ./EPIC_100_verb_classes.csv") == 2);
+    snprintf(q, sizeof q, "%s/m.keep", dir);
+    CHECK(same_file(p, q));
+    snprintf(q, sizeof q, "%s/err.txt", dir);
+    CHECK(extract("m.csv", "x.rec", "--bogus 3") == 2);
+    CHECK(vid_sh("head -1 %s | grep -qx \"lmr-extract: unknown option '--bogus' (see --help)\"", q) == 0);
+    CHECK(extract("m.csv", "x.rec", "--frames") == 2);
+    CHECK(file_has(q, "lmr-extract: option '--frames' needs a value (see --help)\n"));
+
     if (!getenv("LMR_KEEP"))
         vid_sh("rm -rf %s", dir);
     CHECK_DONE();
