@@ -791,18 +791,6 @@ int main(int argc, char **argv)
         fprintf(stderr, PROG ": %s\n", err);
         return 2;
     }
-    if (!a.list) {
-        // Relative video paths are relative to --videos, by default the annotation file's folder.
-        if (!a.videos) {
-            snprintf(a.videos_buf, sizeof a.videos_buf, "%s", a.annotations);
-            a.videos = dirname(a.videos_buf);
-        }
-        struct stat sb;
-        if (stat(a.videos, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
-            fprintf(stderr, PROG ": --videos %s: %s\n", a.videos, stat(a.videos, &sb) != 0 ? "no such folder" : "not a folder");
-            return 2;
-        }
-    }
     Rejects rej = {0};
     Manifest m;
     manifest_init(&m);
@@ -837,6 +825,20 @@ int main(int argc, char **argv)
         manifest_free(&m);
         rejects_free(&rej);
         return status;
+    }
+
+    // Relative video paths are relative to --videos, by default the annotation file's folder;
+    // checked before any clip.
+    if (!a.videos) {
+        snprintf(a.videos_buf, sizeof a.videos_buf, "%s", a.annotations);
+        a.videos = dirname(a.videos_buf);
+    }
+    struct stat vsb;
+    if (stat(a.videos, &vsb) != 0 || !S_ISDIR(vsb.st_mode)) {
+        fprintf(stderr, PROG ": --videos %s: %s\n", a.videos, stat(a.videos, &vsb) != 0 ? "no such folder" : "not a folder");
+        manifest_free(&m);
+        rejects_free(&rej);
+        return 2;
     }
 
     int epic = strcmp(a.dataset, "epic") == 0;
@@ -943,7 +945,8 @@ int main(int argc, char **argv)
         fprintf(stderr, PROG ": %s\n", err);
     size_t total = n_sel + n_resumed + n_rej, failures = o.failed + n_rej, allowed = failures_allowed(&a, total);
     int nothing = failures > 0 && o.done == 0 && n_resumed == 0; // every clip failed
-    if (nothing && fresh && !to_stdout) { // no stream of nothing but its metadata left behind
+    int empty = o.n_records == 0; // no clip record in the file, this run's or an earlier one's
+    if (nothing && empty && !to_stdout) { // no stream of nothing but its metadata left behind
         fclose(o.out);
         o.out = NULL;
         unlink(a.out);
@@ -967,7 +970,7 @@ int main(int argc, char **argv)
     else if (failures)
         failure_line(&a, failures, total, allowed);
     if (nothing && !a.strict)
-        fprintf(stderr, PROG ": no clip could be extracted%s\n", fresh && !to_stdout ? ": no output written" : "");
+        fprintf(stderr, PROG ": no clip could be extracted%s\n", empty && !to_stdout ? ": no output written" : "");
     status = rc < 0 || (a.strict && o.failed) || failures > allowed || nothing ? 1 : 0;
 end:
     if (o.out && o.out != stdout && fclose(o.out) != 0)
