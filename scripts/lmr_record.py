@@ -55,7 +55,7 @@ def parse_record(buf, offset=0):
         raise RecordError(f"offset {offset}: bad magic {magic!r}")
     if version != VERSION:
         raise RecordError(f"offset {offset}: unsupported version {version}")
-    if kind not in (1, 2) or dtype not in DTYPES or codec not in (0, 1) or not 1 <= ndim <= 4:
+    if kind not in (1, 2, 3) or dtype not in DTYPES or codec not in (0, 1) or not 1 <= ndim <= 4:
         raise RecordError(f"offset {offset}: bad kind/dtype/codec/ndim {kind}/{dtype}/{codec}/{ndim}")
     shape = tuple(dims[:ndim])
     if int(np.prod(shape)) * np.dtype(DTYPES[dtype]).itemsize != raw_size or any(dims[ndim:]):
@@ -79,8 +79,10 @@ def parse_record(buf, offset=0):
             "checksum": checksum, "size": end - offset}
 
 
-def read_stream(path):
-    """Yield the records of a .rec stream; a truncated last record is reported and skipped."""
+def read_stream(path, with_meta=False):
+    """Yield the clip records of a .rec stream; a truncated last record is reported and skipped.
+    The stream's metadata record (kind 3, id "__meta__", a JSON payload) is yielded only with
+    with_meta."""
     with open(path, "rb") as f:
         buf = f.read()
     off = 0
@@ -92,7 +94,8 @@ def read_stream(path):
                 print(f"{path}: {e}, ignored", file=sys.stderr)
                 return
             raise
-        yield rec
+        if rec["kind"] != 3 or with_meta:
+            yield rec
         off += rec["size"]
 
 
