@@ -631,6 +631,21 @@ int main(void)
     CHECK(extract("m.csv", "x.rec", "--frames") == 2);
     CHECK(file_has(q, "lmr-extract: option '--frames' needs a value (see --help)\n"));
 
+    TEST(17, "a clip to the end of a video whose header claims a little more than decodes: sampled from what decodes");
+    snprintf(p, sizeof p, "-c:v libx264 -crf 8 -pix_fmt yuv420p %s/v60.mkv", dir);
+    CHECK(vid_make(60, 64, 48, 30, 0, p) == 0);
+    // The container's duration is the audio's, longer than the 2 s of video.
+    CHECK(vid_sh("cd %s && ffmpeg -v error -y -i v60.mkv -f lavfi -i sine=d=2.3 -map 0 -map 1 -c:v copy -c:a flac av23.mkv && "
+                 "ffmpeg -v error -y -i v60.mkv -f lavfi -i sine=d=3 -map 0 -map 1 -c:v copy -c:a flac av3.mkv && "
+                 "printf 'clip_id,video,start_sec,stop_sec,labels\\nw0,av23.mkv,,,0\\nw1,av3.mkv,,,0\\n' > whole.csv", dir) == 0);
+    CHECK(extract("whole.csv", "whole.rec", "--frames 8 --max-failures 1") == 0);
+    CHECK(file_has(q, "./av3.mkv: clip w1: clip runs to the end of the video, 3.00 s by its header; it decodes to 2.00 s"));
+    snprintf(p, sizeof p, "%s/whole.rec", dir);
+    n = read_recs(p, r, 64);
+    CHECK(n == 1 && strcmp(r[0].id, "w0") == 0);
+    for (int t = 0; n == 1 && t < 8; t++)
+        CHECK(r[0].frames[t] == seg_mid(0, -1, 60, 8, t));
+
     if (!getenv("LMR_KEEP"))
         vid_sh("rm -rf %s", dir);
     CHECK_DONE();
