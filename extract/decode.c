@@ -20,6 +20,8 @@
 #define MAX_SEEK_TRIES 6
 #define RECENT_PTS 16             /* packet pts remembered: more than any reorder window */
 
+enum { DAMAGE_CUT = 1, DAMAGE_READ = 2 }; /* end of file inside the data the index lists; a read error */
+
 struct Decoder {
     AVFormatContext *fmt;
     AVCodecContext *ctx;
@@ -37,6 +39,12 @@ struct Decoder {
     int tgt_n, tgt_i;
     int64_t start_pts, frame_dur;
     int64_t end_frames;     /* frames in the video, once its end was decoded; else -1 */
+    int damage;             /* why reading stopped since the last seek: 0 (end of stream), DAMAGE_* */
+    char damage_msg[LMR_ERRLEN];
+    int64_t short_from;     /* the last fetch: its first target past the frames decoded, or -1 */
+    int short_damage;       /* damage at that point */
+    double short_end;       /* seconds the video decoded to, at that point */
+    char short_why[LMR_ERRLEN];
     AVRational fps_q, tb;
     int64_t budget_frames, budget_packets, n_errors;
     struct SwsContext *sws;
@@ -201,6 +209,7 @@ int decoder_open(Decoder **dp, const char *path, const DecoderOpts *o, char *err
     *dp = d;
     d->opts = *o;
     d->end_frames = -1;
+    d->short_from = -1;
     snprintf(d->path, sizeof d->path, "%s", path);
     LMR_TRY(open_input(d, path, err));
     d->pkt = av_packet_alloc();
@@ -236,6 +245,15 @@ const DecoderInfo *decoder_info(const Decoder *d) { return &d->info; }
 const DecoderStats *decoder_stats(const Decoder *d) { return &d->stats; }
 const char *decoder_error(const Decoder *d) { return d ? d->last_error : "no decoder"; }
 int64_t decoder_end_frames(const Decoder *d) { return d->end_frames; }
+int64_t decoder_short_from(const Decoder *d) { return d->short_from; }
+double decoder_short_end(const Decoder *d) { return d->short_end; }
+
+const char *decoder_short_why(const Decoder *d, int *read_error)
+{
+    if (read_error)
+        *read_error = d->short_damage == DAMAGE_READ;
+    return d->short_damage ? d->short_why : NULL;
+}
 
 // --- decoding ---------------------------------------------------------------------------------
 
@@ -271,6 +289,40 @@ static int superseded(const Decoder *d, int64_t pts)
     return 0;
 }
 
+/* Does the container's index list data past the end of the file (a cut-off download or copy)?
+ * Demuxers report that as a plain end of file. */
+static int file_cut(Decoder *d, int64_t *need, int64_t *have)
+{
+    if (d->is_folder || !d->fmt->pb)
+        return 0;
+    int n = avformat_index_get_entries_count(d->st);
+    int64_t size = avio_size(d->fmt->pb);
+    const AVIndexEntry *e = n > 0 ? avformat_index_get_entry(d->st, n - 1) : NULL;
+    if (!e || e->pos < 0 || size <= 0)
+        return 0;
+    *need = e->pos + e->size;
+    *have = size;
+    return *need > size;
+}
+
+/* Reading stopped with ret: remember whether that was damage. */
+static void note_stop(Decoder *d, int ret)
+{
+    int64_t need, have;
+    if (ret != AVERROR_EOF) {
+        char msg[AV_ERROR_MAX_STRING_SIZE] = {0};
+        av_strerror(ret, msg, sizeof msg);
+        double at = d->max_pkt_pts == INT64_MIN ? 0
+                  : (double)(d->max_pkt_pts - d->start_pts + d->frame_dur) * av_q2d(d->tb);
+        d->damage = DAMAGE_READ;
+        snprintf(d->damage_msg, sizeof d->damage_msg, "read error at %.2f s: %s", at, msg);
+    } else if (file_cut(d, &need, &have)) {
+        d->damage = DAMAGE_CUT;
+        snprintf(d->damage_msg, sizeof d->damage_msg, "the file is cut short: its index runs to byte %lld, "
+                 "the file has %lld", (long long)need, (long long)have);
+    }
+}
+
 /* Next frame in presentation order into f. @return 0, LMR_DONE (end of stream), or an error. */
 static int decode_next(Decoder *d, AVFrame *f)
 {
@@ -294,7 +346,9 @@ static int decode_next(Decoder *d, AVFrame *f)
             return LMR_DONE;
         ret = av_read_frame(d->fmt, d->pkt);
         if (ret < 0) {
-            // End of file, or a read error in a truncated file: drain what the decoder holds.
+            // End of file, or a read error: drain what the decoder holds. Which of the two it
+            // was decides whether targets after it are the end of the video or lost to damage.
+            note_stop(d, ret);
             d->flushing = 1;
             avcodec_send_packet(d->ctx, NULL);
             continue;
@@ -328,7 +382,7 @@ static void reset_window(Decoder *d)
 {
     av_frame_unref(d->prev);
     av_frame_unref(d->last);
-    d->have_prev = d->have_last = d->eof = d->flushing = 0;
+    d->have_prev = d->have_last = d->eof = d->flushing = d->damage = 0;
     d->max_pkt_pts = INT64_MIN;
     d->n_recent = 0;
     d->anchor = AV_NOPTS_VALUE;
@@ -507,6 +561,8 @@ int decoder_fetch(Decoder *d, int64_t clip_first, const int64_t *idx, int n, uin
     d->tgt = idx;
     d->tgt_n = n;
     d->tgt_i = 0;
+    d->short_from = -1;
+    d->short_damage = 0;
 
     int behind = (d->have_prev && d->prev->best_effort_timestamp > lim0) ||
                  (!d->have_prev && d->have_last && d->last->best_effort_timestamp > lim0);
@@ -558,11 +614,23 @@ int decoder_fetch(Decoder *d, int64_t clip_first, const int64_t *idx, int n, uin
             return LMR_FAIL(d, LMR_EDECODE, "%s: no frame could be decoded", d->path);
         int64_t pts = ans->best_effort_timestamp;
         if (d->eof && !d->have_last) {
-            // The last frame of the video: is the clip's first frame after it?
-            d->end_frames = av_rescale_q(pts - d->start_pts, d->tb, av_inv_q(d->fps_q)) + 1;
-            if (i == 0 && clip_first >= d->end_frames)
-                return LMR_FAIL(d, LMR_ERANGE, "%s: clip starts at frame %lld, after the end of the video (%lld frames)",
-                                d->path, (long long)clip_first, (long long)d->end_frames);
+            // The last frame decoded: after a read error it is where the damage starts, else
+            // the end of the video. Is the clip's first frame after it?
+            int64_t end = av_rescale_q(pts - d->start_pts, d->tb, av_inv_q(d->fps_q)) + 1;
+            if (d->damage != DAMAGE_READ) {
+                d->end_frames = end;
+                if (i == 0 && clip_first >= end)
+                    return LMR_FAIL(d, LMR_ERANGE, "%s: clip starts at frame %lld, after the end of the video (%lld frames)",
+                                    d->path, (long long)clip_first, (long long)end);
+            }
+            // A target up to the end of the last frame's time is that frame; one past it has
+            // no frame: the caller decides (a failure, or padding on request).
+            if (d->short_from < 0 && idx[i] > end) {
+                d->short_from = idx[i];
+                d->short_end = end / av_q2d(d->fps_q);
+                d->short_damage = d->damage;
+                snprintf(d->short_why, sizeof d->short_why, "%s", d->damage_msg);
+            }
         }
         if (i > 0 && pts == prev_ans)
             memcpy(out + i * img, out + (i - 1) * img, img);

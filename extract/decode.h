@@ -45,8 +45,10 @@ const DecoderInfo *decoder_info(const Decoder *d);
 const DecoderStats *decoder_stats(const Decoder *d);
 
 /** Decode the frames at nominal indices idx[0..n) (non-decreasing) into out, one out_w x out_h
- *  x 3 image each. Indices past the end give the last frame; a clip whose first frame
- *  (clip_first; < 0: no check) lies past the end of the video is an error.
+ *  x 3 image each. Indices past the last frame that could be decoded (the end of the video, or
+ *  a read error) give that frame, and decoder_short_from says from which index on that
+ *  happened; a clip whose first frame (clip_first; < 0: no check) lies past the end of the
+ *  video is an error.
  *  @param[out] out n * out_w * out_h * 3 bytes.
  *  @return 0, LMR_ERANGE (clip past the end), LMR_EDECODE, LMR_ETIMEOUT (decode limit),
  *  LMR_ENOMEM; decoder_error says why. */
@@ -54,5 +56,15 @@ int decoder_fetch(Decoder *d, int64_t clip_first, const int64_t *idx, int n, uin
 const char *decoder_error(const Decoder *d);
 /** Number of frames in the video once a fetch has decoded its last frame, else -1. */
 int64_t decoder_end_frames(const Decoder *d);
+/** After a fetch: its smallest target index that lay more than one frame past the last frame
+ *  decoded (and got that frame), or -1 when every target had its own frame. An index equal to
+ *  the frame count is the instant the video ends: it shows the last frame and is not short. */
+int64_t decoder_short_from(const Decoder *d);
+/** For that fetch: seconds the video decoded to (the end of its last frame's time). */
+double decoder_short_end(const Decoder *d);
+/** For that fetch: NULL at a clean end of stream, else why decoding stopped ("read error at
+ *  2.00 s: Input/output error", "the file is cut short: ..."); *read_error (may be NULL) is set
+ *  for a read error, which a fresh look at frames after it may get past. */
+const char *decoder_short_why(const Decoder *d, int *read_error);
 
 #endif

@@ -5,6 +5,7 @@
 #include "run.h"
 
 #include <libgen.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,7 @@ typedef struct {
     int state; /* 0 pending, 1 done */
     LmrBuf rec;
     char *reason; /* failure, owned */
+    char *note;   /* a written clip's remark, owned */
 } Slot;
 
 typedef struct Run {
@@ -105,6 +107,21 @@ int extract_record_shape(const ExtractOpts *o, uint8_t *kind, uint8_t *dtype, ui
     return 0;
 }
 
+int extract_video_path(const ExtractOpts *o, const char *video, char *out, size_t cap)
+{
+    const char *root = o->videos && *o->videos && video[0] != '/' ? o->videos : NULL;
+    size_t rl = root ? strlen(root) : 0;
+    int n = root ? snprintf(out, cap, "%s%s%s", root, root[rl - 1] == '/' ? "" : "/", video)
+                 : snprintf(out, cap, "%s", video);
+    if (n < 0 || (size_t)n >= cap)
+        return -1;
+    struct stat sb;
+    char *rf = strstr(out, "/rgb_frames/");
+    if (rf && stat(out, &sb) != 0) // EPIC frame folders come with and without rgb_frames/
+        memmove(rf + 1, rf + 12, strlen(rf + 12) + 1);
+    return 0;
+}
+
 // --- one clip -------------------------------------------------------------------------------
 
 static int cmp_i64(const void *a, const void *b)
@@ -133,12 +150,12 @@ static int worker_decoder(Worker *w, const char *video)
     snprintf(w->dec_video, sizeof w->dec_video, "%s", video);
     const ExtractOpts *o = w->r->o;
     char *path = w->dec_path;
-    snprintf(path, sizeof w->dec_path, "%s/%s", o->videos && *o->videos ? o->videos : ".", video);
+    if (extract_video_path(o, video, path, sizeof w->dec_path) < 0) {
+        w->dec_rc = lmr_fail(w->dec_err, LMR_EINVAL, "%s: path too long", video);
+        return w->dec_rc;
+    }
     DecoderOpts d = o->decode;
     struct stat sb;
-    char *rf = strstr(path, "/rgb_frames/");
-    if (rf && stat(path, &sb) != 0) // EPIC frame folders come with and without rgb_frames/
-        memmove(rf + 1, rf + 12, strlen(rf + 12) + 1);
     if (o->epic_fps && stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) {
         char tmp[2048];
         snprintf(tmp, sizeof tmp, "%s", path);
@@ -169,15 +186,19 @@ static int grow(void **p, size_t *cap, size_t need)
     return 0;
 }
 
-/* Frame range and sample indices of one clip on the open decoder. */
-static int clip_prepare(Worker *w, const ManifestRow *row, int64_t *first, int64_t *idx, char *err)
+/* Frame range and sample indices of one clip on the open decoder; n_frames > 0: the video's
+ * length as decoded, instead of what its header says. */
+static int clip_prepare(Worker *w, const ManifestRow *row, int64_t n_frames, int64_t *first, int64_t *idx,
+                        char *err)
 {
     const ExtractOpts *o = w->r->o;
     const DecoderInfo *in = decoder_info(w->dec);
-    if (row->stop_sec < 0 && in->n_frames <= 0)
+    if (n_frames <= 0)
+        n_frames = in->n_frames;
+    if (row->stop_sec < 0 && n_frames <= 0)
         return lmr_fail(err, LMR_EUNSUPPORTED, "the video's length is unknown");
     int64_t last;
-    sample_clip_range(row->start_sec, row->stop_sec, in->fps, in->n_frames, first, &last);
+    sample_clip_range(row->start_sec, row->stop_sec, in->fps, n_frames, first, &last);
     int rc = sample_indices(&o->sample, row->clip_id, *first, last, in->fps, idx);
     return rc < 0 ? lmr_fail(err, rc, "bad sampling options") : 0;
 }
@@ -218,8 +239,12 @@ static int clip_encode(Worker *w, const ManifestRow *row, const int64_t *idx, co
     RecordInfo ri;
     memset(&ri, 0, sizeof ri);
     ri.ndim = 4;
+    size_t id_len = strlen(row->clip_id);
+    if (id_len > UINT16_MAX) // the readers refuse such ids; never store one cut short
+        return lmr_fail(err, LMR_EINVAL, "clip id of %zu bytes: a record holds at most %u", id_len,
+                        (unsigned)UINT16_MAX);
     ri.id = row->clip_id;
-    ri.id_len = (uint16_t)strlen(row->clip_id);
+    ri.id_len = (uint16_t)id_len;
     ri.n_labels = (uint16_t)row->n_labels;
     memcpy(ri.labels, row->labels, sizeof(int32_t) * (size_t)row->n_labels);
     const void *payload = w->frames;
@@ -250,8 +275,50 @@ static int clip_encode(Worker *w, const ManifestRow *row, const int64_t *idx, co
     return 0;
 }
 
-/* One clip on its own (a fresh look at the video): the fallback that isolates a bad clip. */
-static int clip_run(Worker *w, const ManifestRow *row, char *err)
+enum { SHORT_RESAMPLE = 1, SHORT_RETRY = 2 };
+
+/* After a fetch: does the clip (indices idx[0..n)) need frames past what the video decoded to?
+ * @return 0 (fine, or padded with --pad-short: note says why), SHORT_RESAMPLE (a clip to the
+ * end of a video whose header claims a little more than decodes: sample it again from the
+ * frames there are; only when allowed), SHORT_RETRY (a read error: a fresh look at the video
+ * may get past it; only when allowed), or LMR_ERANGE with err saying why. */
+static int clip_short(Worker *w, const ManifestRow *row, const int64_t *idx, int n, int allow,
+                      char *err, char *note)
+{
+    int64_t from = decoder_short_from(w->dec), need = idx[0];
+    for (int i = 1; i < n; i++)
+        need = idx[i] > need ? idx[i] : need;
+    if (from < 0 || need < from)
+        return 0;
+    const DecoderInfo *in = decoder_info(w->dec);
+    int read_error = 0;
+    const char *why = decoder_short_why(w->dec, &read_error);
+    int64_t end = decoder_end_frames(w->dec);
+    double fps = in->fps > 0 ? in->fps : 30;
+    int64_t slack = (int64_t)ceil(0.5 * fps);
+    if ((allow & SHORT_RETRY) && read_error)
+        return SHORT_RETRY;
+    if ((allow & SHORT_RESAMPLE) && row->stop_sec < 0 && !why && end > 0 && in->n_frames - end <= (slack > 1 ? slack : 1))
+        return SHORT_RESAMPLE;
+    char reason[LMR_ERRLEN];
+    if (read_error)
+        snprintf(reason, sizeof reason, "%s; the clip needs frames to %.2f s", why, (need + 1) / fps);
+    else if (row->stop_sec >= 0)
+        snprintf(reason, sizeof reason, "clip ends at %.2f s, video decodes to %.2f s%s%s%s", row->stop_sec,
+                 decoder_short_end(w->dec), why ? " (" : "", why ? why : "", why ? ")" : "");
+    else
+        snprintf(reason, sizeof reason, "clip runs to the end of the video, %.2f s by its header; it decodes "
+                 "to %.2f s%s%s%s", (double)in->n_frames / fps, decoder_short_end(w->dec), why ? " (" : "",
+                 why ? why : "", why ? ")" : "");
+    if (!w->r->o->pad_short)
+        return lmr_fail(err, LMR_ERANGE, "%s", reason);
+    snprintf(note, LMR_ERRLEN, "padded with the last frame decoded (--pad-short): %.400s", reason);
+    return 0;
+}
+
+/* One clip on its own (a fresh look at the video): the fallback that isolates a bad clip.
+ * n_frames > 0: sample it from that many frames (the video's length as decoded). */
+static int clip_run(Worker *w, const ManifestRow *row, int64_t n_frames, char *err, char *note)
 {
     const ExtractOpts *o = w->r->o;
     int rc = worker_decoder(w, row->video);
@@ -259,7 +326,7 @@ static int clip_run(Worker *w, const ManifestRow *row, char *err)
         return lmr_fail(err, rc, "%s", strip_path(w->dec_err, w->dec_path));
     int VT = o->sample.views * o->sample.frames;
     int64_t first;
-    LMR_TRY(clip_prepare(w, row, &first, w->idx, err));
+    LMR_TRY(clip_prepare(w, row, n_frames, &first, w->idx, err));
     memcpy(w->uniq, w->idx, sizeof(int64_t) * VT);
     int n_u = sort_unique(w->uniq, VT);
     const DecoderInfo *in = decoder_info(w->dec);
@@ -272,13 +339,21 @@ static int clip_run(Worker *w, const ManifestRow *row, char *err)
             w->dec_video[0] = 0;
         return rc;
     }
+    rc = clip_short(w, row, w->idx, VT, n_frames <= 0 ? SHORT_RESAMPLE : 0, err, note);
+    if (rc == SHORT_RESAMPLE) // once, with the length that decodes
+        return clip_run(w, row, decoder_end_frames(w->dec), err, note);
+    if (rc < 0) {
+        if (decoder_short_why(w->dec, NULL)) // after damage: the next clip starts afresh
+            w->dec_video[0] = 0;
+        return rc;
+    }
     return clip_encode(w, row, w->idx, w->uniq, n_u, err);
 }
 
 // --- workers and ordering -------------------------------------------------------------------
 
 /* Hand a finished clip to the writer: the record bytes move without a copy. */
-static int deliver(Worker *w, size_t pos, int rc, const char *err)
+static int deliver(Worker *w, size_t pos, int rc, const char *err, const char *note)
 {
     Run *r = w->r;
     pthread_mutex_lock(&r->mu);
@@ -288,6 +363,8 @@ static int deliver(Worker *w, size_t pos, int rc, const char *err)
     } else {
         s->rec = w->out;
         buf_init(&w->out);
+        if (note && note[0])
+            s->note = strdup(note);
     }
     s->state = 1;
     pthread_cond_broadcast(&r->cv);
@@ -306,11 +383,11 @@ static int batch_run(Worker *w, const Unit *u, int i0, int *stop)
     const ExtractOpts *o = r->o;
     int VT = o->sample.views * o->sample.frames;
     const ManifestRow *row0 = &r->m->rows[r->sel[u->pos[i0]]];
-    char err[LMR_ERRLEN] = {0};
+    char err[LMR_ERRLEN] = {0}, note[LMR_ERRLEN] = {0};
     int rc = worker_decoder(w, row0->video);
     if (rc < 0) {
         lmr_fail(err, rc, "%s", strip_path(w->dec_err, w->dec_path));
-        *stop = deliver(w, u->pos[i0], rc, err);
+        *stop = deliver(w, u->pos[i0], rc, err, NULL);
         return 1;
     }
     const DecoderInfo *in = decoder_info(w->dec);
@@ -321,7 +398,7 @@ static int batch_run(Worker *w, const Unit *u, int i0, int *stop)
     int nb = 0, n_m = 0;
     while (i0 + nb < u->n && (nb == 0 || n_m + VT <= cap)) {
         const ManifestRow *row = &r->m->rows[r->sel[u->pos[i0 + nb]]];
-        w->bok[nb] = clip_prepare(w, row, &w->bfirst[nb], w->bidx + (size_t)nb * VT, w->berr[nb]);
+        w->bok[nb] = clip_prepare(w, row, 0, &w->bfirst[nb], w->bidx + (size_t)nb * VT, w->berr[nb]);
         if (w->bok[nb] == 0) {
             memcpy(w->merged + n_m, w->bidx + (size_t)nb * VT, sizeof(int64_t) * VT);
             n_m = sort_unique(w->merged, n_m + VT);
@@ -338,25 +415,43 @@ static int batch_run(Worker *w, const Unit *u, int i0, int *stop)
     if (rc < 0) {
         w->dec_video[0] = 0; // start over on a fresh decoder, one clip at a time
         for (int j = 0; j < nb && !*stop; j++) {
-            err[0] = 0;
-            int crc = clip_run(w, &r->m->rows[r->sel[u->pos[i0 + j]]], err);
-            *stop = deliver(w, u->pos[i0 + j], crc, err);
+            err[0] = note[0] = 0;
+            int crc = clip_run(w, &r->m->rows[r->sel[u->pos[i0 + j]]], 0, err, note);
+            *stop = deliver(w, u->pos[i0 + j], crc, err, note);
         }
         return nb;
     }
+    // Clips whose frames all came: encoded from this pass. Those past a read error get a fresh
+    // look of their own, and clips to the end of a video shorter than its header says are
+    // sampled again, both after the others (they reuse the images buffer).
     int64_t end = decoder_end_frames(w->dec);
+    int redo[UNIT_CLIPS] = {0};
     for (int j = 0; j < nb && !*stop; j++) {
         const ManifestRow *row = &r->m->rows[r->sel[u->pos[i0 + j]]];
-        err[0] = 0;
+        err[0] = note[0] = 0;
         int crc = w->bok[j];
         if (crc < 0)
             snprintf(err, sizeof err, "%s", w->berr[j]);
         else if (end >= 0 && w->bfirst[j] >= end)
             crc = lmr_fail(err, LMR_ERANGE, "clip starts at frame %lld, after the end of the video (%lld frames)",
                            (long long)w->bfirst[j], (long long)end);
-        else
+        else if ((crc = clip_short(w, row, w->bidx + (size_t)j * VT, VT, SHORT_RESAMPLE | SHORT_RETRY, err,
+                                   note)) > 0) {
+            redo[j] = crc;
+            continue;
+        } else if (crc == 0) {
             crc = clip_encode(w, row, w->bidx + (size_t)j * VT, w->merged, n_m, err);
-        *stop = deliver(w, u->pos[i0 + j], crc, err);
+        }
+        *stop = deliver(w, u->pos[i0 + j], crc, err, note);
+    }
+    for (int j = 0; j < nb && !*stop; j++) {
+        if (!redo[j])
+            continue;
+        err[0] = note[0] = 0;
+        if (redo[j] == SHORT_RETRY)
+            w->dec_video[0] = 0;
+        int crc = clip_run(w, &r->m->rows[r->sel[u->pos[i0 + j]]], redo[j] == SHORT_RESAMPLE ? end : 0, err, note);
+        *stop = deliver(w, u->pos[i0 + j], crc, err, note);
     }
     return nb;
 }
@@ -598,13 +693,19 @@ int extract_run(const Manifest *m, const size_t *sel, size_t n_sel, const Extrac
         memset(&r.slots[pos], 0, sizeof(Slot));
         pthread_mutex_unlock(&r.mu);
         const ManifestRow *row = &m->rows[sel[pos]];
-        int stop = fn(user, row, s.reason ? NULL : s.rec.data, s.rec.len, s.reason);
+        char path[2048];
+        if (extract_video_path(o, row->video, path, sizeof path) < 0)
+            snprintf(path, sizeof path, "%s", row->video);
+        ExtractClip c = {row, path, s.reason ? NULL : s.rec.data, s.rec.len, s.reason, s.note};
+        int stop = fn(user, &c);
         if (s.reason)
             r.stats.n_failed++;
         else
             r.stats.n_written++;
+        r.stats.n_padded += !s.reason && s.note;
         buf_free(&s.rec);
         free(s.reason);
+        free(s.note);
         pthread_mutex_lock(&r.mu);
         r.next_write = pos + 1;
         if (stop) {
@@ -631,6 +732,7 @@ fail:
     for (size_t i = 0; r.slots && i < n_sel; i++) {
         buf_free(&r.slots[i].rec);
         free(r.slots[i].reason);
+        free(r.slots[i].note);
     }
     if (stats)
         *stats = r.stats;

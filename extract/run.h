@@ -17,7 +17,8 @@ typedef struct {
     SampleOpts sample;
     DecoderOpts decode;   /* size, threads per decoder, limits */
     BackboneOpts backbone;
-    const char *videos;   /* root the manifest's video paths are relative to */
+    const char *videos;   /* root relative video paths are joined to (NULL: as they are) */
+    int pad_short;        /* clips needing frames past what decodes: padded (noted), not failed */
     int epic_fps;         /* frame folders: frame rate from the EPIC video id (50/60) */
     int threads;          /* worker threads (each: decoder + scaler + backbone) */
     int size;             /* crop side */
@@ -25,13 +26,21 @@ typedef struct {
     int zstd_level;       /* records' payload: zstd level, 0 = raw (default 1) */
 } ExtractOpts;
 
-/* A finished clip: rec (encoded record, borrowed for the call) or reason (failure). Return
- * nonzero to stop the run (write error, --strict). */
-typedef int (*ExtractClipFn)(void *user, const ManifestRow *row, const uint8_t *rec, size_t len,
-                             const char *reason);
+/* A finished clip, borrowed for the callback. */
+typedef struct {
+    const ManifestRow *row;
+    const char *path;     /* the video as opened (extract_video_path) */
+    const uint8_t *rec;   /* the encoded record, or NULL when the clip failed */
+    size_t len;
+    const char *reason;   /* why it failed, or NULL */
+    const char *note;     /* a written clip's remark (padded with --pad-short: why), or NULL */
+} ExtractClip;
+
+/* Called for every clip in order. Return nonzero to stop the run (write error, --strict). */
+typedef int (*ExtractClipFn)(void *user, const ExtractClip *clip);
 
 typedef struct {
-    size_t n_written, n_failed;
+    size_t n_written, n_failed, n_padded;
     int64_t frames_decoded, frames_scaled, seeks;
 } ExtractStats;
 
@@ -43,6 +52,11 @@ void extract_opts_init(ExtractOpts *o);
  *  once to learn its size. @return 0 or a backbone error (err says why). */
 int extract_record_shape(const ExtractOpts *o, uint8_t *kind, uint8_t *dtype, uint32_t dims[4],
                          char *weights_checksum, char *err);
+
+/** Path of a manifest video: an absolute path as it is, a relative one joined to o->videos
+ *  (EPIC's `rgb_frames/` is dropped when only the folder without it exists).
+ *  @return 0, or -1 when it does not fit in cap. */
+int extract_video_path(const ExtractOpts *o, const char *video, char *out, size_t cap);
 
 /** Extract rows[sel[i]] for i in [0, n_sel), calling fn for each in that order.
  *  @return 0, LMR_EINVAL, LMR_ENOMEM, the backbone's open error, or the first nonzero value

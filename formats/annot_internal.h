@@ -29,6 +29,13 @@ int annot_csv_walk(const char *buf, size_t len, const char *name, Manifest *m, i
 int annot_skip(Manifest *m, const char *name, int64_t line, int strict, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 
+/** Pass a remark that skips nothing (a default assumed, a header oddity) to m->note, if set. */
+void annot_note(Manifest *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/** Range check of a class label v: in [0, n_classes), or [0, 2^24) when n_classes <= 0.
+ *  @return 0, or -1 with the reason in why ("class 7 out of range [0, 5)"). */
+int annot_check_label(long v, long n_classes, char *why, size_t cap);
+
 /** Whole-string integer in [lo, hi] (surrounding blanks allowed). @return 0 or -1. */
 int annot_parse_int(const char *s, long lo, long hi, long *out);
 /** Whole-string finite double. @return 0 or -1. */
@@ -47,8 +54,8 @@ void annot_idset_init(AnnotIdSet *s);
 void annot_idset_free(AnnotIdSet *s);
 /** @return 1 added, 0 already present, LMR_ENOMEM. */
 int annot_idset_add(AnnotIdSet *s, const char *id);
-/** Add row to m unless its clip id is already in ids; a duplicate is skipped through annot_skip
- *  ("duplicate WHAT 'ID'"). @return 0, LMR_ENOMEM, or annot_skip's result. */
+/** Add row to m unless its clip id is already in ids or longer than a record holds
+ *  (MANIFEST_MAX_ID); such rows are skipped through annot_skip ("duplicate WHAT 'ID'"). @return 0, LMR_ENOMEM, or annot_skip's result. */
 int annot_add_unique(Manifest *m, AnnotIdSet *ids, const ManifestRow *row, const char *name, int64_t line,
                      int strict, const char *what);
 
@@ -69,6 +76,10 @@ int annot_classes_ssv2(AnnotClasses *c, Manifest *log, const char *name, const c
                        size_t len, int strict);
 int annot_classes_videolt(AnnotClasses *c, Manifest *log, const char *name, const char *buf,
                           size_t len, int strict);
+/** Move c's names into m->class_names (replacing any). @return 0. */
+int annot_take_names(Manifest *m, AnnotClasses *c);
+/** Largest label + 1 over m's rows (computed in 64 bits; at most MANIFEST_MAX_CLASSES). */
+int annot_max_label_plus_one(const Manifest *m);
 /** Size c for n classes (names NULL, counts -1). @return 0 or LMR_ENOMEM. */
 int annot_classes_alloc(AnnotClasses *c, int n);
 

@@ -234,6 +234,21 @@ int annot_load_ssv2(Manifest *m, const AnnotOpts *o, const char *buf, size_t len
     free(owned);
     if (rc < 0)
         return rc;
+    AnnotClasses names; /* the templates, as class names */
+    annot_classes_init(&names);
+    if (annot_classes_alloc(&names, m->n_classes) < 0) {
+        json_decref(r.labels);
+        return LMR_ENOMEM;
+    }
+    const char *key;
+    json_t *v;
+    json_object_foreach(r.labels, key, v) {
+        long idx = 0;
+        if (class_index(v, &idx) == 0 && !names.names[idx] && !(names.names[idx] = strdup(key)))
+            rc = LMR_ENOMEM;
+    }
+    annot_take_names(m, &names);
+    annot_classes_free(&names);
     if (o->n_classes > 0)
         m->n_classes = o->n_classes;
     for (size_t i = 0; i < m->n_rows && rc == 0; i++)

@@ -2,16 +2,19 @@
  * multi-label) and `<Name> <idx> <count>` (count-labels-train.lst, where a name may hold
  * spaces: idx and count are the last two fields). Plain whitespace-separated text, so no CSV
  * library: lines are split in place. */
+#include <limits.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "annot_internal.h"
 
 /* Calls fn on each line (CR stripped, NUL-terminated copy) with its 1-based number; blank
- * lines are passed over. */
+ * lines are passed over, a line holding a NUL byte is skipped through annot_skip (m, name). */
 typedef int (*LineFn)(void *user, char *line, int64_t no);
 
-static int each_line(const char *buf, size_t len, LineFn fn, void *user)
+static int each_line(const char *buf, size_t len, LineFn fn, void *user, Manifest *m, const char *name,
+                     int strict)
 {
     LmrBuf tmp;
     buf_init(&tmp);
@@ -24,6 +27,11 @@ static int each_line(const char *buf, size_t len, LineFn fn, void *user)
         size_t n = nl ? (size_t)(nl - pos) : (size_t)(end - pos);
         const char *next = nl ? nl + 1 : end;
         no++;
+        if (memchr(pos, 0, n)) {
+            pos = next;
+            rc = annot_skip(m, name, no, strict, "NUL byte in the line");
+            continue;
+        }
         if (buf_reserve(&tmp, n + 1)) {
             rc = LMR_ENOMEM;
             break;
@@ -89,11 +97,11 @@ static int list_line(void *user, char *line, int64_t no)
         if (comma)
             *comma = '\0';
         long c;
-        if (annot_parse_int(s, 0, INT32_MAX, &c))
+        char why[160];
+        if (annot_parse_int(s, LONG_MIN, LONG_MAX, &c))
             return annot_skip(m, r->name, no, r->strict, "bad class number '%s'", s);
-        if (r->known_classes && c >= m->n_classes)
-            return annot_skip(m, r->name, no, r->strict, "class %ld out of range [0, %d)", c,
-                              m->n_classes);
+        if (annot_check_label(c, r->known_classes ? m->n_classes : 0, why, sizeof why))
+            return annot_skip(m, r->name, no, r->strict, "%s", why);
         for (int k = 0; k < row.n_labels; k++)
             if (row.labels[k] == c)
                 return annot_skip(m, r->name, no, r->strict, "class %ld listed twice", c);
@@ -112,7 +120,7 @@ int annot_load_videolt(Manifest *m, const AnnotOpts *o, const char *buf, size_t 
     ListRead r = {.m = m, .name = o->annotations ? o->annotations : "(memory)", .strict = o->strict};
     int rc = 0;
     m->n_classes = 0;
-    if (o->n_classes > 0) {
+    if (o->n_classes > 0 && o->n_classes <= MANIFEST_MAX_CLASSES) {
         m->n_classes = o->n_classes;
     } else if (o->labels || o->labels_data) {
         AnnotClasses c;
@@ -124,6 +132,8 @@ int annot_load_videolt(Manifest *m, const AnnotOpts *o, const char *buf, size_t 
         if (rc < 0)
             memcpy(m->last_error, c.last_error, sizeof m->last_error);
         m->n_classes = c.n_classes;
+        if (rc == 0)
+            annot_take_names(m, &c);
         annot_classes_free(&c);
         if (rc < 0)
             return rc;
@@ -134,13 +144,10 @@ int annot_load_videolt(Manifest *m, const AnnotOpts *o, const char *buf, size_t 
         if (annot_idset_add(&r.ids, m->rows[i].clip_id) < 0)
             rc = LMR_ENOMEM;
     if (rc == 0)
-        rc = each_line(buf, len, list_line, &r);
+        rc = each_line(buf, len, list_line, &r, m, r.name, r.strict);
     annot_idset_free(&r.ids);
     if (rc == 0 && !r.known_classes)
-        for (size_t i = 0; i < m->n_rows; i++)
-            for (int k = 0; k < m->rows[i].n_labels; k++)
-                if (m->rows[i].labels[k] >= m->n_classes)
-                    m->n_classes = m->rows[i].labels[k] + 1;
+        m->n_classes = annot_max_label_plus_one(m);
     return rc;
 }
 
@@ -175,10 +182,16 @@ static int count_line(void *user, char *line, int64_t no)
     if (end == line)
         return annot_skip(r->log, r->name, no, r->strict, "wrong field count, want <Name> <idx> <count>");
     long idx, count;
+    double dcount;
     if (annot_parse_int(f[0], 0, 1 << 20, &idx))
         return annot_skip(r->log, r->name, no, r->strict, "bad class index '%s'", f[0]);
-    if (annot_parse_int(f[1], 0, INT32_MAX, &count))
-        return annot_skip(r->log, r->name, no, r->strict, "bad count '%s'", f[1]);
+    /* The published count-labels-train.lst writes its counts as floats ("137.0"): an
+     * integer-valued number is a count whatever its spelling. */
+    if (annot_parse_int(f[1], 0, INT32_MAX, &count)) {
+        if (annot_parse_double(f[1], &dcount) || dcount < 0 || dcount > INT32_MAX || dcount != floor(dcount))
+            return annot_skip(r->log, r->name, no, r->strict, "bad count '%s'", f[1]);
+        count = (long)dcount;
+    }
     if (r->n == r->cap) {
         int cap = r->cap ? r->cap * 2 : 1024;
         char **names = realloc(r->names, (size_t)cap * sizeof *names);
@@ -209,7 +222,11 @@ int annot_classes_videolt(AnnotClasses *c, Manifest *log, const char *name, cons
                           size_t len, int strict)
 {
     CountRead r = {.log = log, .name = name, .strict = strict};
-    int rc = each_line(buf, len, count_line, &r);
+    size_t skipped0 = log->n_skipped;
+    int rc = each_line(buf, len, count_line, &r, log, name, strict);
+    if (rc == 0 && r.n == 0 && log->n_skipped > skipped0)
+        rc = lmr_fail(log->last_error, LMR_EPARSE, "%s: none of its %zu lines could be read: not a "
+                      "VideoLT class count list (<Name> <idx> <count>)", name, log->n_skipped - skipped0);
     int n = 0;
     for (int i = 0; i < r.n; i++)
         if (r.idx[i] >= n)

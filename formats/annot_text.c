@@ -83,6 +83,32 @@ int annot_skip(Manifest *m, const char *name, int64_t line, int strict, const ch
     return 0;
 }
 
+void annot_note(Manifest *m, const char *fmt, ...)
+{
+    if (!m->note)
+        return;
+    char msg[LMR_ERRLEN + 300];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    m->note(m->warn_user, msg);
+}
+
+int annot_check_label(long v, long n_classes, char *why, size_t cap)
+{
+    long hi = n_classes > 0 ? n_classes : MANIFEST_MAX_CLASSES;
+    if (v < 0)
+        snprintf(why, cap, "class %ld is negative", v);
+    else if (v >= hi && n_classes > 0)
+        snprintf(why, cap, "class %ld out of range [0, %ld)", v, hi);
+    else if (v >= hi)
+        snprintf(why, cap, "class %ld out of range [0, %ld): lmr takes at most 2^24 classes", v, hi);
+    else
+        return 0;
+    return -1;
+}
+
 int annot_parse_int(const char *s, long lo, long hi, long *out)
 {
     while (*s == ' ' || *s == '\t')
@@ -126,9 +152,12 @@ typedef struct {
     char **ptrs;        /* built at row end */
     int ptr_cap;
     int64_t line, row_line;
-    int rc, oom;
+    int rc, oom, nul; /* nul: a field of this row holds a NUL byte */
     AnnotRowFn fn;
     void *user;
+    Manifest *m;
+    const char *name;
+    int strict;
 } CsvWalk;
 
 static void walk_field(void *s, size_t len, void *data)
@@ -153,6 +182,8 @@ static void walk_field(void *s, size_t len, void *data)
         return;
     }
     w->offs[w->n++] = w->text.len;
+    if (len && s && memchr(s, 0, len))
+        w->nul = 1; /* a C string would end there: the id or path would be cut short */
     if (len && s)
         memcpy(w->text.data + w->text.len, s, len);
     w->text.data[w->text.len + len] = '\0';
@@ -163,8 +194,14 @@ static void walk_row(int c, void *data)
 {
     (void)c;
     CsvWalk *w = data;
-    if (w->oom || w->rc < 0 || w->n == 0) {
+    if (w->oom || w->rc < 0 || w->n == 0 || w->nul) {
+        if (!w->oom && w->rc >= 0 && w->n > 0) {
+            int rc = annot_skip(w->m, w->name, w->row_line, w->strict, "NUL byte in a field");
+            if (rc < 0)
+                w->rc = rc;
+        }
         w->n = 0;
+        w->nul = 0;
         w->text.len = 0;
         return;
     }
@@ -190,6 +227,7 @@ static int walk_reset(struct csv_parser *p, CsvWalk *w)
 {
     csv_free(p);
     w->n = 0;
+    w->nul = 0;
     w->text.len = 0;
     return csv_init(p, CSV_STRICT | CSV_STRICT_FINI | CSV_APPEND_NULL) ? LMR_ENOMEM : 0;
 }
@@ -197,7 +235,7 @@ static int walk_reset(struct csv_parser *p, CsvWalk *w)
 int annot_csv_walk(const char *buf, size_t len, const char *name, Manifest *m, int strict,
                    AnnotRowFn fn, void *user)
 {
-    CsvWalk w = {.fn = fn, .user = user};
+    CsvWalk w = {.fn = fn, .user = user, .m = m, .name = name, .strict = strict};
     struct csv_parser p;
     buf_init(&w.text);
     if (csv_init(&p, CSV_STRICT | CSV_STRICT_FINI | CSV_APPEND_NULL))
@@ -291,6 +329,10 @@ int annot_idset_add(AnnotIdSet *s, const char *id)
 int annot_add_unique(Manifest *m, AnnotIdSet *ids, const ManifestRow *row, const char *name, int64_t line,
                      int strict, const char *what)
 {
+    size_t id_len = strlen(row->clip_id);
+    if (id_len > MANIFEST_MAX_ID)
+        return annot_skip(m, name, line, strict, "%s of %zu bytes ('%.40s...'): a record holds ids of at most %d bytes",
+                          what, id_len, row->clip_id, MANIFEST_MAX_ID);
     int rc = manifest_add(m, row);
     if (rc < 0)
         return rc;

@@ -101,10 +101,22 @@ static int epic_header(EpicRead *r, char **f, int n, int64_t line)
 {
     for (int k = 0; k < EC_N; k++)
         r->col[k] = -1;
-    for (int i = 0; i < n; i++)
+    AnnotIdSet names;
+    annot_idset_init(&names);
+    int rc = 0;
+    for (int i = 0; i < n && rc == 0; i++) {
+        int added = annot_idset_add(&names, f[i]);
+        if (added < 0)
+            rc = added;
+        else if (added == 0) /* which of the two would be read is a guess: refuse */
+            rc = lmr_fail(r->m->last_error, LMR_EPARSE, "%s:%lld: column '%s' appears twice in the header",
+                          r->name, (long long)line, f[i]);
         for (int k = 0; k < EC_N; k++)
             if (strcmp(f[i], epic_cols[k]) == 0)
                 r->col[k] = i;
+    }
+    annot_idset_free(&names);
+    LMR_TRY(rc);
     for (int k = 0; k <= EC_STOP_TS; k++)
         if (r->col[k] < 0)
             return lmr_fail(r->m->last_error, LMR_EPARSE,
@@ -116,6 +128,12 @@ static int epic_header(EpicRead *r, char **f, int n, int64_t line)
     if (r->label_col < 0 && r->col[EC_VERB_CLASS] >= 0)
         return lmr_fail(r->m->last_error, LMR_EPARSE, "%s:%lld: no column 'noun_class' for --target noun",
                         r->name, (long long)line);
+    /* The train and validation files have 15 columns, the test file 8 or 9: a wide file without
+     * its class column is more likely a misspelt header than unlabelled clips. */
+    if (r->label_col < 0 && n >= 15)
+        annot_note(r->m, "%s:%lld: %d columns but no '%s' column: its clips are read as "
+                   "unlabelled (a test file?)", r->name, (long long)line, n,
+                   epic_cols[r->o->target == ANNOT_TARGET_NOUN ? EC_NOUN_CLASS : EC_VERB_CLASS]);
     return 0;
 }
 
@@ -211,11 +229,27 @@ static int load_epic(Manifest *m, const AnnotOpts *o, const char *buf, size_t le
 
 // --- entry point ---------------------------------------------------------------------------
 
+int annot_take_names(Manifest *m, AnnotClasses *c)
+{
+    for (int i = 0; i < m->n_class_names; i++)
+        free(m->class_names[i]);
+    free(m->class_names);
+    m->class_names = c->names;
+    m->n_class_names = c->names ? c->n_classes : 0;
+    c->names = NULL; /* c->n_classes stays: annot_classes_free frees names only when set */
+    return 0;
+}
+
 /* n_classes from o->labels (a class file) or the dataset's published count. */
 static int epic_classes(Manifest *m, const AnnotOpts *o)
 {
     if (!o->labels && !o->labels_data) {
-        m->n_classes = o->target == ANNOT_TARGET_NOUN ? ANNOT_EPIC_NOUNS : ANNOT_EPIC_VERBS;
+        int noun = o->target == ANNOT_TARGET_NOUN;
+        m->n_classes = noun ? ANNOT_EPIC_NOUNS : ANNOT_EPIC_VERBS;
+        if (o->n_classes <= 0)
+            annot_note(m, "no class file given: EPIC-KITCHENS-100's %d %s classes assumed (give "
+                       "EPIC_100_%s_classes.csv for other data)", m->n_classes, noun ? "noun" : "verb",
+                       noun ? "noun" : "verb");
         return 0;
     }
     AnnotClasses c;
@@ -224,22 +258,24 @@ static int epic_classes(Manifest *m, const AnnotOpts *o)
     c.warn_user = m->warn_user;
     int rc = annot_classes_read(&c, "epic", o->labels, o->labels_data, o->labels_size, o->strict);
     m->n_skipped += c.n_skipped;
-    if (rc < 0)
+    if (rc < 0) {
         memcpy(m->last_error, c.last_error, sizeof m->last_error);
-    else
+    } else {
         m->n_classes = c.n_classes;
+        annot_take_names(m, &c);
+    }
     annot_classes_free(&c);
     return rc;
 }
 
-static int max_label_plus_one(const Manifest *m)
+int annot_max_label_plus_one(const Manifest *m)
 {
-    int n = 0;
+    int64_t n = 0;
     for (size_t i = 0; i < m->n_rows; i++)
         for (int k = 0; k < m->rows[i].n_labels; k++)
-            if (m->rows[i].labels[k] >= n)
-                n = m->rows[i].labels[k] + 1;
-    return n;
+            if ((int64_t)m->rows[i].labels[k] >= n)
+                n = (int64_t)m->rows[i].labels[k] + 1;
+    return n > MANIFEST_MAX_CLASSES ? MANIFEST_MAX_CLASSES : (int)n;
 }
 
 int annotations_load(Manifest *m, const AnnotOpts *o)
@@ -255,6 +291,11 @@ int annotations_load(Manifest *m, const AnnotOpts *o)
     if (rc < 0)
         return lmr_fail(m->last_error, rc, "%s: %s", name, lmr_strerror(rc));
     snprintf(m->dataset, sizeof m->dataset, "%s", ds);
+    if (o->n_classes > MANIFEST_MAX_CLASSES) {
+        free(owned);
+        return lmr_fail(m->last_error, LMR_EINVAL, "%d classes: lmr takes at most 2^24", o->n_classes);
+    }
+    size_t rows0 = m->n_rows, skipped0 = m->n_skipped;
     if (strcmp(ds, "epic") == 0) {
         rc = epic_classes(m, o);
         if (rc == 0 && o->n_classes > 0)
@@ -269,9 +310,13 @@ int annotations_load(Manifest *m, const AnnotOpts *o)
         m->n_classes = o->n_classes > 0 ? o->n_classes : 0;
         rc = manifest_read_mem(m, buf, len, name, o->strict);
         if (rc == 0 && o->n_classes <= 0)
-            m->n_classes = max_label_plus_one(m);
+            m->n_classes = annot_max_label_plus_one(m);
     }
     free(owned);
+    /* Every line rejected is a file of another format or layout, not a dataset without clips. */
+    if (rc == 0 && m->n_rows == rows0 && m->n_skipped > skipped0)
+        rc = lmr_fail(m->last_error, LMR_EPARSE, "%s: no clip could be read (%zu lines skipped)", name,
+                      m->n_skipped - skipped0);
     return rc;
 }
 
@@ -373,10 +418,14 @@ static int classes_epic(AnnotClasses *c, Manifest *log, const char *name, const 
                         size_t len, int strict)
 {
     EpicClassRead r = {.log = log, .name = name, .strict = strict};
+    size_t skipped0 = log->n_skipped;
     buf = annot_skip_bom(buf, &len);
     int rc = annot_csv_walk(buf, len, name, log, strict, epic_class_row, &r);
     if (rc == 0 && !r.seen_header)
         rc = lmr_fail(log->last_error, LMR_EPARSE, "%s: empty file, want id,key,instances,category", name);
+    if (rc == 0 && r.n == 0 && log->n_skipped > skipped0)
+        rc = lmr_fail(log->last_error, LMR_EPARSE, "%s: none of its %zu classes could be read", name,
+                      log->n_skipped - skipped0);
     int n = 0;
     for (int i = 0; i < r.n; i++)
         if (r.ids[i] >= n)

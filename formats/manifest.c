@@ -4,6 +4,7 @@
 #include "manifest.h"
 
 #include <csv.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,6 +27,11 @@ void manifest_free(Manifest *m)
     free(m->rows);
     m->rows = NULL;
     m->n_rows = m->cap = 0;
+    for (int i = 0; i < m->n_class_names; i++)
+        free(m->class_names[i]);
+    free(m->class_names);
+    m->class_names = NULL;
+    m->n_class_names = 0;
 }
 
 int manifest_add(Manifest *m, const ManifestRow *row)
@@ -62,8 +68,9 @@ typedef struct {
     AnnotIdSet ids;
 } ManifestRead;
 
-/* Parse "3;17;42" (or "") into labels. @return 0, or -1 with why set. */
-static int parse_label_list(const char *s, int32_t *labels, int *n, const char **why)
+/* Parse "3;17;42" (or "") into labels, each in range (annot_check_label). @return 0, or -1
+ * with why set. */
+static int parse_label_list(const char *s, int n_classes, int32_t *labels, int *n, char *why, size_t cap)
 {
     *n = 0;
     while (*s == ' ')
@@ -76,17 +83,24 @@ static int parse_label_list(const char *s, int32_t *labels, int *n, const char *
         size_t len = sep ? (size_t)(sep - s) : strlen(s);
         long v;
         if (len >= sizeof tok) {
-            *why = "bad label";
+            snprintf(why, cap, "bad label: '%.40s'", s);
             return -1;
         }
         memcpy(tok, s, len);
         tok[len] = '\0';
-        if (annot_parse_int(tok, 0, INT32_MAX, &v)) {
-            *why = "bad label";
+        if (annot_parse_int(tok, LONG_MIN, LONG_MAX, &v)) {
+            snprintf(why, cap, "bad label: '%s'", tok);
             return -1;
         }
+        if (annot_check_label(v, n_classes, why, cap))
+            return -1;
+        for (int k = 0; k < *n; k++)
+            if (labels[k] == v) {
+                snprintf(why, cap, "class %ld listed twice", v);
+                return -1;
+            }
         if (*n == LMR_MAX_LABELS) {
-            *why = "too many labels";
+            snprintf(why, cap, "more than %d labels", LMR_MAX_LABELS);
             return -1;
         }
         labels[(*n)++] = (int32_t)v;
@@ -111,28 +125,29 @@ static int manifest_row(void *user, char **f, int n, int64_t line)
     if (n != 5)
         return annot_skip(m, r->name, line, r->strict, "wrong column count: %d, want 5", n);
     ManifestRow row = {.clip_id = f[0], .video = f[1], .line = line};
-    const char *why = NULL;
+    char why[200];
     if (f[0][0] == '\0')
         return annot_skip(m, r->name, line, r->strict, "empty clip_id");
     if (f[1][0] == '\0')
         return annot_skip(m, r->name, line, r->strict, "empty video");
-    if (annot_parse_double(f[2], &row.start_sec) || row.start_sec < 0)
+    if (f[2][0] == '\0')
+        row.start_sec = 0;
+    else if (annot_parse_double(f[2], &row.start_sec))
         return annot_skip(m, r->name, line, r->strict, "bad number in start_sec: '%s'", f[2]);
+    else if (row.start_sec < 0)
+        return annot_skip(m, r->name, line, r->strict, "negative start_sec %g", row.start_sec);
     if (f[3][0] == '\0')
-        row.stop_sec = -1;
+        row.stop_sec = -1; /* to the end of the video */
     else if (annot_parse_double(f[3], &row.stop_sec))
         return annot_skip(m, r->name, line, r->strict, "bad number in stop_sec: '%s'", f[3]);
-    if (row.stop_sec < 0)
-        row.stop_sec = -1;
+    else if (row.stop_sec < 0)
+        return annot_skip(m, r->name, line, r->strict,
+                          "negative stop_sec %g (leave it empty for \"to the end of the video\")", row.stop_sec);
     else if (row.stop_sec < row.start_sec)
         return annot_skip(m, r->name, line, r->strict, "stop_sec %g before start_sec %g",
                           row.stop_sec, row.start_sec);
-    if (parse_label_list(f[4], row.labels, &row.n_labels, &why))
-        return annot_skip(m, r->name, line, r->strict, "%s: '%s'", why, f[4]);
-    for (int i = 0; i < row.n_labels; i++)
-        if (m->n_classes > 0 && row.labels[i] >= m->n_classes)
-            return annot_skip(m, r->name, line, r->strict, "class %d out of range [0, %d)",
-                              row.labels[i], m->n_classes);
+    if (parse_label_list(f[4], m->n_classes, row.labels, &row.n_labels, why, sizeof why))
+        return annot_skip(m, r->name, line, r->strict, "%s", why);
     return annot_add_unique(m, &r->ids, &row, r->name, line, r->strict, "clip_id");
 }
 
@@ -195,9 +210,7 @@ int manifest_write(const Manifest *m, FILE *f)
         bad |= put_field(f, r->video);
         fmt_double(num, sizeof num, r->start_sec);
         bad |= fprintf(f, ",%s,", num) < 0;
-        if (r->stop_sec < 0)
-            bad |= fputs("-1", f) < 0;
-        else {
+        if (r->stop_sec >= 0) { /* to the end: left empty */
             fmt_double(num, sizeof num, r->stop_sec);
             bad |= fputs(num, f) < 0;
         }

@@ -466,6 +466,208 @@ static void test_manifest(void)
     manifest_free(&m);
 }
 
+/* A file of n copies of byte c (long ids). */
+static char *repeat(char c, size_t n)
+{
+    char *s = malloc(n + 1);
+    memset(s, c, n);
+    s[n] = 0;
+    return s;
+}
+
+static void test_checks(void)
+{
+    Manifest m;
+    Warnings w, notes;
+    AnnotOpts o;
+    char path[512], path2[512];
+
+    TEST(16, "ids: longer than a record holds, or holding a NUL byte, are refused with FILE:LINE");
+    {
+        char *big = repeat('a', 70001), *text = malloc(70200);
+        snprintf(text, 70200, "clip_id,video,start_sec,stop_sec,labels\nok,v.mp4,0,1,0\n%s,v.mp4,0,1,1\n", big);
+        snprintf(path, sizeof path, "%s", fixture("long_ids.csv", text));
+        load_init(&m, &w, &o, "manifest");
+        o.annotations = path;
+        CHECK_RC(annotations_load(&m, &o), 0);
+        CHECK(m.n_rows == 1 && m.n_skipped == 1);
+        CHECK(warned(&w, path, 3, "of 70001 bytes"));
+        manifest_free(&m);
+        free(big);
+        free(text);
+    }
+    {
+        static const char csv[] = EPIC_HEADER "\n"
+            "P01_01_0,P01,P01_01,00:00:01.089,00:00:00.14,00:00:03.37,8,202,open door,open,3,door,3,[],[]\n"
+            "P01\0_01_1,P01,P01_01,00:00:01.089,00:00:00.14,00:00:03.37,8,202,open door,open,3,door,3,[],[]\n";
+        load_init(&m, &w, &o, "epic");
+        o.annotations = "nul.csv";
+        o.annotations_data = csv;
+        o.annotations_size = sizeof csv - 1;
+        CHECK_RC(annotations_load(&m, &o), 0);
+        CHECK(m.n_rows == 1 && strcmp(m.rows[0].clip_id, "P01_01_0") == 0);
+        CHECK(warned(&w, "nul.csv", 3, "NUL byte"));
+        manifest_free(&m);
+        static const char lst[] = "v_a 0\nv_\0b 1\nv_c 1\n";
+        load_init(&m, &w, &o, "videolt");
+        o.annotations = "nul.lst";
+        o.annotations_data = lst;
+        o.annotations_size = sizeof lst - 1;
+        CHECK_RC(annotations_load(&m, &o), 0);
+        CHECK(m.n_rows == 2 && warned(&w, "nul.lst", 2, "NUL byte"));
+        manifest_free(&m);
+    }
+
+    TEST(17, "labels: negative, 2^24 and more, at or above a given class count are refused");
+    snprintf(path, sizeof path, "%s",
+             fixture("labels.csv", "clip_id,video,start_sec,stop_sec,labels\n"
+                                   "a,v.mp4,0,1,2147483647\n"
+                                   "b,v.mp4,0,1,-5\n"
+                                   "c,v.mp4,0,1,16777216\n"
+                                   "d,v.mp4,0,1,16777215\n"
+                                   "e,v.mp4,0,1,3;3\n"
+                                   "f,v.mp4,0,1,4\n"));
+    load_init(&m, &w, &o, "manifest");
+    o.annotations = path;
+    CHECK_RC(annotations_load(&m, &o), 0);
+    CHECK(m.n_rows == 2 && m.n_classes == 16777216);
+    CHECK(warned(&w, path, 2, "class 2147483647 out of range [0, 16777216)"));
+    CHECK(warned(&w, path, 3, "class -5 is negative"));
+    CHECK(warned(&w, path, 4, "out of range"));
+    CHECK(warned(&w, path, 6, "class 3 listed twice"));
+    manifest_free(&m);
+    load_init(&m, &w, &o, "manifest");
+    o.annotations = path;
+    o.n_classes = 5;
+    CHECK_RC(annotations_load(&m, &o), 0);
+    CHECK(m.n_rows == 1 && m.n_classes == 5 && strcmp(m.rows[0].clip_id, "f") == 0);
+    CHECK(warned(&w, path, 5, "class 16777215 out of range [0, 5)"));
+    manifest_free(&m);
+    snprintf(path, sizeof path, "%s", fixture("big.lst", "v_a 100000000\nv_b 2147483647\nv_c -1\nv_d 2\n"));
+    load_init(&m, &w, &o, "videolt");
+    o.annotations = path;
+    CHECK_RC(annotations_load(&m, &o), 0);
+    CHECK(m.n_rows == 1 && m.n_classes == 3);
+    CHECK(warned(&w, path, 1, "out of range [0, 16777216)") && warned(&w, path, 3, "negative"));
+    manifest_free(&m);
+
+    TEST(18, "VideoLT counts written as 137.0 read as counts; a count file no line of which reads fails");
+    snprintf(path, sizeof path, "%s", fixture("counts.lst", "Abseiling 0 137.0\nplaying bass guitar 1 2.0\nZumba 2 7\n"));
+    snprintf(path2, sizeof path2, "%s", fixture("t.lst", "v_a 0\nv_b 1,2\n"));
+    load_init(&m, &w, &o, "videolt");
+    o.annotations = path2;
+    o.labels = path;
+    CHECK_RC(annotations_load(&m, &o), 0);
+    CHECK(m.n_classes == 3 && m.n_rows == 2 && w.n == 0);
+    CHECK(m.n_class_names == 3 && m.class_names && strcmp(m.class_names[1], "playing bass guitar") == 0);
+    manifest_free(&m);
+    AnnotClasses c;
+    annot_classes_init(&c);
+    CHECK_RC(annot_classes_read(&c, "videolt", path, NULL, 0, 1), 0);
+    CHECK(c.n_classes == 3 && c.counts[0] == 137 && c.counts[1] == 2 && c.counts[2] == 7);
+    annot_classes_free(&c);
+    snprintf(path, sizeof path, "%s", fixture("counts_bad.lst", "Abseiling 0 137.5\nZumba 1 -2.0\nx 2 nan\n"));
+    load_init(&m, &w, &o, "videolt");
+    o.annotations = path2;
+    o.labels = path;
+    CHECK_RC(annotations_load(&m, &o), LMR_EPARSE);
+    CHECK(strstr(m.last_error, "none of its 3 lines") != NULL);
+    CHECK(warned(&w, path, 1, "bad count '137.5'"));
+    manifest_free(&m);
+
+    TEST(19, "a split file none of whose lines reads fails the load");
+    snprintf(path, sizeof path, "%s", fixture("allbad.csv", "clip_id,video,start_sec,stop_sec,labels\n"
+                                                           "a,v.mp4,x,1,0\nb,v.mp4,0,1,y\n"));
+    load_init(&m, &w, &o, "manifest");
+    o.annotations = path;
+    CHECK_RC(annotations_load(&m, &o), LMR_EPARSE);
+    CHECK(strstr(m.last_error, "no clip could be read (2 lines skipped)") != NULL);
+    manifest_free(&m);
+    snprintf(path, sizeof path, "%s", fixture("empty_ok.csv", "clip_id,video,start_sec,stop_sec,labels\n"));
+    load_init(&m, &w, &o, "manifest");
+    o.annotations = path;
+    CHECK_RC(annotations_load(&m, &o), 0); /* no rows and nothing skipped: an empty list */
+    manifest_free(&m);
+
+    TEST(20, "manifest times: negative stop_sec refused, empty stop_sec = to the end, empty start = 0");
+    snprintf(path, sizeof path, "%s", fixture("times.csv", "clip_id,video,start_sec,stop_sec,labels\n"
+                                                          "a,v.mp4,0,-5,0\n"
+                                                          "b,v.mp4,0,-1,0\n"
+                                                          "c,v.mp4,,,0\n"
+                                                          "d,v.mp4,-1,2,0\n"));
+    load_init(&m, &w, &o, "manifest");
+    o.annotations = path;
+    CHECK_RC(annotations_load(&m, &o), 0);
+    CHECK(m.n_rows == 1 && row_is(&m, 0, "c", "v.mp4", 0, -1, 1, (int32_t[]){0}));
+    CHECK(warned(&w, path, 2, "negative stop_sec -5") && warned(&w, path, 3, "negative stop_sec -1"));
+    CHECK(warned(&w, path, 5, "negative start_sec"));
+    {
+        char *buf = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&buf, &len);
+        CHECK_RC(manifest_write(&m, f), 0);
+        fclose(f);
+        CHECK(buf && strstr(buf, "\nc,v.mp4,0,,0\n") != NULL);
+        free(buf);
+    }
+    manifest_free(&m);
+
+    TEST(21, "EPIC header: a duplicated column is refused; 15 columns without verb_class noted; default class count noted");
+    {
+        static const char dup[] = "narration_id,participant_id,video_id,narration_timestamp,start_timestamp,"
+            "stop_timestamp,start_frame,stop_frame,narration,verb,verb_class,noun,noun_class,all_nouns,verb_class\n"
+            "P01_01_0,P01,P01_01,00:00:01.089,00:00:00.14,00:00:03.37,8,202,open door,open,3,door,3,[],1\n";
+        load_init(&m, &w, &o, "epic");
+        o.annotations = "dup.csv";
+        o.annotations_data = dup;
+        o.annotations_size = sizeof dup - 1;
+        CHECK_RC(annotations_load(&m, &o), LMR_EPARSE);
+        CHECK(strstr(m.last_error, "dup.csv:1: column 'verb_class' appears twice") != NULL);
+        manifest_free(&m);
+        static const char miss[] = "narration_id,participant_id,video_id,narration_timestamp,start_timestamp,"
+            "stop_timestamp,start_frame,stop_frame,narration,verb,verbclass,noun,noun_class,all_nouns,all_noun_classes\n"
+            "P01_01_0,P01,P01_01,00:00:01.089,00:00:00.14,00:00:03.37,8,202,open door,open,3,door,3,[],[]\n";
+        load_init(&m, &w, &o, "epic");
+        memset(&notes, 0, sizeof notes);
+        m.note = collect;
+        m.warn_user = &notes; /* warn and note share the user pointer */
+        o.annotations = "miss.csv";
+        o.annotations_data = miss;
+        o.annotations_size = sizeof miss - 1;
+        CHECK_RC(annotations_load(&m, &o), 0);
+        CHECK(m.n_rows == 1 && m.rows[0].n_labels == 0);
+        CHECK(warned(&notes, "miss.csv", 1, "no 'verb_class' column"));
+        int dflt = 0;
+        for (int i = 0; i < notes.n && i < 32; i++)
+            dflt |= strstr(notes.msg[i], "97 verb classes assumed") != NULL;
+        CHECK(dflt);
+        manifest_free(&m);
+    }
+
+    TEST(22, "class names reach the manifest (EPIC, SSv2)");
+    snprintf(path, sizeof path, "%s", fixture("vc.csv", "id,key,instances,category\n0,take,[],x\n2,wash,[],y\n"));
+    load_init(&m, &w, &o, "epic");
+    o.annotations = "t.csv";
+    o.annotations_data = EPIC_HEADER "\nP01_01_0,P01,P01_01,00:00:01.089,00:00:00.14,00:00:03.37,8,202,x,x,2,y,3,[],[]\n";
+    o.annotations_size = strlen(o.annotations_data);
+    o.labels = path;
+    CHECK_RC(annotations_load(&m, &o), 0);
+    CHECK(m.n_classes == 3 && m.n_class_names == 3 && strcmp(m.class_names[0], "take") == 0 &&
+          m.class_names[1] == NULL && strcmp(m.class_names[2], "wash") == 0);
+    manifest_free(&m);
+    load_init(&m, &w, &o, "ssv2");
+    o.annotations = "s.json";
+    o.annotations_data = "[{\"id\":\"1\",\"template\":\"Pushing [something]\"}]";
+    o.annotations_size = strlen(o.annotations_data);
+    o.labels = "l.json";
+    o.labels_data = "{\"Holding something\": \"1\", \"Pushing something\": \"0\"}";
+    o.labels_size = strlen(o.labels_data);
+    CHECK_RC(annotations_load(&m, &o), 0);
+    CHECK(m.n_class_names == 2 && strcmp(m.class_names[0], "Pushing something") == 0 &&
+          strcmp(m.class_names[1], "Holding something") == 0);
+    manifest_free(&m);
+}
+
 int main(void)
 {
     const char *tmp = getenv("TMPDIR");
@@ -479,6 +681,7 @@ int main(void)
     test_ssv2();
     test_videolt();
     test_manifest();
+    test_checks();
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0)

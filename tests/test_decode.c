@@ -1,7 +1,8 @@
 /* The decoder on videos made here in several codecs and containers (and a JPEG frame folder):
  * every frame straight through, then random access in shuffled order (backward and forward
  * seeks) must give the same frames; VFR follows pts; rotation matches ffmpeg's autorotate; odd
- * sizes; clamping at the end, a clip past the end, the decode limit; identical bytes with and
+ * sizes; clamping at the end (and saying so), a clip past the end, a read error or a file cut
+ * short told apart from the end, the decode limit; identical bytes with and
  * without dropping non-reference frames and for any number of decoder threads; frames after a
  * target are not decoded just to close it, and fetches that follow still get theirs. */
 #include <stdlib.h>
@@ -251,6 +252,13 @@ int main(void)
         int got[2] = {-1, -1};
         CHECK_RC(fetch_ids(d, q, 2, got), 0);
         CHECK(got[0] == 290 && got[1] == 299);
+        // 320 has no frame of its own: the fetch says so, and that the video ended cleanly.
+        int rerr = -1;
+        CHECK(decoder_short_from(d) == 320 && decoder_short_why(d, &rerr) == NULL && rerr == 0);
+        CHECK_CLOSE(decoder_short_end(d), 10.0, 1e-9, 0);
+        int64_t at_end[2] = {299, 300}; // 300: the instant the video ends, still its last frame
+        CHECK_RC(fetch_ids(d, at_end, 2, got), 0);
+        CHECK(got[0] == 299 && got[1] == 299 && decoder_short_from(d) == -1);
         uint8_t img[43 * 32 * 3];
         int64_t past = 400;
         CHECK_RC(decoder_fetch(d, 400, &past, 1, img), LMR_ERANGE);
@@ -385,6 +393,52 @@ int main(void)
         }
         printf("  every 10th frame: %lld decoded (of %lld without dropping)\n", (long long)fd[0], (long long)fd[1]);
         CHECK(fd[0] > 0 && fd[0] < fd[1]);
+    }
+
+    TEST(12, "a read error is not the end of the video; a file cut short says so");
+    {
+        // A JPEG folder with frame 61 (index 60) missing: the image demuxer fails to read it.
+        char a[600];
+        CHECK(vid_sh("mkdir -p %s/gap", dir) == 0);
+        snprintf(a, sizeof a, "-q:v 2 -start_number 1 %s/gap/frame_%%010d.jpg", dir);
+        CHECK(vid_make(120, 64, 48, 30, 0, a) == 0);
+        CHECK(vid_sh("rm %s/gap/frame_0000000061.jpg", dir) == 0);
+        d = open_video("gap", 32, 1, 1);
+        if (d) {
+            int64_t q[3] = {10, 59, 75};
+            int got[3] = {-1, -1, -1}, rerr = 0;
+            CHECK_RC(fetch_ids(d, q, 3, got), 0);
+            CHECK(got[0] == 10 && got[1] == 59);
+            const char *why = decoder_short_why(d, &rerr);
+            CHECK(decoder_short_from(d) == 75 && why && rerr == 1);
+            CHECK(why && strstr(why, "read error at 2.00 s") != NULL);
+            CHECK(decoder_end_frames(d) == -1); // the damage is not the end of the video
+            CHECK_CLOSE(decoder_short_end(d), 2.0, 1e-9, 0);
+        }
+        decoder_close(&d);
+        d = open_video("gap", 32, 1, 1); // frames after the gap, from a fresh look
+        if (d) {
+            int64_t q[2] = {75, 119};
+            int got[2] = {-1, -1};
+            CHECK_RC(fetch_ids(d, q, 2, got), 0);
+            CHECK(got[0] == 75 && got[1] == 119 && decoder_short_from(d) == -1);
+        }
+        decoder_close(&d);
+        // The first 40% of a faststart MP4: its index lists samples past the end of the file.
+        snprintf(a, sizeof a, "-c:v libx264 -crf 8 -g 30 -movflags +faststart -pix_fmt yuv420p %s/whole.mp4", dir);
+        CHECK(vid_make(300, 64, 48, 30, 0, a) == 0);
+        CHECK(vid_sh("cd %s && head -c $(( $(stat -c %%s whole.mp4) * 4 / 10 )) whole.mp4 > cut.mp4", dir) == 0);
+        d = open_video("cut.mp4", 32, 1, 1);
+        if (d) {
+            int64_t q[2] = {20, 250};
+            int got[2] = {-1, -1}, rerr = 1;
+            CHECK_RC(fetch_ids(d, q, 2, got), 0);
+            CHECK(got[0] == 20);
+            const char *why = decoder_short_why(d, &rerr);
+            CHECK(decoder_short_from(d) == 250 && why && rerr == 0 && strstr(why, "cut short"));
+            CHECK(decoder_short_end(d) > 1 && decoder_short_end(d) < 8);
+        }
+        decoder_close(&d);
     }
 
     vid_sh("rm -rf %s", dir);
