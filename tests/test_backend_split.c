@@ -77,7 +77,7 @@ static void test_split(BackendCtx *one, BackendCtx *two, int B, int N, int H, in
         dw[k] = calloc((size_t)B * N, sizeof(float));
         dr[k] = calloc((size_t)B * H, sizeof(float));
         dfn[k] = calloc((size_t)B * H, sizeof(float));
-        lmr_forward(ctx[k], R[k], w[k], f, fn, keys, keys_n, ok, self, c, B, N, H);
+        lmr_forward(ctx[k], R[k], w[k], f, fn, keys, keys_n, ok, NULL, self, c, B, N, H);
         lmr_backward(ctx[k], df[k], dR, w[k], fn, frstd, keys, keys_n, c, dw[k], dr[k], dfn[k], B, N, H);
     }
     CHECK(near(R[0], R[1], (size_t)B * H, exact));
@@ -256,7 +256,7 @@ int main(void)
             ok[j] = 1;
         for (int i = 0; i < B; i++)
             self[i] = -1;
-        lmr_forward(ctx, R, wts, x, x, keys, keys, ok, self, c, B, N, C);
+        lmr_forward(ctx, R, wts, x, x, keys, keys, ok, NULL, self, c, B, N, C);
         lmr_backward(ctx, df, dR, wts, x, c, keys, keys, c, dw, dr, dfn, B, N, C);
         backend_gemm_stats(ctx, &s0, &f0);
         CHECK(s0 > s1 && f0 == f1 + 4 * 2.0 * B * N * C);

@@ -41,7 +41,7 @@ def load_st(path):
         if k == "__metadata__":
             continue
         b, e = v["data_offsets"]
-        dt = {"F32": "<f4", "U8": "u1"}[v["dtype"]]
+        dt = {"F32": "<f4", "U8": "u1", "I32": "<i4"}[v["dtype"]]
         out[k] = np.frombuffer(data[b:e], dt).reshape(v["shape"]).copy()
     return out, head.get("__metadata__", {})
 

@@ -54,7 +54,7 @@ int checkpoint_save(const char *path, const Model *m, const CkptInfo *in, const 
 {
     int rc = 0;
     Meta meta = {0};
-    StWriteTensor t[MODEL_MAX_TENSORS + 5];
+    StWriteTensor t[MODEL_MAX_TENSORS + 6];
     int n = 0;
     size_t np = m->n_params;
     float *host = NULL; // params (+ m, v) downloaded from backend memory
@@ -105,8 +105,8 @@ int checkpoint_save(const char *path, const Model *m, const CkptInfo *in, const 
         block_to_file(m, host, hv);
         t[n++] = (StWriteTensor){"optim.m", ST_F32, 1, {(int64_t)np}, hm};
         t[n++] = (StWriteTensor){"optim.v", ST_F32, 1, {(int64_t)np}, hv};
-        size_t nk = (size_t)bank->K * bank->B, kb = nk * bank->F * sizeof(float);
-        bank_host = malloc(2 * kb + nk);
+        size_t nk = (size_t)bank->K * bank->B, kb = nk * bank->F * sizeof(float), cb = nk * sizeof(int32_t);
+        bank_host = malloc(2 * kb + cb + nk);
         if (!bank_host) {
             rc = lmr_fail(err, LMR_ENOMEM, "%s: out of memory", path);
             goto done;
@@ -114,10 +114,12 @@ int checkpoint_save(const char *path, const Model *m, const CkptInfo *in, const 
         uint8_t *bh = bank_host;
         backend_download(m->ctx, bh, bank->keys, kb);
         backend_download(m->ctx, bh + kb, bank->keys_n, kb);
-        backend_download(m->ctx, bh + 2 * kb, bank->key_ok, nk);
+        backend_download(m->ctx, bh + 2 * kb, bank->key_clip, cb);
+        backend_download(m->ctx, bh + 2 * kb + cb, bank->key_ok, nk);
         t[n++] = (StWriteTensor){"bank.keys", ST_F32, 2, {(int64_t)nk, bank->F}, bh};
         t[n++] = (StWriteTensor){"bank.keys_n", ST_F32, 2, {(int64_t)nk, bank->F}, bh + kb};
-        t[n++] = (StWriteTensor){"bank.key_ok", ST_U8, 1, {(int64_t)nk}, bh + 2 * kb};
+        t[n++] = (StWriteTensor){"bank.key_ok", ST_U8, 1, {(int64_t)nk}, bh + 2 * kb + cb};
+        t[n++] = (StWriteTensor){"bank.key_clip", ST_I32, 1, {(int64_t)nk}, bh + 2 * kb};
         meta_add(&meta, "bank.n_filled", "%d", bank->n_filled);
         meta_add(&meta, "bank.n_pushed", "%ld", bank->n_pushed);
     }
@@ -278,6 +280,9 @@ int checkpoint_load_resume(const char *path, Model *m, LmrBank *bank, char *err)
         (rc = copy_tensor(&f, "bank.keys", ST_F32, 2, kf, bank->keys, m->ctx, path, err)) < 0 ||
         (rc = copy_tensor(&f, "bank.keys_n", ST_F32, 2, kf, bank->keys_n, m->ctx, path, err)) < 0 ||
         (rc = copy_tensor(&f, "bank.key_ok", ST_U8, 1, &nk, bank->key_ok, m->ctx, path, err)) < 0 ||
+        // written before keys kept their clip: its keys mask nothing by clip (lmr_bank_init's -1)
+        (st_find(&f, "bank.key_clip") &&
+         (rc = copy_tensor(&f, "bank.key_clip", ST_I32, 1, &nk, bank->key_clip, m->ctx, path, err)) < 0) ||
         (rc = get_long(&f, "bank.n_filled", &filled, path, err)) < 0 ||
         (rc = get_long(&f, "bank.n_pushed", &pushed, path, err)) < 0)
         goto done;

@@ -45,7 +45,7 @@ typedef struct {
     float *z, *dz, *losses, *Y;             /* head and loss */
     float *dX, *dR, *df, *du;               /* backward */
     float *c, *a;
-    int32_t *labels, *self_idx, *partner;
+    int32_t *labels, *qclip, *partner;
     float *fg, *fng, *Rg, *Xg, *dXg, *dRg;  /* data-parallel: (Bg,F) whole-batch views, see dist.h */
 } Acts;
 
@@ -55,7 +55,7 @@ typedef struct {
     uint8_t *few;    /* (C) few-shot classes */
     uint8_t *ok;     /* (B) */
     float *c, *a;    /* (B) */
-    int32_t *self_idx, *partner; /* (B) */
+    int32_t *qclip, *partner; /* (B): each row's clip (dataset index), mixing partners */
     float *Y;        /* (B, C) */
     float *losses;   /* (B) */
 } Host;
@@ -107,7 +107,7 @@ static int buffers_init(Trainer *t, int N)
         {&A->dr, B * F * fs},  {&A->dfn, B * F * fs},  {&A->z, B * C * fs},   {&A->dz, B * C * fs},
         {&A->losses, B * fs},  {&A->Y, B * C * fs},    {&A->dX, B * F * fs},  {&A->dR, B * F * fs},
         {&A->df, B * F * fs},  {&A->du, B * D * fs},   {&A->c, B * fs},       {&A->a, Bg * fs},
-        {&A->labels, B * 4},   {&A->self_idx, B * 4},  {&A->partner, Bg * 4},
+        {&A->labels, B * 4},   {&A->qclip, B * 4},     {&A->partner, Bg * 4},
     };
     for (size_t i = 0; i < sizeof want / sizeof *want; i++)
         if (acts_alloc(t, want[i].p, want[i].bytes) < 0)
@@ -129,11 +129,11 @@ static int buffers_init(Trainer *t, int N)
     hs->ok = calloc(B, 1);
     hs->c = calloc(B, fs);
     hs->a = calloc(B, fs);
-    hs->self_idx = calloc(B, 4);
+    hs->qclip = calloc(B, 4);
     hs->partner = calloc(B, 4);
     hs->Y = calloc(B * C, fs);
     hs->losses = calloc(B, fs);
-    if (!hs->c_class || !hs->few || !hs->ok || !hs->c || !hs->a || !hs->self_idx || !hs->partner || !hs->Y ||
+    if (!hs->c_class || !hs->few || !hs->ok || !hs->c || !hs->a || !hs->qclip || !hs->partner || !hs->Y ||
         !hs->losses)
         return LMR_ENOMEM;
     return 0;
@@ -150,7 +150,7 @@ static void trainer_free(Trainer *t)
     free(hs->c);
     free(hs->a);
     lmr_keys_free(&t->keys);
-    free(hs->self_idx);
+    free(hs->qclip);
     free(hs->partner);
     free(hs->Y);
     free(hs->losses);
@@ -197,8 +197,10 @@ static void plain_targets(Trainer *t, const Batch *b, float smoothing)
             hs->Y[k] = (1.0f - (float)smoothing) * hs->Y[k] + (float)smoothing / t->C;
 }
 
-/* LMR rows: class weight (mean over a clip's labels), whether the clip may serve as a key. */
-static void lmr_row_inputs(Trainer *t, const Batch *b, int slot)
+/* LMR rows: class weight (mean over a clip's labels), whether the clip may serve as a key, and
+ * the clip itself: a row never attends to a key made from its own clip (DESIGN 6.4), wherever it
+ * sits in the bank (the class-balanced sampler draws with replacement). */
+static void lmr_row_inputs(Trainer *t, const Batch *b)
 {
     Host *hs = &t->hs;
     for (int i = 0; i < t->Bg; i++) { // the global batch: the bank holds every rank's rows
@@ -210,7 +212,7 @@ static void lmr_row_inputs(Trainer *t, const Batch *b, int slot)
         }
         hs->c[i] = c / (float)(b->lab_off[i + 1] - b->lab_off[i]);
         hs->ok[i] = ok;
-        hs->self_idx[i] = slot * t->Bg + i; // the sample's own row in the bank, not row i of slot 0
+        hs->qclip[i] = (int32_t)b->clips[i]; // below INT32_MAX: checked at set-up
     }
 }
 
@@ -244,6 +246,7 @@ static int train_step(Trainer *t, const Batch *b, double lr, long gstep, double 
     float *Xg = A->X, *dXg = A->dX, *dRg = A->dR;
     const float *Y = A->Y, *keys = t->bank.keys, *keys_n = t->bank.keys_n;
     const uint8_t *key_ok = t->bank.key_ok;
+    const int32_t *key_clip = t->bank.key_clip;
 
     // forward: LN -> (Linear + tanh) -> features f
     const float *x = stage_in(ctx, A->x, b->x, (size_t)B * D * sizeof(float));
@@ -266,21 +269,20 @@ static int train_step(Trainer *t, const Batch *b, double lr, long gstep, double 
             fg = A->fg;
             fng = A->fng;
         }
-        int slot = (int)(t->bank.n_pushed % t->bank.K);
-        lmr_row_inputs(t, b, slot);
-        lmr_bank_push(&t->bank, fg, fng, hs->ok);
+        lmr_row_inputs(t, b);
+        int slot = lmr_bank_push(&t->bank, fg, fng, hs->ok, hs->qclip);
         N = lmr_bank_keys(&t->bank);
         backend_upload(ctx, A->c, hs->c + row0, (size_t)B * sizeof(float));
-        backend_upload(ctx, A->self_idx, hs->self_idx + row0, (size_t)B * sizeof(int32_t));
-        if (t->keys.keys) { // cpu: A->self_idx is host memory
+        backend_upload(ctx, A->qclip, hs->qclip + row0, (size_t)B * sizeof(int32_t));
+        if (t->keys.keys) { // cpu: the bank's usable keys in one block
             lmr_keys_push(&t->keys, &t->bank, slot);
-            lmr_keys_map(&t->keys, A->self_idx, B);
             N = lmr_keys_count(&t->keys);
             keys = lmr_keys_f(&t->keys);
             keys_n = lmr_keys_fn(&t->keys);
             key_ok = t->keys.ones;
+            key_clip = lmr_keys_clip(&t->keys);
         }
-        lmr_forward(ctx, A->R, A->wts, f, A->fn, keys, keys_n, key_ok, A->self_idx, A->c, B, N, F);
+        lmr_forward(ctx, A->R, A->wts, f, A->fn, keys, keys_n, key_ok, key_clip, A->qclip, A->c, B, N, F);
         Rng r;
         rng_seed(&r, t->o->seed, RNG_MIX, (uint64_t)b->epoch, (uint64_t)b->step);
         n_mix = lmr_draw_mix(&r, t->o->lmr.p, Bg, hs->partner, hs->a);
@@ -514,6 +516,9 @@ static int setup_checks(Trainer *t, char *err)
     Dataset *tr = t->train, *va = t->val;
     if (o->epochs <= 0 || o->batch <= 0)
         return lmr_fail(err, LMR_EINVAL, "--epochs and --batch must be positive");
+    if (tr->n > (uint64_t)INT32_MAX) // the bank keeps each key's clip as an int32
+        return lmr_fail(err, LMR_EINVAL, "--train holds %llu clips, more than lmr-train handles (%d)",
+                        (unsigned long long)tr->n, INT32_MAX);
     if (va && va->D != tr->D)
         return lmr_fail(err, LMR_EMISMATCH, "--val features have dims %d, --train has %d", va->D, tr->D);
     if (va && va->C > tr->C)
