@@ -11,3 +11,5 @@ lmr_add_test(test_train_data SOURCES test_train_data.c LIBS lmrtrain)
 add_test(NAME test_train_torch COMMAND ${LMR_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/train_torch_check.py)
 set_tests_properties(test_train_torch PROPERTIES SKIP_RETURN_CODE 77 DEPENDS lmr-train
   ENVIRONMENT "LMR_BIN=${CMAKE_BINARY_DIR}/bin;LMR_SRC=${CMAKE_SOURCE_DIR};LMR_PYTHON=${LMR_PYTHON}")
+# What lmr-train refuses or records so that no answer is about other data without a word.
+lmr_add_test(test_train_trust SOURCES test_train_trust.c LIBS lmrtrain)

@@ -230,13 +230,37 @@ static int get_lmr(StFile *f, LmrParams *p, const char *path, char *err)
               : 0;
 }
 
+/* What a file that is not a checkpoint holds, from its first bytes: "" when not one of lmr's. */
+static const char *other_kind(const char *path)
+{
+    unsigned char b[32] = {0};
+    FILE *fp = fopen(path, "rb");
+    size_t n = fp ? fread(b, 1, sizeof b, fp) : 0;
+    if (fp)
+        fclose(fp);
+    uint32_t lmdb_magic = 0;
+    if (n >= 20)
+        memcpy(&lmdb_magic, b + 16, 4); // the first meta page, after its 16-byte page header
+    if (n >= 8 && memcmp(b, "\x89HDF\r\n\x1a\n", 8) == 0)
+        return " (this is an HDF5 file: a shard? --init takes the init stage's checkpoint)";
+    if (lmdb_magic == 0xBEEFC0DE)
+        return " (this is an LMDB file: a shard? --init takes the init stage's checkpoint)";
+    if (n >= 8 && memcmp(b, "LMRREC01", 8) == 0)
+        return " (this is a .rec record stream, not a checkpoint)";
+    return "";
+}
+
 int checkpoint_read_info(const char *path, CkptInfo *in, ModelConfig *cfg, char *err)
 {
     StFile f;
     memset(in, 0, sizeof *in);
     int rc = st_open(&f, path);
-    if (rc < 0)
+    if (rc < 0) {
+        const char *kind = rc == LMR_EPARSE || rc == LMR_ECORRUPT || rc == LMR_ETRUNC ? other_kind(path) : "";
+        if (kind[0])
+            return lmr_fail(err, LMR_EPARSE, "%s: not a safetensors checkpoint%s", path, kind);
         return lmr_fail(err, rc, "%s", f.last_error);
+    }
     const char *fmt = st_meta(&f, "format");
     long v[9];
     const char *keys[9] = {"epochs", "epoch", "step_in_epoch", "step", "batch", "classes", "dims", "hidden", "lmr_off"};

@@ -8,17 +8,17 @@
 #include <string.h>
 #include <xxhash.h>
 
-/* "clip ID" for clip i of a shard set, "clip #i" in memory. */
+/* "SHARD: clip ID" for clip i of a shard set, "clip #i" in memory. */
 static void clip_name(const Dataset *d, uint64_t i, char *buf, size_t cap)
 {
-    const char *id;
+    const char *id, *file;
     uint16_t len;
     if (!d->set) {
         snprintf(buf, cap, "clip #%llu", (unsigned long long)i);
         return;
     }
-    shardset_id(d->set, i, &id, &len);
-    snprintf(buf, cap, "clip %.*s", (int)len, id);
+    shardset_id(d->set, i, &id, &len, &file);
+    snprintf(buf, cap, "%s: clip %.*s", file, (int)len, id);
 }
 
 /* Read record i whole (header and checksum). @return 0 or its error, naming shard and clip. */
@@ -34,7 +34,7 @@ static int verify_clip(Dataset *d, uint64_t i, char *err)
     else if ((rc = buf_reserve(&r.payload, info.raw_size + 64)) < 0)
         lmr_fail(err, rc, "out of memory");
     else if ((rc = record_payload(&r.rctx, &info, r.payload.data, r.payload.cap)) < 0) {
-        char name[160];
+        char name[400];
         clip_name(d, i, name, sizeof name);
         lmr_fail(err, rc, "%s: %s", name, r.rctx.last_error);
     }
@@ -70,10 +70,10 @@ static int index_labels(Dataset *d, int n_classes, char *err)
     d->max_labels = maxl;
     int meta_c = shardset_meta(d->set)->n_classes;
     d->C = n_classes > 0 ? n_classes : (meta_c > top + 1 ? meta_c : top + 1);
-    if (n_classes <= 0 && top >= 0 && top + 1 > meta_c) {
-        // the class count would come from one clip's header alone: a damaged label would size the
-        // model, so that clip is read whole (checksum) first, and a label beyond what the shards
-        // declare is refused
+    if (n_classes <= 0 && top >= 0) {
+        // the class count comes from the headers, which no checksum has covered yet: a flipped bit
+        // in one label would size the model, so the clip holding the highest label is read whole
+        // (checksum) first
         for (uint64_t i = 0; i < d->n; i++) {
             const int32_t *l;
             int k = shardset_labels(d->set, i, &l), has = 0;
@@ -84,13 +84,6 @@ static int index_labels(Dataset *d, int n_classes, char *err)
             int rc = verify_clip(d, i, err);
             if (rc < 0)
                 return rc;
-            if (meta_c > 0) {
-                char name[160];
-                clip_name(d, i, name, sizeof name);
-                return lmr_fail(err, LMR_ERANGE,
-                                "%s: label %d, but the shards declare %d classes (pass --classes N to train on more)",
-                                name, top, meta_c);
-            }
             break;
         }
     }
@@ -105,7 +98,7 @@ static int count_labels(Dataset *d, char *err)
     d->counts = calloc((size_t)(d->C > 0 ? d->C : 1), sizeof *d->counts);
     if (!d->counts)
         return lmr_fail(err, LMR_ENOMEM, "out of memory");
-    char name[160];
+    char name[400];
     for (uint64_t i = 0; i < d->n; i++) {
         const int32_t *l;
         int k = dataset_n_labels(d, i, &l);
@@ -201,8 +194,8 @@ static int id_cmp(const void *pa, const void *pb)
 {
     const char *a, *b;
     uint16_t la, lb;
-    shardset_id(sort_set->set, *(const uint64_t *)pa, &a, &la);
-    shardset_id(sort_set->set, *(const uint64_t *)pb, &b, &lb);
+    shardset_id(sort_set->set, *(const uint64_t *)pa, &a, &la, NULL);
+    shardset_id(sort_set->set, *(const uint64_t *)pb, &b, &lb, NULL);
     int c = memcmp(a, b, la < lb ? la : lb);
     return c ? c : (la > lb) - (la < lb);
 }
@@ -230,7 +223,7 @@ int dataset_digest(Dataset *d, char hex[17], char *err)
         uint16_t len;
         char num[24];
         if (d->set) {
-            shardset_id(d->set, i, &id, &len);
+            shardset_id(d->set, i, &id, &len, NULL);
         } else {
             len = (uint16_t)snprintf(num, sizeof num, "%llu", (unsigned long long)i);
             id = num;

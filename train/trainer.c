@@ -600,7 +600,7 @@ static char *settings_json(const Trainer *t)
         json_object_set_new(s, "gamma", json_real(o->sched.gamma));
     }
     json_object_set_new(s, "warmup", json_real(o->warmup_epochs));
-    json_object_set_new(s, "smoothing", json_real(o->stage == STAGE_INIT ? o->smoothing : 0.0));
+    json_object_set_new(s, "smoothing", json_real(o->stage == STAGE_INIT && !o->loss_bce ? o->smoothing : 0.0));
     json_object_set_new(s, "weight_decay", json_real(o->adam.weight_decay));
     json_object_set_new(s, "beta1", json_real(o->adam.beta1));
     json_object_set_new(s, "beta2", json_real(o->adam.beta2));
