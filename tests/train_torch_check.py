@@ -15,12 +15,15 @@ import tempfile
 import types
 from pathlib import Path
 
-import numpy as np
-
 try:
     import torch
 except ImportError:
     print("skipped: no torch")
+    sys.exit(77)
+try:
+    import numpy as np
+except ImportError:
+    print("skipped: no numpy")
     sys.exit(77)
 
 SRC = Path(os.environ.get("LMR_SRC", Path(__file__).resolve().parent.parent))
