@@ -3,6 +3,8 @@ lmr_add_test(test_safetensors SOURCES test_safetensors.c LIBS lmrformats LABELS 
 lmr_add_test(test_model SOURCES test_model.c LIBS lmrtrain LABELS unit)
 lmr_add_test(test_lmr SOURCES test_lmr.c LIBS lmrtrain LABELS unit)
 lmr_add_test(test_backend_split SOURCES test_backend_split.c LIBS lmrtrain LABELS unit)
+add_test(NAME test_backend_split3 COMMAND test_backend_split 3)
+set_tests_properties(test_backend_split3 PROPERTIES SKIP_RETURN_CODE 77 LABELS unit)
 lmr_add_test(test_sampler SOURCES test_sampler.c LIBS lmrtrain LABELS unit)
 lmr_add_test(test_train_learning SOURCES test_train_learning.c LIBS lmrtrain)
 lmr_add_test(test_train_cli SOURCES test_train_cli.c LIBS lmrtrain)

@@ -27,6 +27,9 @@ int backend_init(BackendCtx **ctx, BackendKind kind, int threads, char *err);
 /** Release the context; NULL-safe, sets *ctx to NULL. */
 void backend_free(BackendCtx **ctx);
 BackendKind backend_kind(const BackendCtx *ctx);
+/** Parts the cpu ops are cut into: the team's members (threads capped at the CPUs), 1 without a
+ *  team and on cuda. */
+int backend_parts(const BackendCtx *ctx);
 /** 1 when a backend of this kind was compiled in and can run here. */
 int backend_available(BackendKind kind);
 /** The first failure a (void) op met on a device backend, with file and line ("" when none, and
