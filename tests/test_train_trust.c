@@ -365,6 +365,7 @@ static void test_config(void)
     CHECK(train("--stage lmr --train train.lmdb --init init.safetensors --batch 16 --epochs 1 --quiet "
                 "--out c.safetensors") == 0);
     CHECK(output_lacks("steps/epoch"));
+    CHECK(output_has("c.safetensors exists and is replaced by a new run (--resume continues it instead)"));
     // the published epic100-verbs values with a 1-clip class: accepted, and said
     CHECK(train("--stage lmr --train train.lmdb --init init.safetensors --batch 16 --epochs 1 --quiet "
                 "--preset epic100-verbs --out c.safetensors") == 0);
@@ -561,7 +562,7 @@ int main(void)
     TEST(4, "--init from features of another backbone or weights: refused, or a loud warning when allowed; "
             "a checkpoint without provenance is a note");
     test_features();
-    TEST(5, "the resolved configuration at start (not with --quiet); the non-monotone note");
+    TEST(5, "the resolved configuration at start (not with --quiet); the non-monotone note; a replaced run said");
     test_config();
     TEST(6, "--resume refuses every setting that changes the result, extends constant/step runs bit-exactly, "
             "refuses extending cosine");

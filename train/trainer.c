@@ -1068,6 +1068,8 @@ int train_run(const TrainOptions *o, Dataset *train, Dataset *val, TrainResult *
         goto done;
     if (rc == RESUMED)
         note(o, 0, "resuming %s at epoch %ld step %ld", o->out, in->epoch + 1, in->step_in_epoch);
+    else if (file_exists(o->out))
+        note(o, 0, "note: %s exists and is replaced by a new run (--resume continues it instead)", o->out);
     if (o->log_path && dist_is_root(t.dist) && !(t.log = fopen(o->log_path, rc == RESUMED ? "a" : "w"))) {
         rc = lmr_fail(err, LMR_EIO, "%s: cannot open the log", o->log_path);
         goto done;
