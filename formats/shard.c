@@ -518,4 +518,14 @@ int64_t shardset_find(const ShardSet *s, const char *id)
     return -1;
 }
 
+void shardset_id(const ShardSet *s, uint64_t i, const char **id, uint16_t *len, const char **file)
+{
+    int k = 0;
+    while (k + 1 < s->n_files && i >= s->files[k + 1].first)
+        k++;
+    file_id(&s->files[k], i - s->files[k].first, id, len);
+    if (file)
+        *file = s->files[k].path;
+}
+
 const char *shardset_error(const ShardSet *s) { return s ? s->last_error : ""; }

@@ -112,6 +112,9 @@ int shardset_labels(const ShardSet *s, uint64_t i, const int32_t **labels);
 int shardset_get(ShardSet *s, uint64_t i, LmrBuf *scratch, RecordInfo *info);
 /** Index of a clip id, or -1. */
 int64_t shardset_find(const ShardSet *s, const char *id);
+/** Clip id of record i (its key, not NUL-terminated; borrowed until shardset_close) and, when
+ *  file is not NULL, the path of the shard holding it. */
+void shardset_id(const ShardSet *s, uint64_t i, const char **id, uint16_t *len, const char **file);
 const char *shardset_error(const ShardSet *s);
 
 #endif

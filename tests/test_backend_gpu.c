@@ -184,8 +184,8 @@ static void test_ops(Env *e)
         }
         uint8_t ok1 = 1;
         const uint8_t *ok_h = pass ? &ok1 : ok, *ok_d = pass ? up(e, &ok1, 1) : gok;
-        lmr_forward(c, R, wts, f, fn, keys, kn, ok_h, s_h, cw, B, n_keys, H);
-        lmr_forward(g, gR, gwts, gf, gfn, gkeys, gkn, ok_d, s_d, gcw, B, n_keys, H);
+        lmr_forward(c, R, wts, f, fn, keys, kn, ok_h, NULL, s_h, cw, B, n_keys, H);
+        lmr_forward(g, gR, gwts, gf, gfn, gkeys, gkn, ok_d, NULL, s_d, gcw, B, n_keys, H);
         same(e, pass ? "lmr R (1 key)" : "lmr R", gR, R, (size_t)B * H, ATOL);
         same(e, "lmr weights", gwts, wts, (size_t)B * n_keys, 1e-6);
         lmr_backward(c, df, dR, wts, fn, frs, keys, kn, cw, dwts, dr, dfn, B, n_keys, H);

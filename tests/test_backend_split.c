@@ -1,7 +1,7 @@
 /* The CPU backend's team (threads >= 2) cuts the GEMMs into blocks of rows or columns and the
  * passes between them into rows or elements. The passes must give the same bytes as on one
  * thread, at odd sizes too (split points inside a row block, masked and all-masked rows, the own
- * key in either part), for two and three threads (as many as the CPUs). GEMM blocks may round
+ * key in either part), for two and three threads (each where the CPUs allow, else skipped). GEMM blocks may round
  * differently from one whole call (OpenBLAS picks kernels by size and CPU), so what depends on a
  * GEMM must match within float tolerance across thread counts and bytewise for the same thread
  * count. The team itself: its pieces cover the range once, and members asleep after a pause wake
@@ -61,10 +61,13 @@ static void test_split(BackendCtx *one, BackendCtx *two, int B, int N, int H, in
     float *frstd = randv((size_t)B);
     uint8_t *ok = malloc((size_t)N);
     int32_t *self = malloc((size_t)B * sizeof *self), *lab = malloc((size_t)B * sizeof *lab);
-    for (int j = 0; j < N; j++)
+    int32_t *clip = malloc((size_t)N * sizeof *clip);
+    for (int j = 0; j < N; j++) {
         ok[j] = one_key ? j == 1 : j % 5 != 3; // one key: the rows whose own key it is have none
+        clip[j] = j % 37; // many keys per clip: rows mask every copy of theirs
+    }
     for (int i = 0; i < B; i++) {
-        self[i] = (i * 7) % N;
+        self[i] = one_key ? (i * 7) % N : (i * 7) % 37; // a bank position (one key), else a clip
         lab[i] = i % C;
         c[i] = 0.5f + 0.4f * c[i];
     }
@@ -77,7 +80,7 @@ static void test_split(BackendCtx *one, BackendCtx *two, int B, int N, int H, in
         dw[k] = calloc((size_t)B * N, sizeof(float));
         dr[k] = calloc((size_t)B * H, sizeof(float));
         dfn[k] = calloc((size_t)B * H, sizeof(float));
-        lmr_forward(ctx[k], R[k], w[k], f, fn, keys, keys_n, ok, self, c, B, N, H);
+        lmr_forward(ctx[k], R[k], w[k], f, fn, keys, keys_n, ok, one_key ? NULL : clip, self, c, B, N, H);
         lmr_backward(ctx[k], df[k], dR, w[k], fn, frstd, keys, keys_n, c, dw[k], dr[k], dfn[k], B, N, H);
     }
     CHECK(near(R[0], R[1], (size_t)B * H, exact));
@@ -148,7 +151,7 @@ static void test_split(BackendCtx *one, BackendCtx *two, int B, int N, int H, in
         free(R[k]), free(w[k]), free(df[k]), free(dw[k]), free(dr[k]), free(dfn[k]);
         free(loss[k]), free(dz[k]), free(out[k]), free(p[k]), free(m[k]), free(v[k]);
     }
-    free(f), free(fn), free(keys), free(keys_n), free(c), free(dR), free(frstd), free(ok), free(self);
+    free(f), free(fn), free(keys), free(keys_n), free(c), free(dR), free(frstd), free(ok), free(self), free(clip);
     free(lab), free(z), free(t), free(x), free(W), free(bias), free(g);
 }
 
@@ -199,23 +202,40 @@ static void test_team(void)
     CHECK(t == NULL);
 }
 
-int main(void)
+/* usage: test_backend_split [PARTS]: one thread against PARTS (2) threads; the team is capped at the
+ * CPUs, so a runner with fewer CPUs than PARTS skips (77) saying so instead of comparing one thread
+ * with one thread. The team and accounting tests run with PARTS 2 only. */
+int main(int argc, char **argv)
 {
     char err[LMR_ERRLEN] = "";
-    BackendCtx *two = NULL, *three = NULL, *one = NULL;
+    int want = argc > 1 ? atoi(argv[1]) : 2;
+    BackendCtx *many = NULL, *one = NULL;
+    CHECK_RC(backend_init(&many, BACKEND_CPU, want, err), 0);
+    CHECK_RC(backend_init(&one, BACKEND_CPU, 1, err), 0);
+    CHECK(backend_parts(one) == 1);
+    if (backend_parts(many) != want) {
+        printf("skipped: %d CPUs here, so %d threads run as %d part(s): the %d-way split cannot be tested\n",
+               team_cpus(), want, backend_parts(many), want);
+        backend_free(&many);
+        backend_free(&one);
+        return check_failures ? 1 : 77;
+    }
+    printf("comparing 1 thread with %d parts\n", backend_parts(many));
+    TEST(1, "LMR forward/backward, CE hard/soft, linear+tanh forward/backward, layer norm forward/backward, "
+            "AdamW: N threads == 1 thread (GEMM results within 1e-5)");
+    test_split(one, many, 128, 1024, 64, 300, 0, 0);
+    TEST(2, "same at odd sizes, one key in the bank (all-masked rows)");
+    test_split(one, many, 97, 517, 33, 1001, 1, 0);
+    TEST(3, "the same context twice (a determinism check, not a split check): every output bytewise");
+    test_split(many, many, 128, 1024, 64, 300, 0, 1);
+    test_split(many, many, 97, 517, 33, 1001, 1, 1);
+    backend_free(&many);
+    backend_free(&one);
+    if (want != 2)
+        CHECK_DONE();
+    BackendCtx *two = NULL, *three = NULL;
     CHECK_RC(backend_init(&two, BACKEND_CPU, 2, err), 0);
     CHECK_RC(backend_init(&three, BACKEND_CPU, 3, err), 0);
-    CHECK_RC(backend_init(&one, BACKEND_CPU, 1, err), 0);
-    TEST(1, "LMR forward/backward, CE hard/soft, linear+tanh forward/backward, layer norm forward/backward, "
-            "AdamW: 2 and 3 threads == 1 thread (GEMM results within 1e-5)");
-    test_split(one, two, 128, 1024, 64, 300, 0, 0);
-    test_split(one, three, 128, 1024, 64, 300, 0, 0);
-    TEST(2, "same at odd sizes, one key in the bank (all-masked rows)");
-    test_split(one, two, 97, 517, 33, 1001, 1, 0);
-    test_split(one, three, 97, 517, 33, 1001, 1, 0);
-    TEST(3, "same thread count twice: every output bytewise");
-    test_split(two, two, 128, 1024, 64, 300, 0, 1);
-    test_split(three, three, 97, 517, 33, 1001, 1, 1);
     TEST(4, "team: pieces cover the range once at aligned cuts; sleeping members wake for the next job; "
             "backend_parallel covers its range once, split or not");
     test_team();
@@ -256,7 +276,7 @@ int main(void)
             ok[j] = 1;
         for (int i = 0; i < B; i++)
             self[i] = -1;
-        lmr_forward(ctx, R, wts, x, x, keys, keys, ok, self, c, B, N, C);
+        lmr_forward(ctx, R, wts, x, x, keys, keys, ok, NULL, self, c, B, N, C);
         lmr_backward(ctx, df, dR, wts, x, c, keys, keys, c, dw, dr, dfn, B, N, C);
         backend_gemm_stats(ctx, &s0, &f0);
         CHECK(s0 > s1 && f0 == f1 + 4 * 2.0 * B * N * C);
@@ -264,7 +284,6 @@ int main(void)
         free(keys), free(R), free(wts), free(c), free(dR), free(df), free(dw), free(dr), free(dfn), free(ok), free(self);
         backend_free(&ctx);
     }
-    backend_free(&one);
     backend_free(&three);
     backend_free(&two);
     CHECK_DONE();

@@ -1,5 +1,5 @@
 /* LMR: class weights against the published table, the monotonicity refusal, the self mask at the
- * sample's true bank position, few-shot keys, all-masked rows, the bank ring, mixing draws and
+ * sample's true bank position and at every copy of its clip, few-shot keys, all-masked rows, the bank ring, mixing draws and
  * targets, and the gradient of the whole LMR loss (reconstruction over a bank + mixing + soft CE,
  * draws fixed) against central finite differences. */
 #include <math.h>
@@ -76,22 +76,23 @@ static void test_masks(void)
     CHECK_RC(lmr_bank_init(&bank, ctx, K, B, H), 0);
     float f[32], fn[32], rstd[4], R[32], Rn[32], wts[4 * 12], wn[4 * 12], c[4] = {0.5f, 0.5f, 0.5f, 0.5f};
     uint8_t ok[4] = {1, 1, 1, 1};
+    int32_t clips[3][4] = {{10, 11, 12, 13}, {14, 15, 16, 17}, {0, 1, 2, 3}};
     for (int k = 0; k < 2; k++) { // two earlier batches
         fill_normal(f, 32, 1, &st);
         ln0(fn, rstd, f, B, H);
-        lmr_bank_push(&bank, f, fn, ok);
+        lmr_bank_push(&bank, f, fn, ok, clips[k]);
     }
     fill_normal(f, 32, 1, &st);
     ln0(fn, rstd, f, B, H);
     uint8_t ok_cur[4] = {1, 1, 0, 1}; // row 2 is a few-shot clip: never a key
-    int slot = lmr_bank_push(&bank, f, fn, ok_cur);
+    int slot = lmr_bank_push(&bank, f, fn, ok_cur, clips[2]);
     CHECK(slot == 2 && lmr_bank_keys(&bank) == 12);
     int32_t self[4];
     for (int i = 0; i < B; i++)
         self[i] = slot * B + i;
     int N = lmr_bank_keys(&bank);
-    lmr_forward(ctx, R, wts, f, fn, bank.keys, bank.keys_n, bank.key_ok, self, c, B, N, H);
-    lmr_forward_naive(Rn, wn, f, fn, bank.keys, bank.keys_n, bank.key_ok, self, c, B, N, H);
+    lmr_forward(ctx, R, wts, f, fn, bank.keys, bank.keys_n, bank.key_ok, NULL, self, c, B, N, H);
+    lmr_forward_naive(Rn, wn, f, fn, bank.keys, bank.keys_n, bank.key_ok, NULL, self, c, B, N, H);
     for (int i = 0; i < B * H; i++)
         CHECK_CLOSE(R[i], Rn[i], 1e-5, 1e-4);
     for (int i = 0; i < B * N; i++)
@@ -110,12 +111,12 @@ static void test_masks(void)
     float R2[32];
     float keep = bank.keys[(slot * B + 2) * H];
     bank.keys[(slot * B + 2) * H] += 100.0f;
-    lmr_forward(ctx, R2, wts, f, fn, bank.keys, bank.keys_n, bank.key_ok, self, c, B, N, H);
+    lmr_forward(ctx, R2, wts, f, fn, bank.keys, bank.keys_n, bank.key_ok, NULL, self, c, B, N, H);
     CHECK(memcmp(R, R2, sizeof R) == 0);
     bank.keys[(slot * B + 2) * H] = keep;
     // a row whose keys are all masked is left unchanged, and its gradient passes straight through
     uint8_t none[12] = {0};
-    lmr_forward(ctx, R2, wts, f, fn, bank.keys, bank.keys_n, none, self, c, B, N, H);
+    lmr_forward(ctx, R2, wts, f, fn, bank.keys, bank.keys_n, none, NULL, self, c, B, N, H);
     CHECK(memcmp(R2, f, sizeof f) == 0);
     float dR[32], df[32], dwts[48], dr[32], dfn[32];
     fill_normal(dR, 32, 1, &st);
@@ -124,12 +125,74 @@ static void test_masks(void)
     // one key left per row: only self masked in a single-key bank gives an all-masked row
     int32_t self1[4] = {0, -1, -1, -1};
     uint8_t one[12] = {1};
-    lmr_forward(ctx, R2, wts, f, fn, bank.keys, bank.keys_n, one, self1, c, B, N, H);
+    lmr_forward(ctx, R2, wts, f, fn, bank.keys, bank.keys_n, one, NULL, self1, c, B, N, H);
     CHECK(memcmp(R2, f, (size_t)H * sizeof *f) == 0);         // row 0: its only key is itself
     CHECK_CLOSE(R2[H], 0.5f * bank.keys[0] + 0.5f * f[H], 1e-6, 1e-6); // row 1: r = key 0
     // ring: the 4th push reuses slot 0 and the bank stays at K batches
-    CHECK(lmr_bank_push(&bank, f, fn, ok) == 0 && bank.n_filled == K && bank.n_pushed == 4);
+    CHECK(lmr_bank_push(&bank, f, fn, ok, clips[0]) == 0 && bank.n_filled == K && bank.n_pushed == 4);
     lmr_bank_free(&bank);
+    lmr_bank_free(&bank);
+    backend_free(&ctx);
+}
+
+/* The class-balanced sampler draws with replacement: clip 7 is drawn twice in the current batch
+ * (rows 0 and 2) and once in an earlier one. Rows of clip 7 take no weight from any of its three
+ * copies (the bare own-position mask left two of them in); other rows use them as ordinary keys. */
+static void test_self_clip(void)
+{
+    int K = 3, B = 4, H = 8, N = K * B;
+    BackendCtx *ctx;
+    char err[LMR_ERRLEN];
+    CHECK_RC(backend_init(&ctx, BACKEND_CPU, 1, err), 0);
+    LmrBank bank;
+    CHECK_RC(lmr_bank_init(&bank, ctx, K, B, H), 0);
+    float f[32], fn[32], rstd[4], R[32], Rn[32], R2[32], wts[48], wn[48], c[4] = {0.7f, 0.7f, 0.7f, 0.7f};
+    uint8_t ok[4] = {1, 1, 1, 1};
+    int32_t clips[3][4] = {{10, 11, 12, 13}, {7, 14, 15, 16}, {7, 20, 7, 21}};
+    for (int k = 0; k < 3; k++) {
+        fill_normal(f, 32, 1, &st);
+        if (k == 2) // the two draws of clip 7 in this batch are the same features (one view)
+            memcpy(f + 2 * H, f, (size_t)H * sizeof *f);
+        ln0(fn, rstd, f, B, H);
+        lmr_bank_push(&bank, f, fn, ok, clips[k]);
+    }
+    const int32_t *q = clips[2];
+    int copies[3] = {4, 8, 10}; // bank rows made from clip 7
+    lmr_forward(ctx, R, wts, f, fn, bank.keys, bank.keys_n, bank.key_ok, bank.key_clip, q, c, B, N, H);
+    lmr_forward_naive(Rn, wn, f, fn, bank.keys, bank.keys_n, bank.key_ok, bank.key_clip, q, c, B, N, H);
+    for (int i = 0; i < B * H; i++)
+        CHECK_CLOSE(R[i], Rn[i], 1e-5, 1e-4);
+    for (int i = 0; i < B * N; i++)
+        CHECK_CLOSE(wts[i], wn[i], 1e-6, 1e-4);
+    for (int i = 0; i < B; i++) {
+        double s = 0;
+        for (int j = 0; j < N; j++)
+            s += wts[i * N + j];
+        CHECK_CLOSE(s, 1.0, 1e-5, 0);
+        for (int k = 0; k < 3; k++)
+            if (q[i] == 7)
+                CHECK(wts[i * N + copies[k]] == 0.0f);
+            else
+                CHECK(wts[i * N + copies[k]] > 0.0f);
+        CHECK(wts[i * N + 8 + i] == 0.0f); // and every row's own position
+    }
+    // the copies' values reach rows of other clips only
+    bank.keys[4 * H] += 50.0f;
+    bank.keys[10 * H + 1] -= 50.0f;
+    lmr_forward(ctx, R2, wts, f, fn, bank.keys, bank.keys_n, bank.key_ok, bank.key_clip, q, c, B, N, H);
+    CHECK(memcmp(R2, R, (size_t)H * sizeof *R) == 0 && memcmp(R2 + 2 * H, R + 2 * H, (size_t)H * sizeof *R) == 0);
+    CHECK(memcmp(R2 + H, R + H, (size_t)H * sizeof *R) != 0 && memcmp(R2 + 3 * H, R + 3 * H, (size_t)H * sizeof *R) != 0);
+    // the mask by position alone (key_clip NULL) leaves the other copies in: what this guards against
+    int32_t pos[4] = {8, 9, 10, 11};
+    lmr_forward(ctx, R2, wts, f, fn, bank.keys, bank.keys_n, bank.key_ok, NULL, pos, c, B, N, H);
+    CHECK(wts[0 * N + 4] > 0.0f && wts[0 * N + 10] > 0.0f && wts[0 * N + 8] == 0.0f);
+    // a clip whose every key is one of its own copies keeps its features
+    uint8_t only7[12] = {0};
+    for (int k = 0; k < 3; k++)
+        only7[copies[k]] = 1;
+    lmr_forward(ctx, R2, wts, f, fn, bank.keys, bank.keys_n, only7, bank.key_clip, q, c, B, N, H);
+    CHECK(memcmp(R2, f, (size_t)H * sizeof *f) == 0 && memcmp(R2 + 2 * H, f + 2 * H, (size_t)H * sizeof *f) == 0);
+    CHECK(memcmp(R2 + H, f + H, (size_t)H * sizeof *f) != 0);
     lmr_bank_free(&bank);
     backend_free(&ctx);
 }
@@ -172,7 +235,7 @@ static double whole_loss(void *p)
 {
     Whole *w = p;
     ln0(w->fn, w->rstd, w->f, w->B, w->H);
-    lmr_forward(NULL, w->R, w->wts, w->f, w->fn, w->keys, w->keys_n, w->ok, w->self, w->c, w->B, w->N, w->H);
+    lmr_forward(NULL, w->R, w->wts, w->f, w->fn, w->keys, w->keys_n, w->ok, NULL, w->self, w->c, w->B, w->N, w->H);
     mix_forward(NULL, w->X, w->R, w->partner, w->a, w->n_mix, w->B, w->H);
     linear_forward(NULL, w->z, w->X, w->w2, w->b2, w->B, w->H, w->C, ACT_NONE);
     ce_soft_forward_backward(NULL, w->losses, w->dz, w->z, w->Y, w->B, w->C);
@@ -269,7 +332,7 @@ static void test_compact(void)
         df[k] = calloc((size_t)B * H, 4);
     }
     uint8_t ok[6];
-    int32_t map[18], self[6], selfc[6];
+    int32_t map[18], self[6], selfc[6], clip[6];
     fill_normal(dR, (size_t)B * H, 1, &st);
     for (int i = 0; i < B; i++)
         c[i] = 0.2f + 0.1f * i;
@@ -279,9 +342,11 @@ static void test_compact(void)
         // and move the block back to the start of its storage; the current batch goes in last
         for (int i = 0; i < B; i++)
             ok[i] = (round < 3 && (i + round) % 3 != 0) || (round >= 6 && (i + round) % 4 != 0);
+        for (int i = 0; i < B; i++) // drawn with replacement from 9 clips: copies in and across batches
+            clip[i] = (int32_t)((round * 5 + i * 3 + (i == 4 ? 1 : 0)) % 9);
         fill_normal(f, (size_t)B * H, 1, &st);
         ln0(fn, rstd, f, B, H);
-        int slot = lmr_bank_push(&bank, f, fn, ok);
+        int slot = lmr_bank_push(&bank, f, fn, ok, clip);
         int lo_was = live.lo;
         lmr_keys_push(&live, &bank, slot);
         moved |= live.lo < lo_was;
@@ -309,12 +374,16 @@ static void test_compact(void)
                 }
         }
         CHECK(order);
+        for (int j = 0; j < n; j++) // each gathered key keeps its clip
+            if (map[j] >= 0)
+                CHECK(lmr_keys_clip(&live)[map[j]] == bank.key_clip[j]);
         lmr_keys_rebuild(&again, &bank); // as after a resume: the same block
         CHECK(lmr_keys_count(&again) == kept &&
               memcmp(lmr_keys_f(&again), kc, (size_t)kept * H * 4) == 0 &&
-              memcmp(lmr_keys_fn(&again), knc, (size_t)kept * H * 4) == 0);
-        lmr_forward(ctx, R[0], wts[0], f, fn, bank.keys, bank.keys_n, bank.key_ok, self, c, B, n, H);
-        lmr_forward(ctx, R[1], wts[1], f, fn, kc, knc, live.ones, selfc, c, B, kept, H);
+              memcmp(lmr_keys_fn(&again), knc, (size_t)kept * H * 4) == 0 &&
+              memcmp(lmr_keys_clip(&again), lmr_keys_clip(&live), (size_t)kept * 4) == 0);
+        lmr_forward(ctx, R[0], wts[0], f, fn, bank.keys, bank.keys_n, bank.key_ok, NULL, self, c, B, n, H);
+        lmr_forward(ctx, R[1], wts[1], f, fn, kc, knc, live.ones, NULL, selfc, c, B, kept, H);
         CHECK(rel_diff(R[0], R[1], (size_t)B * H) < 1e-6);
         for (int i = 0; i < B; i++) // the softmax weights of the kept keys
             for (int j = 0; j < n; j++)
@@ -325,6 +394,16 @@ static void test_compact(void)
         lmr_backward(ctx, df[0], dR, wts[0], fn, rstd, bank.keys, bank.keys_n, c, dwts, dr, dfn, B, n, H);
         lmr_backward(ctx, df[1], dR, wts[1], fn, rstd, kc, knc, c, dwts, dr, dfn, B, kept, H);
         CHECK(rel_diff(df[0], df[1], (size_t)B * H) < 1e-6);
+        // masked by clip: the whole bank and the block agree too, and no row weighs a key of its clip
+        lmr_forward(ctx, R[0], wts[0], f, fn, bank.keys, bank.keys_n, bank.key_ok, bank.key_clip, clip, c, B, n, H);
+        lmr_forward(ctx, R[1], wts[1], f, fn, kc, knc, live.ones, lmr_keys_clip(&live), clip, c, B, kept, H);
+        CHECK(rel_diff(R[0], R[1], (size_t)B * H) < 1e-6);
+        for (int i = 0; i < B; i++)
+            for (int j = 0; j < n; j++)
+                if (bank.key_clip[j] == clip[i])
+                    CHECK(wts[0][(size_t)i * n + j] == 0.0f);
+                else if (map[j] >= 0)
+                    CHECK_CLOSE(wts[1][(size_t)i * kept + map[j]], wts[0][(size_t)i * n + j], 1e-6, 1e-6);
         if (round == 5) // every row keeps its own features
             CHECK(kept == 0 && memcmp(R[1], f, (size_t)B * H * 4) == 0 && memcmp(R[0], f, (size_t)B * H * 4) == 0);
     }
@@ -350,7 +429,10 @@ int main(void)
     test_mix_targets();
     TEST(5, "whole LMR loss (bank + mixing + soft CE, draws fixed): finite differences");
     test_whole_gradient();
-    TEST(6, "gathered bank (few-shot keys left out) = whole bank with its mask: R, weights, gradient");
+    TEST(6, "gathered bank (few-shot keys left out) = whole bank with its mask: R, weights, gradient; "
+            "clip masks on both");
     test_compact();
+    TEST(7, "a clip drawn twice in a batch and once before: no weight from any of its copies");
+    test_self_clip();
     CHECK_DONE();
 }

@@ -15,12 +15,15 @@ import tempfile
 import types
 from pathlib import Path
 
-import numpy as np
-
 try:
     import torch
 except ImportError:
     print("skipped: no torch")
+    sys.exit(77)
+try:
+    import numpy as np
+except ImportError:
+    print("skipped: no numpy")
     sys.exit(77)
 
 SRC = Path(os.environ.get("LMR_SRC", Path(__file__).resolve().parent.parent))
@@ -41,7 +44,7 @@ def load_st(path):
         if k == "__metadata__":
             continue
         b, e = v["data_offsets"]
-        dt = {"F32": "<f4", "U8": "u1"}[v["dtype"]]
+        dt = {"F32": "<f4", "U8": "u1", "I32": "<i4"}[v["dtype"]]
         out[k] = np.frombuffer(data[b:e], dt).reshape(v["shape"]).copy()
     return out, head.get("__metadata__", {})
 

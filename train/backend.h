@@ -27,6 +27,9 @@ int backend_init(BackendCtx **ctx, BackendKind kind, int threads, char *err);
 /** Release the context; NULL-safe, sets *ctx to NULL. */
 void backend_free(BackendCtx **ctx);
 BackendKind backend_kind(const BackendCtx *ctx);
+/** Parts the cpu ops are cut into: the team's members (threads capped at the CPUs), 1 without a
+ *  team and on cuda. */
+int backend_parts(const BackendCtx *ctx);
 /** 1 when a backend of this kind was compiled in and can run here. */
 int backend_available(BackendKind kind);
 /** The first failure a (void) op met on a device backend, with file and line ("" when none, and
@@ -98,13 +101,17 @@ void bce_forward_backward(BackendCtx *ctx, float *losses, float *dlogits, const 
 
 /* --- LMR reconstruction (DESIGN section 6, steps 4-5) ------------------------------------------
  * f (B,H) the batch's features and fn = LN0(f) with its rstd (B); keys (N,H) and keys_n = LN0(keys)
- * are the memory bank (constants); key_ok (N) is 0 for keys of few-shot classes; self_idx (B) is
- * the bank row holding sample i itself (-1: none); c (B) the class weight of each row.
+ * are the memory bank (constants); key_ok (N) is 0 for keys of few-shot classes; c (B) the class
+ * weight of each row. A sample never reconstructs from itself: key_clip (N) holds the clip each
+ * key was made from and query_clip (B) each row's clip, and row i masks every key j with
+ * key_clip[j] == query_clip[i] (its own bank row, other draws of the same clip in the batch, and
+ * its copies in earlier batches); query_clip[i] < 0 masks nothing by clip. key_clip NULL means
+ * key j's clip is j, so query_clip[i] is then the one bank row holding sample i (-1: none).
  * R = c r + (1-c) f with r = softmax(fn keys_n^T / H, masked) keys; a row with every key masked
  * gets R = f and w = 0. wts (B,N) keeps the softmax for the backward. */
 void lmr_forward(BackendCtx *ctx, float *R, float *wts, const float *f, const float *fn,
                  const float *keys, const float *keys_n, const uint8_t *key_ok,
-                 const int32_t *self_idx, const float *c, int B, int N, int H);
+                 const int32_t *key_clip, const int32_t *query_clip, const float *c, int B, int N, int H);
 /** df (B,H) written from dR (B,H): through (1-c) f and through the similarity softmax (fn path,
  *  LN0 backward with frstd). Scratch: dwts (B,N), dr (B,H), dfn (B,H). */
 void lmr_backward(BackendCtx *ctx, float *df, const float *dR, const float *wts, const float *fn,
@@ -133,7 +140,7 @@ void linear_forward_naive(float *out, const float *inp, const float *weight, con
 void linear_backward_naive(float *dinp, float *dweight, float *dbias, float *dout, const float *inp,
                            const float *weight, const float *out, int B, int C, int OC, Activation act);
 void lmr_forward_naive(float *R, float *wts, const float *f, const float *fn, const float *keys,
-                       const float *keys_n, const uint8_t *key_ok, const int32_t *self_idx,
-                       const float *c, int B, int N, int H);
+                       const float *keys_n, const uint8_t *key_ok, const int32_t *key_clip,
+                       const int32_t *query_clip, const float *c, int B, int N, int H);
 
 #endif

@@ -211,6 +211,11 @@ BackendKind backend_kind(const BackendCtx *ctx)
     return ctx ? ctx->kind : BACKEND_CPU;
 }
 
+int backend_parts(const BackendCtx *ctx)
+{
+    return ctx && ctx->kind == BACKEND_CPU && ctx->team ? team_parts(ctx->team) : 1;
+}
+
 // --- memory ----------------------------------------------------------------------------------
 
 int backend_alloc(BackendCtx *ctx, void **ptr, size_t bytes)

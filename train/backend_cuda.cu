@@ -310,19 +310,22 @@ __global__ void k_bce(float *losses, float *dlogits, const float *logits, const 
 
 // --- kernels: LMR (one block per row) ------------------------------------------------------------
 
-__device__ __forceinline__ bool key_valid(const uint8_t *key_ok, int j, int self)
+/* Key j may be attended to by a row of clip q: not few-shot, and not made from clip q (key_clip
+ * NULL: key j's clip is j; q < 0: no clip to mask). */
+__device__ __forceinline__ bool key_valid(const uint8_t *key_ok, const int32_t *key_clip, int j, int q)
 {
-    return key_ok[j] && j != self;
+    return key_ok[j] && (q < 0 || (key_clip ? key_clip[j] : j) != q);
 }
 
 /* In place over the similarity row; a row with every key masked becomes 0. */
-__global__ void k_masked_softmax(float *wts, const uint8_t *key_ok, const int32_t *self_idx, int N)
+__global__ void k_masked_softmax(float *wts, const uint8_t *key_ok, const int32_t *key_clip,
+                                 const int32_t *query_clip, int N)
 {
     float *s = wts + (size_t)blockIdx.x * N;
-    int self = self_idx[blockIdx.x];
+    int self = query_clip[blockIdx.x];
     float mx = -INFINITY;
     for (int j = threadIdx.x; j < N; j += blockDim.x)
-        if (key_valid(key_ok, j, self))
+        if (key_valid(key_ok, key_clip, j, self))
             mx = fmaxf(mx, s[j]);
     mx = block_max(mx);
     if (mx == -INFINITY) { // uniform over the block: every thread takes this branch
@@ -332,7 +335,7 @@ __global__ void k_masked_softmax(float *wts, const uint8_t *key_ok, const int32_
     }
     float sum = 0.0f;
     for (int j = threadIdx.x; j < N; j += blockDim.x) {
-        float e = key_valid(key_ok, j, self) ? expf(s[j] - mx) : 0.0f;
+        float e = key_valid(key_ok, key_clip, j, self) ? expf(s[j] - mx) : 0.0f;
         s[j] = e;
         sum += e;
     }
@@ -342,13 +345,13 @@ __global__ void k_masked_softmax(float *wts, const uint8_t *key_ok, const int32_
 }
 
 /* R = c r + (1 - c) f, R holding r on entry; R = f when every key of the row is masked. */
-__global__ void k_lmr_combine(float *R, const float *f, const uint8_t *key_ok, const int32_t *self_idx,
-                              const float *c, int N, int H)
+__global__ void k_lmr_combine(float *R, const float *f, const uint8_t *key_ok, const int32_t *key_clip,
+                              const int32_t *query_clip, const float *c, int N, int H)
 {
     size_t row = blockIdx.x;
-    int self = self_idx[row], any = 0;
+    int self = query_clip[row], any = 0;
     for (int j = threadIdx.x; j < N && !any; j += blockDim.x)
-        any = key_valid(key_ok, j, self);
+        any = key_valid(key_ok, key_clip, j, self);
     any = __syncthreads_or(any);
     float *r = R + row * H;
     const float *fi = f + row * H;
@@ -704,16 +707,17 @@ extern "C" void cuda_bce_forward_backward(CudaState *g, float *losses, float *dl
 
 extern "C" void cuda_lmr_forward(CudaState *g, float *R, float *wts, const float *f, const float *fn,
                                  const float *keys, const float *keys_n, const uint8_t *key_ok,
-                                 const int32_t *self_idx, const float *c, int B, int N, int H)
+                                 const int32_t *key_clip, const int32_t *query_clip, const float *c, int B,
+                                 int N, int H)
 {
     if (B <= 0)
         return;
     // similarities (B,N) = fn (B,H) @ keys_n^T / H, masked softmax in place, r (B,H) = wts @ keys
     gemm_rm(g, 0, 1, B, N, H, 1.0f / H, fn, H, keys_n, H, 0.0f, wts, N);
-    k_masked_softmax<<<B, ROW_THREADS, 0, g->stream>>>(wts, key_ok, self_idx, N);
+    k_masked_softmax<<<B, ROW_THREADS, 0, g->stream>>>(wts, key_ok, key_clip, query_clip, N);
     LAUNCH_OK(g, "k_masked_softmax");
     gemm_rm(g, 0, 0, B, H, N, 1.0f, wts, N, keys, H, 0.0f, R, H);
-    k_lmr_combine<<<B, ROW_THREADS, 0, g->stream>>>(R, f, key_ok, self_idx, c, N, H);
+    k_lmr_combine<<<B, ROW_THREADS, 0, g->stream>>>(R, f, key_ok, key_clip, query_clip, c, N, H);
     LAUNCH_OK(g, "k_lmr_combine");
 }
 

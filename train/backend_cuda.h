@@ -64,7 +64,8 @@ void cuda_bce_forward_backward(CudaState *g, float *losses, float *dlogits, cons
                                const float *targets, int B, int C);
 void cuda_lmr_forward(CudaState *g, float *R, float *wts, const float *f, const float *fn,
                       const float *keys, const float *keys_n, const uint8_t *key_ok,
-                      const int32_t *self_idx, const float *c, int B, int N, int H);
+                      const int32_t *key_clip, const int32_t *query_clip, const float *c, int B, int N,
+                      int H);
 void cuda_lmr_backward(CudaState *g, float *df, const float *dR, const float *wts, const float *fn,
                        const float *frstd, const float *keys, const float *keys_n, const float *c,
                        float *dwts, float *dr, float *dfn, int B, int N, int H);

@@ -6,30 +6,22 @@
 
 // --- LMR reconstruction ----------------------------------------------------------------------
 
-/* Keys with key_ok set: a row has a key to attend to unless this is 0, or 1 and it is its own. */
-static int count_ok(const uint8_t *key_ok, int N)
+/* Masked softmax of one similarity row, in place; a row whose every key is masked becomes 0. A
+ * key is masked when key_ok is 0 or it was made from the row's own clip q (key_clip NULL: key j's
+ * clip is j, so only the row's own bank position); q < 0 masks nothing by clip. Branch-free
+ * loops (the own keys are knocked out before and zeroed after) so the compiler vectorises them.
+ * all_ok: key_ok is all 1 (a gathered bank) and the loops need not read it; the max does not
+ * depend on the order it is taken in and a masked key adds an exact 0 to the sum, so both give
+ * the same bytes. */
+VEC_INLINE void masked_softmax_row(float *s, const uint8_t *key_ok, int all_ok, const int32_t *key_clip, int q,
+                                  int N)
 {
-    int n = 0;
-    for (int j = 0; j < N; j++)
-        n += key_ok[j] != 0;
-    return n;
-}
-
-static int row_has_key(const uint8_t *key_ok, int n_ok, int self, int N)
-{
-    return n_ok - (self >= 0 && self < N && key_ok[self]) > 0;
-}
-
-/* Masked softmax of one similarity row with at least one key, in place. Branch-free loops (the
- * own key is knocked out before and zeroed after) so the compiler vectorises them. all_ok: no
- * key is masked (a gathered bank), and the loops need not read key_ok; the max does not depend
- * on the order it is taken in and a masked key adds an exact 0 to the sum, so both give the same
- * bytes. */
-VEC_INLINE void masked_softmax_row(float *s, const uint8_t *key_ok, int all_ok, int self, int N)
-{
-    int has_self = self >= 0 && self < N;
-    if (has_self)
-        s[self] = -INFINITY;
+    int one_self = !key_clip && q >= 0 && q < N, by_clip = key_clip && q >= 0;
+    if (one_self)
+        s[q] = -INFINITY;
+    if (by_clip)
+        for (int j = 0; j < N; j++)
+            s[j] = key_clip[j] == q ? -INFINITY : s[j];
     float acc[LANES], mx = -INFINITY;
     for (int k = 0; k < LANES; k++)
         acc[k] = -INFINITY;
@@ -53,36 +45,55 @@ VEC_INLINE void masked_softmax_row(float *s, const uint8_t *key_ok, int all_ok, 
     }
     for (int k = 0; k < LANES; k++)
         mx = acc[k] > mx ? acc[k] : mx;
+    if (mx == -INFINITY) { // no key left to attend to
+        memset(s, 0, (size_t)N * sizeof *s);
+        return;
+    }
     if (all_ok)
         for (j = 0; j < N; j++)
             s[j] = vexpf(s[j] - mx);
     else
         for (j = 0; j < N; j++)
             s[j] = key_ok[j] ? vexpf(s[j] - mx) : 0.0f;
-    if (has_self)
-        s[self] = 0.0f;
+    if (one_self)
+        s[q] = 0.0f;
+    if (by_clip)
+        for (j = 0; j < N; j++)
+            s[j] = key_clip[j] == q ? 0.0f : s[j];
     float inv = 1.0f / row_sum(s, N);
     for (j = 0; j < N; j++)
         s[j] *= inv;
 }
 
+static int all_set(const uint8_t *key_ok, int N)
+{
+    for (int j = 0; j < N; j++)
+        if (!key_ok[j])
+            return 0;
+    return 1;
+}
+
 typedef struct {
     float *wts;
     const uint8_t *key_ok;
-    const int32_t *self_idx;
-    int n_ok, N;
+    const int32_t *key_clip, *query_clip;
+    int all_ok, N;
 } SoftmaxRows;
 
 VEC_CLONES static void softmax_rows_span(void *arg, size_t lo, size_t hi)
 {
     const SoftmaxRows *a = arg;
-    for (size_t i = lo; i < hi; i++) {
-        float *w = a->wts + i * a->N;
-        if (row_has_key(a->key_ok, a->n_ok, a->self_idx[i], a->N))
-            masked_softmax_row(w, a->key_ok, a->n_ok == a->N, a->self_idx[i], a->N);
-        else
-            memset(w, 0, (size_t)a->N * sizeof *w);
-    }
+    for (size_t i = lo; i < hi; i++)
+        masked_softmax_row(a->wts + i * a->N, a->key_ok, a->all_ok, a->key_clip, a->query_clip[i], a->N);
+}
+
+/* Whether row i attended to some key: a softmax row over at least one key has a weight >= 1/N. */
+static int row_attends(const float *w, int N)
+{
+    for (int j = 0; j < N; j++)
+        if (w[j] != 0.0f)
+            return 1;
+    return 0;
 }
 
 /* Softmax backward rows in place: ds_ij = w_ij (dw_ij - sum_l w_il dw_il); masked entries have w = 0. */
@@ -108,9 +119,7 @@ VEC_CLONES static void softmax_back_span(void *arg, size_t lo, size_t hi)
 typedef struct {
     float *R, *dr, *df;
     const float *f, *dR, *wts, *fn, *dfn, *frstd, *c;
-    const uint8_t *key_ok;
-    const int32_t *self_idx;
-    int n_ok, N, H;
+    int N, H;
 } LmrRows;
 
 /* R = c r + (1 - c) f in place; a row with no key keeps f. */
@@ -121,7 +130,7 @@ VEC_CLONES static void lmr_blend_span(void *arg, size_t lo, size_t hi)
     for (size_t i = lo; i < hi; i++) {
         float *r = a->R + i * H;
         const float *fi = a->f + i * H;
-        if (!row_has_key(a->key_ok, a->n_ok, a->self_idx[i], a->N)) {
+        if (!row_attends(a->wts + i * a->N, a->N)) {
             memcpy(r, fi, (size_t)H * sizeof *r);
             continue;
         }
@@ -154,10 +163,7 @@ VEC_CLONES static void lmr_df_span(void *arg, size_t lo, size_t hi)
         const float *w = a->wts + i * N, *g = a->dfn + i * H, *n = a->fn + i * H;
         const float *dy = a->dR + i * H;
         float *dx = a->df + i * H;
-        int any = 0;
-        for (int j = 0; j < N && !any; j++)
-            any = w[j] != 0.0f;
-        if (!any) {
+        if (!row_attends(w, N)) {
             memcpy(dx, dy, (size_t)H * sizeof *dx);
             continue;
         }
@@ -170,20 +176,21 @@ VEC_CLONES static void lmr_df_span(void *arg, size_t lo, size_t hi)
 
 void lmr_forward(BackendCtx *ctx, float *R, float *wts, const float *f, const float *fn,
                  const float *keys, const float *keys_n, const uint8_t *key_ok,
-                 const int32_t *self_idx, const float *c, int B, int N, int H)
+                 const int32_t *key_clip, const int32_t *query_clip, const float *c, int B, int N, int H)
 {
-    GPU_FORWARD(ctx, cuda_lmr_forward(ctx->gpu, R, wts, f, fn, keys, keys_n, key_ok, self_idx, c, B, N, H));
+    GPU_FORWARD(ctx, cuda_lmr_forward(ctx->gpu, R, wts, f, fn, keys, keys_n, key_ok, key_clip, query_clip, c, B,
+                                      N, H));
     if (N == 0) { // no key at all: every row keeps its own features
         memcpy(R, f, (size_t)B * H * sizeof *R);
         return;
     }
     // similarities (B,N) = fn (B,H) @ keys_n^T / H: correlations in [-1, 1]
     cpu_gemm(ctx, CblasNoTrans, CblasTrans, B, N, H, 1.0f / H, fn, H, keys_n, H, wts, N);
-    SoftmaxRows sr = {wts, key_ok, self_idx, count_ok(key_ok, N), N};
+    SoftmaxRows sr = {wts, key_ok, key_clip, query_clip, all_set(key_ok, N), N};
     cpu_split_run(ctx, (size_t)B, (size_t)B * N, 1, softmax_rows_span, &sr);
     // r (B,H) = wts (B,N) @ keys (N,H), then R = c r + (1 - c) f in place
     cpu_gemm(ctx, CblasNoTrans, CblasNoTrans, B, H, N, 1.0f, wts, N, keys, H, R, H);
-    LmrRows a = {.R = R, .f = f, .c = c, .key_ok = key_ok, .self_idx = self_idx, .n_ok = sr.n_ok, .N = N, .H = H};
+    LmrRows a = {.R = R, .f = f, .c = c, .wts = wts, .N = N, .H = H};
     cpu_split_run(ctx, (size_t)B, (size_t)B * H, 1, lmr_blend_span, &a);
 }
 

@@ -47,8 +47,8 @@ void linear_backward_naive(float *dinp, float *dweight, float *dbias, float *dou
 }
 
 void lmr_forward_naive(float *R, float *wts, const float *f, const float *fn, const float *keys,
-                       const float *keys_n, const uint8_t *key_ok, const int32_t *self_idx,
-                       const float *c, int B, int N, int H)
+                       const float *keys_n, const uint8_t *key_ok, const int32_t *key_clip,
+                       const int32_t *query_clip, const float *c, int B, int N, int H)
 {
     for (int i = 0; i < B; i++) {
         double mx = -INFINITY, sum = 0.0;
@@ -57,7 +57,8 @@ void lmr_forward_naive(float *R, float *wts, const float *f, const float *fn, co
             double d = 0.0;
             for (int h = 0; h < H; h++)
                 d += (double)fn[(size_t)i * H + h] * keys_n[(size_t)j * H + h];
-            s[j] = (key_ok[j] && j != self_idx[i]) ? d / H : -INFINITY;
+            int kc = key_clip ? key_clip[j] : j, own = query_clip[i] >= 0 && kc == query_clip[i];
+            s[j] = (key_ok[j] && !own) ? d / H : -INFINITY;
             if (s[j] > mx)
                 mx = s[j];
         }

@@ -2,15 +2,20 @@
  * printed with a fixed format so the same state always gives the same bytes. */
 #include "checkpoint.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <xxhash.h>
 
 #include "safetensors.h"
 
-#define MAX_META 32
+#define MAX_META 40
 
 typedef struct {
     const char *k[MAX_META];
@@ -50,11 +55,19 @@ static void block_to_file(const Model *m, const float *mem, float *file)
         model_tensor_to_file(&m->tensors[i], mem + m->tensors[i].offset, file + m->tensors[i].offset);
 }
 
+/* A copy from backend memory failed: nothing is written. */
+static int download_fail(const Model *m, int rc, const char *path, const char *what, char *err)
+{
+    const char *why = m->ctx ? backend_last_error(m->ctx) : "";
+    return lmr_fail(err, rc, "%s: not written: copying the %s from the device failed: %s", path, what,
+                    why[0] ? why : lmr_strerror(rc));
+}
+
 int checkpoint_save(const char *path, const Model *m, const CkptInfo *in, const LmrBank *bank, char *err)
 {
     int rc = 0;
     Meta meta = {0};
-    StWriteTensor t[MODEL_MAX_TENSORS + 5];
+    StWriteTensor t[MODEL_MAX_TENSORS + 6];
     int n = 0;
     size_t np = m->n_params;
     float *host = NULL; // params (+ m, v) downloaded from backend memory
@@ -67,7 +80,10 @@ int checkpoint_save(const char *path, const Model *m, const CkptInfo *in, const 
         goto done;
     }
     float *file = host + np;
-    backend_download(m->ctx, host, m->params, np * sizeof(float));
+    if ((rc = backend_download(m->ctx, host, m->params, np * sizeof(float))) < 0) {
+        rc = download_fail(m, rc, path, "parameters", err);
+        goto done;
+    }
     block_to_file(m, host, file);
     for (int i = 0; i < m->n_tensors; i++) {
         const ModelTensor *mt = &m->tensors[i];
@@ -96,28 +112,49 @@ int checkpoint_save(const char *path, const Model *m, const CkptInfo *in, const 
              in->lmr.l, in->lmr.h, in->lmr.d, in->lmr.eps, in->lmr.p, in->lmr.omega, in->lmr.K,
              in->lmr.allow_nonmonotone);
     meta_add(&meta, "best_metric", "%.17g", in->best_metric);
+    if (in->provenance)
+        meta_add(&meta, "provenance", "%s", in->provenance);
+    if (in->settings)
+        meta_add(&meta, "settings", "%s", in->settings);
+    if (in->command)
+        meta_add(&meta, "command", "%s", in->command);
+    if (in->train_digest[0])
+        meta_add(&meta, "train_digest", "%s", in->train_digest);
+    if (in->init_digest[0])
+        meta_add(&meta, "init_digest", "%s", in->init_digest);
     if (resume) {
         // the moments in the parameters' file layout, so a resume file reads the same everywhere
         float *hm = host + 2 * np, *hv = host + 3 * np;
-        backend_download(m->ctx, host, m->m, np * sizeof(float));
+        if ((rc = backend_download(m->ctx, host, m->m, np * sizeof(float))) < 0) {
+            rc = download_fail(m, rc, path, "Adam moments", err);
+            goto done;
+        }
         block_to_file(m, host, hm);
-        backend_download(m->ctx, host, m->v, np * sizeof(float));
+        if ((rc = backend_download(m->ctx, host, m->v, np * sizeof(float))) < 0) {
+            rc = download_fail(m, rc, path, "Adam moments", err);
+            goto done;
+        }
         block_to_file(m, host, hv);
         t[n++] = (StWriteTensor){"optim.m", ST_F32, 1, {(int64_t)np}, hm};
         t[n++] = (StWriteTensor){"optim.v", ST_F32, 1, {(int64_t)np}, hv};
-        size_t nk = (size_t)bank->K * bank->B, kb = nk * bank->F * sizeof(float);
-        bank_host = malloc(2 * kb + nk);
+        size_t nk = (size_t)bank->K * bank->B, kb = nk * bank->F * sizeof(float), cb = nk * sizeof(int32_t);
+        bank_host = malloc(2 * kb + cb + nk);
         if (!bank_host) {
             rc = lmr_fail(err, LMR_ENOMEM, "%s: out of memory", path);
             goto done;
         }
         uint8_t *bh = bank_host;
-        backend_download(m->ctx, bh, bank->keys, kb);
-        backend_download(m->ctx, bh + kb, bank->keys_n, kb);
-        backend_download(m->ctx, bh + 2 * kb, bank->key_ok, nk);
+        if ((rc = backend_download(m->ctx, bh, bank->keys, kb)) < 0 ||
+            (rc = backend_download(m->ctx, bh + kb, bank->keys_n, kb)) < 0 ||
+            (rc = backend_download(m->ctx, bh + 2 * kb, bank->key_clip, cb)) < 0 ||
+            (rc = backend_download(m->ctx, bh + 2 * kb + cb, bank->key_ok, nk)) < 0) {
+            rc = download_fail(m, rc, path, "memory bank", err);
+            goto done;
+        }
         t[n++] = (StWriteTensor){"bank.keys", ST_F32, 2, {(int64_t)nk, bank->F}, bh};
         t[n++] = (StWriteTensor){"bank.keys_n", ST_F32, 2, {(int64_t)nk, bank->F}, bh + kb};
-        t[n++] = (StWriteTensor){"bank.key_ok", ST_U8, 1, {(int64_t)nk}, bh + 2 * kb};
+        t[n++] = (StWriteTensor){"bank.key_ok", ST_U8, 1, {(int64_t)nk}, bh + 2 * kb + cb};
+        t[n++] = (StWriteTensor){"bank.key_clip", ST_I32, 1, {(int64_t)nk}, bh + 2 * kb};
         meta_add(&meta, "bank.n_filled", "%d", bank->n_filled);
         meta_add(&meta, "bank.n_pushed", "%ld", bank->n_pushed);
     }
@@ -142,16 +179,75 @@ static int get_long(StFile *f, const char *key, long *out, const char *path, cha
     char *end;
     if (!s)
         return lmr_fail(err, LMR_ENOTFOUND, "%s: metadata '%s' missing", path, key);
+    errno = 0;
     *out = strtol(s, &end, 10);
-    if (*end)
+    if (!*s || *end || errno)
         return lmr_fail(err, LMR_EPARSE, "%s: metadata '%s' = '%s' is not an integer", path, key, s);
     return 0;
 }
 
-static double get_double(StFile *f, const char *key, double dflt)
+/* A real-valued key: absent gives dflt; present must be a finite number. */
+static int get_double(StFile *f, const char *key, double dflt, double *out, const char *path, char *err)
 {
     const char *s = st_meta(f, key);
-    return s ? strtod(s, NULL) : dflt;
+    char *end;
+    *out = dflt;
+    if (!s)
+        return 0;
+    *out = strtod(s, &end);
+    if (!*s || *end || !isfinite(*out))
+        return lmr_fail(err, LMR_EPARSE, "%s: metadata '%s' = '%s' is not a finite number", path, key, s);
+    return 0;
+}
+
+/* The "lmr" object: every member present in it a number of the right kind. */
+static int get_lmr(StFile *f, LmrParams *p, const char *path, char *err)
+{
+    const char *s = st_meta(f, "lmr");
+    if (!s)
+        return 0;
+    json_t *l = json_loads(s, 0, NULL);
+    int rc = json_is_object(l) ? 0 : LMR_EPARSE;
+    double *real[] = {&p->l, &p->h, &p->d, &p->eps, &p->p};
+    const char *rk[] = {"l", "h", "d", "eps", "p"};
+    for (int i = 0; i < 5 && rc == 0; i++) {
+        json_t *v = json_object_get(l, rk[i]);
+        if (v && !json_is_number(v))
+            rc = LMR_EPARSE;
+        *real[i] = json_number_value(v);
+        rc |= isfinite(*real[i]) ? 0 : LMR_EPARSE;
+    }
+    int *ints[] = {&p->omega, &p->K, &p->allow_nonmonotone};
+    const char *ik[] = {"omega", "K", "allow_nonmonotone"};
+    for (int i = 0; i < 3 && rc == 0; i++) {
+        json_t *v = json_object_get(l, ik[i]);
+        if (v && (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > INT32_MAX))
+            rc = LMR_EPARSE;
+        *ints[i] = (int)json_integer_value(v);
+    }
+    json_decref(l);
+    return rc ? lmr_fail(err, LMR_EPARSE, "%s: metadata 'lmr' = '%.80s' is not an object of finite numbers", path, s)
+              : 0;
+}
+
+/* What a file that is not a checkpoint holds, from its first bytes: "" when not one of lmr's. */
+static const char *other_kind(const char *path)
+{
+    unsigned char b[32] = {0};
+    FILE *fp = fopen(path, "rb");
+    size_t n = fp ? fread(b, 1, sizeof b, fp) : 0;
+    if (fp)
+        fclose(fp);
+    uint32_t lmdb_magic = 0;
+    if (n >= 20)
+        memcpy(&lmdb_magic, b + 16, 4); // the first meta page, after its 16-byte page header
+    if (n >= 8 && memcmp(b, "\x89HDF\r\n\x1a\n", 8) == 0)
+        return " (this is an HDF5 file: a shard? --init takes the init stage's checkpoint)";
+    if (lmdb_magic == 0xBEEFC0DE)
+        return " (this is an LMDB file: a shard? --init takes the init stage's checkpoint)";
+    if (n >= 8 && memcmp(b, "LMRREC01", 8) == 0)
+        return " (this is a .rec record stream, not a checkpoint)";
+    return "";
 }
 
 int checkpoint_read_info(const char *path, CkptInfo *in, ModelConfig *cfg, char *err)
@@ -159,18 +255,35 @@ int checkpoint_read_info(const char *path, CkptInfo *in, ModelConfig *cfg, char 
     StFile f;
     memset(in, 0, sizeof *in);
     int rc = st_open(&f, path);
-    if (rc < 0)
+    if (rc < 0) {
+        const char *kind = rc == LMR_EPARSE || rc == LMR_ECORRUPT || rc == LMR_ETRUNC ? other_kind(path) : "";
+        if (kind[0])
+            return lmr_fail(err, LMR_EPARSE, "%s: not a safetensors checkpoint%s", path, kind);
         return lmr_fail(err, rc, "%s", f.last_error);
+    }
     const char *fmt = st_meta(&f, "format");
     long v[9];
     const char *keys[9] = {"epochs", "epoch", "step_in_epoch", "step", "batch", "classes", "dims", "hidden", "lmr_off"};
+    // the smallest and largest value each may take
+    const long lo[9] = {1, 0, 0, 0, 1, 1, 1, 0, 0}, hi[9] = {1000000, 1000000, 1L << 40, 1L << 50, 1 << 24,
+                                                          1 << 24, 1 << 24, 1 << 20, 1};
     if (!fmt || strcmp(fmt, CKPT_FORMAT) != 0) {
         rc = lmr_fail(err, LMR_EPARSE, "%s: not an lmr-train checkpoint (format '%s')", path, fmt ? fmt : "");
         goto done;
     }
-    for (int i = 0; i < 9; i++)
+    for (int i = 0; i < 9; i++) {
         if ((rc = get_long(&f, keys[i], &v[i], path, err)) < 0)
             goto done;
+        if (v[i] < lo[i] || v[i] > hi[i]) {
+            rc = lmr_fail(err, LMR_EPARSE, "%s: metadata '%s' = %ld is outside [%ld, %ld]", path, keys[i], v[i],
+                          lo[i], hi[i]);
+            goto done;
+        }
+    }
+    if (v[1] > v[0]) {
+        rc = lmr_fail(err, LMR_EPARSE, "%s: metadata epoch %ld is past its epochs %ld", path, v[1], v[0]);
+        goto done;
+    }
     in->epochs = v[0];
     in->epoch = v[1];
     in->step_in_epoch = v[2];
@@ -180,27 +293,138 @@ int checkpoint_read_info(const char *path, CkptInfo *in, ModelConfig *cfg, char 
     cfg->D = (int)v[6];
     cfg->H = (int)v[7];
     in->lmr_off = (int)v[8];
-    snprintf(in->stage, sizeof in->stage, "%s", st_meta(&f, "stage") ? st_meta(&f, "stage") : "");
+    const char *stage = st_meta(&f, "stage");
+    if (!stage || (strcmp(stage, "init") && strcmp(stage, "lmr"))) {
+        rc = lmr_fail(err, LMR_EPARSE, "%s: metadata 'stage' = '%s' is not init or lmr", path, stage ? stage : "");
+        goto done;
+    }
+    snprintf(in->stage, sizeof in->stage, "%s", stage);
     snprintf(in->sampler, sizeof in->sampler, "%s", st_meta(&f, "sampler") ? st_meta(&f, "sampler") : "");
     const char *seed = st_meta(&f, "seed");
-    in->seed = seed ? strtoull(seed, NULL, 10) : 0;
-    in->lr = get_double(&f, "lr", 0);
-    in->best_metric = get_double(&f, "best_metric", -1);
-    json_t *l = json_loads(st_meta(&f, "lmr") ? st_meta(&f, "lmr") : "{}", 0, NULL);
-    if (l) {
-        in->lmr.l = json_number_value(json_object_get(l, "l"));
-        in->lmr.h = json_number_value(json_object_get(l, "h"));
-        in->lmr.d = json_number_value(json_object_get(l, "d"));
-        in->lmr.eps = json_number_value(json_object_get(l, "eps"));
-        in->lmr.p = json_number_value(json_object_get(l, "p"));
-        in->lmr.omega = (int)json_integer_value(json_object_get(l, "omega"));
-        in->lmr.K = (int)json_integer_value(json_object_get(l, "K"));
-        in->lmr.allow_nonmonotone = (int)json_integer_value(json_object_get(l, "allow_nonmonotone"));
-        json_decref(l);
+    char *end = NULL;
+    errno = 0;
+    in->seed = seed ? strtoull(seed, &end, 10) : 0;
+    if (seed && (*seed < '0' || *seed > '9' || *end || errno)) {
+        rc = lmr_fail(err, LMR_EPARSE, "%s: metadata 'seed' = '%s' is not an unsigned integer", path, seed);
+        goto done;
     }
+    if ((rc = get_double(&f, "lr", 0, &in->lr, path, err)) < 0 ||
+        (rc = get_double(&f, "best_metric", -1, &in->best_metric, path, err)) < 0 ||
+        (rc = get_lmr(&f, &in->lmr, path, err)) < 0)
+        goto done;
+    const char *digest[2] = {st_meta(&f, "train_digest"), st_meta(&f, "init_digest")};
+    snprintf(in->train_digest, sizeof in->train_digest, "%s", digest[0] ? digest[0] : "");
+    snprintf(in->init_digest, sizeof in->init_digest, "%s", digest[1] ? digest[1] : "");
     rc = 0;
 done:
     st_close(&f);
+    return rc;
+}
+
+int checkpoint_read_meta(const char *path, const char *key, char **out, char *err)
+{
+    StFile f;
+    *out = NULL;
+    int rc = st_open(&f, path);
+    if (rc < 0)
+        return lmr_fail(err, rc, "%s", f.last_error);
+    const char *v = st_meta(&f, key);
+    if (v && !(*out = strdup(v)))
+        rc = lmr_fail(err, LMR_ENOMEM, "%s: out of memory", path);
+    st_close(&f);
+    return rc;
+}
+
+char *checkpoint_provenance_json(const ShardMeta *m)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "dataset", json_string(m->dataset));
+    json_object_set_new(o, "split", json_string(m->split));
+    json_object_set_new(o, "mode", json_string(m->mode));
+    json_object_set_new(o, "frames", json_integer(m->frames));
+    json_object_set_new(o, "size", json_integer(m->size));
+    json_object_set_new(o, "backbone", json_string(m->backbone));
+    json_object_set_new(o, "weights_checksum", json_string(m->weights_checksum));
+    char *s = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    return s;
+}
+
+/* "" for fields a pipe or an older tool left unset. */
+static int unsaid(const char *s) { return !s || !s[0] || strcmp(s, "-") == 0; }
+
+int checkpoint_check_features(const char *ckpt_path, const ShardMeta *m, int allow, char *msg)
+{
+    char *prov = NULL;
+    int rc = checkpoint_read_meta(ckpt_path, "provenance", &prov, msg);
+    if (rc < 0)
+        return rc;
+    if (!prov)
+        return lmr_fail(msg, CKPT_FEATURES_UNCHECKED,
+                        "%s records no feature provenance (written by an older lmr-train): whether the shards' "
+                        "features (backbone %s, weights %s) are the ones it was trained on is not checked",
+                        ckpt_path, unsaid(m->backbone) ? "unknown" : m->backbone,
+                        unsaid(m->weights_checksum) ? "unknown" : m->weights_checksum);
+    json_t *o = json_loads(prov, 0, NULL);
+    free(prov);
+    if (!json_is_object(o)) {
+        json_decref(o);
+        return lmr_fail(msg, LMR_EPARSE, "%s: metadata 'provenance' is not a JSON object", ckpt_path);
+    }
+    const char *bb = json_string_value(json_object_get(o, "backbone"));
+    const char *ws = json_string_value(json_object_get(o, "weights_checksum"));
+    char cb[64], cw[24];
+    snprintf(cb, sizeof cb, "%s", bb ? bb : "");
+    snprintf(cw, sizeof cw, "%s", ws ? ws : "");
+    json_decref(o);
+    int differ = (!unsaid(cb) && !unsaid(m->backbone) && strcmp(cb, m->backbone)) ||
+                 (!unsaid(cw) && !unsaid(m->weights_checksum) && strcmp(cw, m->weights_checksum));
+    if (differ)
+        return lmr_fail(msg, allow ? CKPT_FEATURES_OVERRIDDEN : LMR_EMISMATCH,
+                        "%s was trained on features of backbone %s (weights %s); these shards hold backbone %s "
+                        "(weights %s)%s",
+                        ckpt_path, unsaid(cb) ? "unknown" : cb, unsaid(cw) ? "unknown" : cw,
+                        unsaid(m->backbone) ? "unknown" : m->backbone,
+                        unsaid(m->weights_checksum) ? "unknown" : m->weights_checksum,
+                        allow ? ": going on as --allow-other-features asks; the results mix two feature spaces"
+                              : " (--allow-other-features to use them anyway)");
+    int cb_un = unsaid(cb), sb_un = unsaid(m->backbone), cw_un = unsaid(cw), sw_un = unsaid(m->weights_checksum);
+    if (cb_un != sb_un || cw_un != sw_un)
+        return lmr_fail(msg, CKPT_FEATURES_UNCHECKED,
+                        "%s (backbone %s, weights %s) and the shards (backbone %s, weights %s): the %s does not "
+                        "say where its features came from, so they are not compared",
+                        ckpt_path, cb_un ? "unknown" : cb, cw_un ? "unknown" : cw, sb_un ? "unknown" : m->backbone,
+                        sw_un ? "unknown" : m->weights_checksum,
+                        (cb_un && !sb_un) || (cw_un && !sw_un) ? "checkpoint" : "shard set");
+    if (msg)
+        msg[0] = 0;
+    return 0;
+}
+
+int checkpoint_file_digest(const char *path, char hex[17], char *err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return lmr_fail(err, -errno, "%s: %s", path, strerror(errno));
+    XXH3_state_t *st = XXH3_createState();
+    char *buf = malloc(1 << 20);
+    int rc = st && buf ? 0 : lmr_fail(err, LMR_ENOMEM, "%s: out of memory", path);
+    if (rc == 0)
+        XXH3_64bits_reset(st);
+    ssize_t n;
+    while (rc == 0 && (n = read(fd, buf, 1 << 20)) != 0) {
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            rc = lmr_fail(err, -errno, "%s: %s", path, strerror(errno));
+        else
+            XXH3_64bits_update(st, buf, (size_t)n);
+    }
+    if (rc == 0)
+        snprintf(hex, 17, "%016llx", (unsigned long long)XXH3_64bits_digest(st));
+    close(fd);
+    free(buf);
+    XXH3_freeState(st);
     return rc;
 }
 
@@ -211,6 +435,13 @@ static int copy_tensor(StFile *f, const char *name, StDtype dt, int ndim, const 
     int rc = st_expect(f, name, dt, ndim, shape, &t);
     if (rc < 0)
         return lmr_fail(err, rc, "%s: %s", path, f->last_error);
+    if (dt == ST_F32)
+        for (size_t k = 0; k < t->nbytes / sizeof(float); k++) {
+            float x;
+            memcpy(&x, (const char *)t->data + k * sizeof x, sizeof x);
+            if (!isfinite(x))
+                return lmr_fail(err, LMR_ENAN, "%s: tensor %s holds NaN or inf", path, name);
+        }
     if (ctx)
         return backend_upload(ctx, dst, t->data, t->nbytes);
     memcpy(dst, t->data, t->nbytes);
@@ -240,6 +471,14 @@ static int load_block(StFile *f, Model *m, const char *name, float *dst, const c
         else
             model_tensor_from_file(mt, t->data, host + mt->offset);
     }
+    for (size_t k = 0; rc == 0 && k < m->n_params; k++)
+        if (!isfinite(host[k])) {
+            const char *t = name;
+            for (int i = 0; i < m->n_tensors && !t; i++)
+                if (k >= m->tensors[i].offset && k < m->tensors[i].offset + m->tensors[i].numel)
+                    t = m->tensors[i].name;
+            rc = lmr_fail(err, LMR_ENAN, "%s: tensor %s holds NaN or inf", path, t ? t : "?");
+        }
     if (rc == 0 && m->ctx)
         rc = backend_upload(m->ctx, dst, host, m->n_params * sizeof *host);
     else if (rc == 0)
@@ -278,6 +517,9 @@ int checkpoint_load_resume(const char *path, Model *m, LmrBank *bank, char *err)
         (rc = copy_tensor(&f, "bank.keys", ST_F32, 2, kf, bank->keys, m->ctx, path, err)) < 0 ||
         (rc = copy_tensor(&f, "bank.keys_n", ST_F32, 2, kf, bank->keys_n, m->ctx, path, err)) < 0 ||
         (rc = copy_tensor(&f, "bank.key_ok", ST_U8, 1, &nk, bank->key_ok, m->ctx, path, err)) < 0 ||
+        // written before keys kept their clip: its keys mask nothing by clip (lmr_bank_init's -1)
+        (st_find(&f, "bank.key_clip") &&
+         (rc = copy_tensor(&f, "bank.key_clip", ST_I32, 1, &nk, bank->key_clip, m->ctx, path, err)) < 0) ||
         (rc = get_long(&f, "bank.n_filled", &filled, path, err)) < 0 ||
         (rc = get_long(&f, "bank.n_pushed", &pushed, path, err)) < 0)
         goto done;

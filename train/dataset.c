@@ -3,8 +3,44 @@
  * average the chosen view over T in float. */
 #include "dataset.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <xxhash.h>
+
+/* "SHARD: clip ID" for clip i of a shard set, "clip #i" in memory. */
+static void clip_name(const Dataset *d, uint64_t i, char *buf, size_t cap)
+{
+    const char *id, *file;
+    uint16_t len;
+    if (!d->set) {
+        snprintf(buf, cap, "clip #%llu", (unsigned long long)i);
+        return;
+    }
+    shardset_id(d->set, i, &id, &len, &file);
+    snprintf(buf, cap, "%s: clip %.*s", file, (int)len, id);
+}
+
+/* Read record i whole (header and checksum). @return 0 or its error, naming shard and clip. */
+static int verify_clip(Dataset *d, uint64_t i, char *err)
+{
+    DatasetReader r;
+    int rc = dataset_reader_init(&r);
+    if (rc < 0)
+        return lmr_fail(err, LMR_ENOMEM, "out of memory");
+    RecordInfo info;
+    if ((rc = shardset_get(d->set, i, &r.scratch, &info)) < 0)
+        lmr_fail(err, rc, "%s", shardset_error(d->set));
+    else if ((rc = buf_reserve(&r.payload, info.raw_size + 64)) < 0)
+        lmr_fail(err, rc, "out of memory");
+    else if ((rc = record_payload(&r.rctx, &info, r.payload.data, r.payload.cap)) < 0) {
+        char name[400];
+        clip_name(d, i, name, sizeof name);
+        lmr_fail(err, rc, "%s: %s", name, r.rctx.last_error);
+    }
+    dataset_reader_free(&r);
+    return rc;
+}
 
 static int index_labels(Dataset *d, int n_classes, char *err)
 {
@@ -34,25 +70,50 @@ static int index_labels(Dataset *d, int n_classes, char *err)
     d->max_labels = maxl;
     int meta_c = shardset_meta(d->set)->n_classes;
     d->C = n_classes > 0 ? n_classes : (meta_c > top + 1 ? meta_c : top + 1);
+    if (n_classes <= 0 && top >= 0) {
+        // the class count comes from the headers, which no checksum has covered yet: a flipped bit
+        // in one label would size the model, so the clip holding the highest label is read whole
+        // (checksum) first
+        for (uint64_t i = 0; i < d->n; i++) {
+            const int32_t *l;
+            int k = shardset_labels(d->set, i, &l), has = 0;
+            for (int j = 0; j < k; j++)
+                has |= l[j] == top;
+            if (!has)
+                continue;
+            int rc = verify_clip(d, i, err);
+            if (rc < 0)
+                return rc;
+            break;
+        }
+    }
     return 0;
 }
 
-/* Check every label is in [0, C) and every clip has one; count clips per class. */
+/* Check every label is in [0, C) and every clip has one; count clips per class. Labels come from
+ * the headers indexed at open, before any checksum: a clip without labels is read whole, so a
+ * header that no longer parses is reported as what it is, with its shard and clip. */
 static int count_labels(Dataset *d, char *err)
 {
     d->counts = calloc((size_t)(d->C > 0 ? d->C : 1), sizeof *d->counts);
     if (!d->counts)
         return lmr_fail(err, LMR_ENOMEM, "out of memory");
+    char name[400];
     for (uint64_t i = 0; i < d->n; i++) {
         const int32_t *l;
         int k = dataset_n_labels(d, i, &l);
-        if (k == 0)
-            return lmr_fail(err, LMR_EINVAL, "clip %llu has no label: training needs labelled clips",
-                            (unsigned long long)i);
+        if (k == 0) {
+            int rc = d->set ? verify_clip(d, i, err) : 0;
+            if (rc < 0)
+                return rc;
+            clip_name(d, i, name, sizeof name);
+            return lmr_fail(err, LMR_EINVAL, "%s has no label: training needs labelled clips", name);
+        }
         for (int j = 0; j < k; j++) {
-            if (l[j] < 0 || l[j] >= d->C)
-                return lmr_fail(err, LMR_ERANGE, "clip %llu: label %d outside the %d classes",
-                                (unsigned long long)i, l[j], d->C);
+            if (l[j] < 0 || l[j] >= d->C) {
+                clip_name(d, i, name, sizeof name);
+                return lmr_fail(err, LMR_ERANGE, "%s: label %d outside the %d classes", name, l[j], d->C);
+            }
             d->counts[l[j]]++;
         }
     }
@@ -125,6 +186,62 @@ int dataset_from_memory(Dataset *d, const float *x, uint64_t n, int views, int D
     if (rc < 0)
         dataset_close(d);
     return rc;
+}
+
+static Dataset *sort_set; /* qsort has no user pointer in C17; sets are sorted one at a time */
+
+static int id_cmp(const void *pa, const void *pb)
+{
+    const char *a, *b;
+    uint16_t la, lb;
+    shardset_id(sort_set->set, *(const uint64_t *)pa, &a, &la, NULL);
+    shardset_id(sort_set->set, *(const uint64_t *)pb, &b, &lb, NULL);
+    int c = memcmp(a, b, la < lb ? la : lb);
+    return c ? c : (la > lb) - (la < lb);
+}
+
+int dataset_digest(Dataset *d, char hex[17], char *err)
+{
+    uint64_t *order = malloc((d->n ? d->n : 1) * sizeof *order);
+    XXH3_state_t *st = XXH3_createState();
+    if (!order || !st) {
+        free(order);
+        XXH3_freeState(st);
+        return lmr_fail(err, LMR_ENOMEM, "out of memory for the training set's digest");
+    }
+    for (uint64_t i = 0; i < d->n; i++)
+        order[i] = i;
+    if (d->set) {
+        sort_set = d;
+        qsort(order, d->n, sizeof *order, id_cmp);
+        sort_set = NULL;
+    }
+    XXH3_64bits_reset(st);
+    for (uint64_t k = 0; k < d->n; k++) {
+        uint64_t i = order[k];
+        const char *id;
+        uint16_t len;
+        char num[24];
+        if (d->set) {
+            shardset_id(d->set, i, &id, &len, NULL);
+        } else {
+            len = (uint16_t)snprintf(num, sizeof num, "%llu", (unsigned long long)i);
+            id = num;
+        }
+        const int32_t *l;
+        uint32_t nl = (uint32_t)dataset_n_labels(d, i, &l), n16 = len;
+        XXH3_64bits_update(st, &n16, sizeof n16);
+        XXH3_64bits_update(st, id, len);
+        XXH3_64bits_update(st, &nl, sizeof nl);
+        XXH3_64bits_update(st, l, nl * sizeof *l);
+    }
+    uint32_t C = (uint32_t)d->C;
+    XXH3_64bits_update(st, &C, sizeof C);
+    XXH3_64bits_update(st, d->counts, (size_t)d->C * sizeof *d->counts);
+    snprintf(hex, 17, "%016llx", (unsigned long long)XXH3_64bits_digest(st));
+    XXH3_freeState(st);
+    free(order);
+    return 0;
 }
 
 void dataset_close(Dataset *d)

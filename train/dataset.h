@@ -41,6 +41,11 @@ int dataset_open(Dataset *d, const char *const *paths, int n_paths, int n_classe
 int dataset_from_memory(Dataset *d, const float *x, uint64_t n, int views, int D, const int32_t *labels,
                         const uint64_t *label_off, int C, char *err);
 void dataset_close(Dataset *d);
+/** Hex XXH3-64 of what the set trains on: for every clip in id order (bytes, then the shorter
+ *  first; in memory: the decimal index) its id length (u32), id, label count (u32) and labels
+ *  (i32), then C (u32) and the class counts (i64), all little-endian. Not thread-safe.
+ *  @return 0 or LMR_ENOMEM. */
+int dataset_digest(Dataset *d, char hex[17], char *err);
 /** Read every clip's views (averaged over T) into memory once, so training never touches the
  *  shards again; needs n * views * D * 4 bytes. @return 0, LMR_ENOMEM, or a read error. */
 int dataset_preload(Dataset *d, char *err);

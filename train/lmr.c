@@ -85,6 +85,18 @@ int lmr_bank_init(LmrBank *b, BackendCtx *ctx, int K, int B, int F)
         rc = backend_alloc(ctx, (void **)&b->keys_n, n * F * sizeof(float));
     if (!rc)
         rc = backend_alloc(ctx, (void **)&b->key_ok, n);
+    if (!rc)
+        rc = backend_alloc(ctx, (void **)&b->key_clip, n * sizeof *b->key_clip);
+    if (!rc) { // nothing pushed yet: no key has a clip
+        int32_t *none = malloc(n * sizeof *none);
+        if (!none)
+            rc = LMR_ENOMEM;
+        for (size_t j = 0; none && j < n; j++)
+            none[j] = -1;
+        if (none)
+            rc = backend_upload(ctx, b->key_clip, none, n * sizeof *none);
+        free(none);
+    }
     if (rc)
         lmr_bank_free(b);
     return rc;
@@ -97,16 +109,18 @@ void lmr_bank_free(LmrBank *b)
     backend_release(b->ctx, b->keys);
     backend_release(b->ctx, b->keys_n);
     backend_release(b->ctx, b->key_ok);
+    backend_release(b->ctx, b->key_clip);
     memset(b, 0, sizeof *b);
 }
 
-int lmr_bank_push(LmrBank *b, const float *f, const float *fn, const uint8_t *ok_host)
+int lmr_bank_push(LmrBank *b, const float *f, const float *fn, const uint8_t *ok_host, const int32_t *clip_host)
 {
     int slot = (int)(b->n_pushed % b->K);
     size_t off = (size_t)slot * b->B, bytes = (size_t)b->B * b->F * sizeof(float);
     backend_copy(b->ctx, b->keys + off * b->F, f, bytes);
     backend_copy(b->ctx, b->keys_n + off * b->F, fn, bytes);
     backend_upload(b->ctx, b->key_ok + off, ok_host, (size_t)b->B);
+    backend_upload(b->ctx, b->key_clip + off, clip_host, (size_t)b->B * sizeof *clip_host);
     b->n_pushed++;
     if (b->n_filled < b->K)
         b->n_filled++;
@@ -120,11 +134,12 @@ int lmr_keys_init(LmrKeys *k, int K, int B, int F)
     size_t n = (size_t)K * B, rows = ((size_t)2 * n * F * sizeof(float) + 63) & ~(size_t)63;
     k->keys = aligned_alloc(64, rows);
     k->keys_n = aligned_alloc(64, rows);
+    k->clip = malloc(sizeof *k->clip * (n ? 2 * n : 1));
     k->ones = malloc(n ? n : 1);
     k->row = malloc(sizeof *k->row * (n ? n : 1));
     k->seg_lo = malloc(sizeof(int) * (size_t)K);
     k->seg_n = malloc(sizeof(int) * (size_t)K);
-    if (!k->keys || !k->keys_n || !k->ones || !k->row || !k->seg_lo || !k->seg_n) {
+    if (!k->keys || !k->keys_n || !k->clip || !k->ones || !k->row || !k->seg_lo || !k->seg_n) {
         lmr_keys_free(k);
         return LMR_ENOMEM;
     }
@@ -142,6 +157,7 @@ void lmr_keys_free(LmrKeys *k)
         return;
     free(k->keys);
     free(k->keys_n);
+    free(k->clip);
     free(k->ones);
     free(k->row);
     free(k->seg_lo);
@@ -157,6 +173,7 @@ static void keys_shift(LmrKeys *k)
     size_t rb = (size_t)k->F * sizeof(float);
     memmove(k->keys, k->keys + (size_t)lo * k->F, (size_t)(k->hi - lo) * rb);
     memmove(k->keys_n, k->keys_n + (size_t)lo * k->F, (size_t)(k->hi - lo) * rb);
+    memmove(k->clip, k->clip + lo, (size_t)(k->hi - lo) * sizeof *k->clip);
     for (size_t p = 0; p < (size_t)k->K * k->B; p++)
         if (k->row[p] >= 0)
             k->row[p] -= lo;
@@ -181,6 +198,7 @@ static void keys_append(LmrKeys *k, const LmrBank *b, int slot)
             continue;
         memcpy(k->keys + (size_t)k->hi * k->F, b->keys + p * k->F, rb);
         memcpy(k->keys_n + (size_t)k->hi * k->F, b->keys_n + p * k->F, rb);
+        k->clip[k->hi] = b->key_clip[p];
         k->row[p] = k->hi++;
         k->seg_n[slot]++;
     }

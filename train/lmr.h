@@ -35,14 +35,15 @@ typedef struct {
     long n_pushed;
     float *keys, *keys_n; /* (K*B, F) backend memory: features and LN0(features) */
     uint8_t *key_ok;      /* (K*B) backend memory: 0 for keys of few-shot classes */
+    int32_t *key_clip;    /* (K*B) backend memory: the clip (dataset index) each key was made from; -1 unknown */
     BackendCtx *ctx;      /* borrowed */
 } LmrBank;
 
 int lmr_bank_init(LmrBank *b, BackendCtx *ctx, int K, int B, int F);
 void lmr_bank_free(LmrBank *b);
-/** Append the current batch (f, fn (B,F) backend memory; ok (B) host), dropping the oldest when
- *  full. @return the slot used; the batch's keys are rows slot*B .. slot*B+B-1. */
-int lmr_bank_push(LmrBank *b, const float *f, const float *fn, const uint8_t *ok_host);
+/** Append the current batch (f, fn (B,F) backend memory; ok, clip (B) host), dropping the oldest
+ *  when full. @return the slot used; the batch's keys are rows slot*B .. slot*B+B-1. */
+int lmr_bank_push(LmrBank *b, const float *f, const float *fn, const uint8_t *ok_host, const int32_t *clip_host);
 /** Keys in use: n_filled * B. */
 static inline int lmr_bank_keys(const LmrBank *b) { return b->n_filled * b->B; }
 
@@ -55,6 +56,7 @@ static inline int lmr_bank_keys(const LmrBank *b) { return b->n_filled * b->B; }
 typedef struct {
     int K, B, F;
     float *keys, *keys_n; /* (2 K B, F) storage; the block is rows lo .. hi-1 */
+    int32_t *clip;        /* (2 K B) storage: each row's clip, as key_clip of the bank */
     uint8_t *ones;        /* (K B) all 1: the key_ok of the block's keys */
     int32_t *row;         /* (K B) bank position -> storage row, -1 when left out */
     int *seg_lo, *seg_n;  /* (K) each slot's first storage row and count; seg_n -1: empty slot */
@@ -72,6 +74,7 @@ void lmr_keys_map(const LmrKeys *k, int32_t *idx, int n);
 static inline int lmr_keys_count(const LmrKeys *k) { return k->hi - k->lo; }
 static inline const float *lmr_keys_f(const LmrKeys *k) { return k->keys + (size_t)k->lo * k->F; }
 static inline const float *lmr_keys_fn(const LmrKeys *k) { return k->keys_n + (size_t)k->lo * k->F; }
+static inline const int32_t *lmr_keys_clip(const LmrKeys *k) { return k->clip + k->lo; }
 
 /** Step 6 draws for one step: partner (B) uniform in [0, B), a (B) ~ U(0,1), for the first
  *  floor(p B) rows (others: partner = i, a = 0). @return n_mix. */

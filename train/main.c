@@ -1,6 +1,9 @@
 /* lmr-train: the command line of DESIGN section 8 over train/trainer.h. Parses options (a preset
  * first, then every flag over it), opens the shard sets, checks them, trains, and prints one line
  * per problem as `lmr-train: reason`. Exit 0 ok, 1 failure, 2 bad usage. */
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,6 +11,7 @@
 
 #include "dataset.h"
 #include "dist.h"
+#include "fileid.h"
 #include "trainer.h"
 
 #define MAX_PATHS 256
@@ -26,6 +30,7 @@ static void usage(FILE *f)
             "  --clip NORM (off) --loss softmax|bce (softmax) --classes C (from the shards)\n"
             "  --lmr-l L --lmr-h H --lmr-d D --lmr-eps E --lmr-p P --lmr-omega N (20) --lmr-k K (8)\n"
             "  --lmr-allow-nonmonotone  accept (n + eps) * d <= 1 (the published epic100-verbs setting)\n"
+            "  --allow-other-features  --init trained on features of another backbone or weights: a warning, not an error\n"
             "  --device cpu|cuda --threads N --seed S (0) --resume --save-every STEPS --preload\n"
             "  --prefetch N (4 batches read ahead by a loader thread; 0, and with --preload: none)\n"
             "  --log F.jsonl --quiet --help --version\n"
@@ -50,14 +55,58 @@ static void on_note(void *user, int progress, const char *msg)
         fprintf(stderr, "%slmr-train: %s\n", n->tty ? "\r" : "", msg);
 }
 
-static int parse_num(const char *opt, const char *s, double *out)
+/* Numeric options: each value must be finite, inside its range and, for counts, a whole number;
+ * the first that is not ends the run with exit 2 naming that flag alone. */
+typedef struct {
+    const char *name;
+    int integral;
+    double lo, hi;          /* allowed range */
+    int lo_open, hi_open;   /* that end itself excluded */
+    const char *rule;       /* the range as a message says it */
+} NumOpt;
+
+#define BIG 1e15
+static const NumOpt num_opts[] = {
+    {"--epochs", 1, 1, 1e6, 0, 0, "an integer >= 1"},
+    {"--batch", 1, 1, 1 << 24, 0, 0, "an integer >= 1"},
+    {"--lr", 0, 0, HUGE_VAL, 1, 0, "a finite number > 0"},
+    {"--hidden", 1, 0, 1 << 20, 0, 0, "an integer >= 0"},
+    {"--threads", 1, 1, 4096, 0, 0, "an integer >= 1"},
+    {"--classes", 1, 1, 1 << 24, 0, 0, "an integer >= 1"},
+    {"--smoothing", 0, 0, 1, 0, 1, "a number in [0, 1)"},
+    {"--gamma", 0, 0, BIG, 1, 0, "a finite number > 0"},
+    {"--warmup", 0, 0, 1e6, 0, 0, "a finite number of epochs >= 0"},
+    {"--weight-decay", 0, 0, BIG, 0, 0, "a finite number >= 0"},
+    {"--beta1", 0, 0, 1, 0, 1, "a number in [0, 1)"},
+    {"--beta2", 0, 0, 1, 0, 1, "a number in [0, 1)"},
+    {"--adam-eps", 0, 0, 1, 1, 0, "a number in (0, 1]"},
+    {"--clip", 0, 0, BIG, 0, 0, "a finite number >= 0 (0: off)"},
+    {"--lmr-l", 0, 0, 1, 0, 0, "a number in [0, 1]"},
+    {"--lmr-h", 0, 0, 1, 0, 0, "a number in [0, 1]"},
+    {"--lmr-d", 0, 0, BIG, 1, 0, "a finite number > 0"},
+    {"--lmr-eps", 0, 0, BIG, 0, 0, "a finite number >= 0"},
+    {"--lmr-p", 0, 0, 1, 0, 0, "a number in [0, 1]"},
+    {"--lmr-omega", 1, 0, 1e9, 0, 0, "an integer >= 0"},
+    {"--lmr-k", 1, 1, 4096, 0, 0, "an integer in [1, 4096]"},
+    {"--save-every", 1, 0, BIG, 0, 0, "an integer >= 0 (0: off)"},
+    {"--stop-after", 1, 0, BIG, 0, 0, "an integer >= 0 (0: off)"},
+    {"--prefetch", 1, 0, 256, 0, 0, "an integer in [0, 256]"},
+    {NULL, 0, 0, 0, 0, 0, NULL},
+};
+
+/* A value for o: a number (strtod's syntax), finite, in range, whole for counts. 1e-400
+ * underflows to 0 and is judged as 0. @return 0, or -1 after saying why. */
+static int parse_num(const NumOpt *o, const char *s, double *out)
 {
     char *end;
-    *out = strtod(s, &end);
-    if (!*s || *end) {
-        fprintf(stderr, "lmr-train: %s: '%s' is not a number\n", opt, s);
+    double x = strtod(s, &end);
+    int bad = !*s || *end || !isfinite(x) || x < o->lo || x > o->hi || (o->lo_open && x == o->lo) ||
+              (o->hi_open && x == o->hi) || (o->integral && x != floor(x));
+    if (bad) {
+        fprintf(stderr, "lmr-train: %s must be %s, got '%s'\n", o->name, o->rule, s);
         return -1;
     }
+    *out = x;
     return 0;
 }
 
@@ -67,8 +116,9 @@ static int parse_milestones(LrSchedule *s, const char *arg)
     s->n_milestones = 0;
     while (*p) {
         char *end;
+        errno = 0;
         long v = strtol(p, &end, 10);
-        if (end == p || v < 0 || s->n_milestones == OPTIM_MAX_MILESTONES)
+        if (end == p || v < 0 || v > 1000000 || errno || s->n_milestones == OPTIM_MAX_MILESTONES)
             return -1;
         s->milestones[s->n_milestones++] = (int)v;
         p = *end == ',' ? end + 1 : end;
@@ -76,6 +126,59 @@ static int parse_milestones(LrSchedule *s, const char *arg)
             return -1;
     }
     return 0;
+}
+
+/* Options that say where to write or steer a run but not its result: left out of the command a
+ * checkpoint records, so an interrupted and resumed run, or the same run written elsewhere,
+ * records what an uninterrupted one does. */
+static int run_control(const char *a, int *takes_value)
+{
+    static const char *const flag[] = {"--resume", "--quiet", "--preload", NULL};
+    static const char *const valued[] = {"--out", "--stop-after", "--save-every", "--log", "--prefetch", NULL};
+    for (int i = 0; flag[i]; i++)
+        if (!strcmp(a, flag[i]))
+            return *takes_value = 0, 1;
+    for (int i = 0; valued[i]; i++)
+        if (!strcmp(a, valued[i]))
+            return *takes_value = 1, 1;
+    return 0;
+}
+
+/* The command line as a shell would take it back (words with other than [A-Za-z0-9_./=,:+-]
+ * single-quoted), run-control options left out. Owned; NULL when out of memory. */
+static char *command_line(int argc, char **argv)
+{
+    size_t cap = 16;
+    for (int i = 0; i < argc; i++)
+        cap += 4 * strlen(argv[i]) + 3;
+    char *s = malloc(cap), *p = s;
+    if (!s)
+        return NULL;
+    const char *name = strrchr(argv[0], '/');
+    p += sprintf(p, "%s", name ? name + 1 : argv[0]);
+    for (int i = 1; i < argc; i++) {
+        int val = 0;
+        if (run_control(argv[i], &val)) {
+            i += val;
+            continue;
+        }
+        const char *a = argv[i];
+        int plain = *a != 0;
+        for (const char *c = a; *c; c++)
+            plain &= (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+                     strchr("_./=,:+-", *c) != NULL;
+        *p++ = ' ';
+        if (plain) {
+            p += sprintf(p, "%s", a);
+            continue;
+        }
+        *p++ = '\'';
+        for (const char *c = a; *c; c++)
+            p += *c == '\'' ? sprintf(p, "'\\''") : sprintf(p, "%c", *c);
+        *p++ = '\'';
+        *p = 0;
+    }
+    return s;
 }
 
 int main(int argc, char **argv)
@@ -90,9 +193,13 @@ int main(int argc, char **argv)
 
     // the preset first, so that single flags override it wherever they stand
     for (int i = 1; i < argc - 1; i++)
-        if (strcmp(argv[i], "--preset") == 0 && lmr_preset(&o.lmr, argv[i + 1]) < 0) {
-            fprintf(stderr, "lmr-train: --preset: unknown '%s' (epic100-verbs, ssv2-lt, videolt-lt)\n", argv[i + 1]);
-            return 2;
+        if (strcmp(argv[i], "--preset") == 0) {
+            if (lmr_preset(&o.lmr, argv[i + 1]) < 0) {
+                fprintf(stderr, "lmr-train: --preset: unknown '%s' (epic100-verbs, ssv2-lt, videolt-lt)\n",
+                        argv[i + 1]);
+                return 2;
+            }
+            o.preset = argv[i + 1];
         }
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -106,12 +213,6 @@ int main(int argc, char **argv)
         }                                                                 \
         i++;                                                              \
     } while (0)
-#define NUM()                                \
-    do {                                     \
-        NEEDV();                             \
-        if (parse_num(a, v, &x) < 0)         \
-            return 2;                        \
-    } while (0)
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             usage(stdout);
             return 0;
@@ -121,8 +222,13 @@ int main(int argc, char **argv)
         } else if (!strcmp(a, "--train") || !strcmp(a, "--val")) {
             int *n = a[2] == 't' ? &n_train : &n_val;
             const char **list = a[2] == 't' ? train : val;
-            while (i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0 && *n < MAX_PATHS)
+            while (i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0) {
+                if (*n == MAX_PATHS) {
+                    fprintf(stderr, "lmr-train: %s: more than %d shards\n", a, MAX_PATHS);
+                    return 2;
+                }
                 list[(*n)++] = argv[++i];
+            }
         } else if (!strcmp(a, "--stage")) {
             NEEDV();
             if (strcmp(v, "init") && strcmp(v, "lmr")) {
@@ -144,12 +250,15 @@ int main(int argc, char **argv)
             NEEDV();
         } else if (!strcmp(a, "--lmr-off")) {
             o.lmr_off = 1;
+        } else if (!strcmp(a, "--allow-other-features")) {
+            o.allow_other_features = 1;
         } else if (!strcmp(a, "--lmr-allow-nonmonotone")) {
             o.lmr.allow_nonmonotone = 1;
         } else if (!strcmp(a, "--resume")) {
             o.resume = 1;
         } else if (!strcmp(a, "--quiet")) {
             nc.quiet = 1;
+            o.quiet = 1;
         } else if (!strcmp(a, "--preload")) {
             preload = 1;
         } else if (!strcmp(a, "--tf32")) {
@@ -190,27 +299,24 @@ int main(int argc, char **argv)
         } else if (!strcmp(a, "--seed")) {
             NEEDV();
             char *end;
+            errno = 0;
             o.seed = strtoull(v, &end, 10);
-            if (!*v || *end) {
-                fprintf(stderr, "lmr-train: --seed: '%s' is not an unsigned integer\n", v);
+            if (*v < '0' || *v > '9' || *end || errno) { // strtoull takes "-1" as 2^64 - 1
+                fprintf(stderr, "lmr-train: --seed must be an integer in [0, 2^64), got '%s'\n", v);
                 return 2;
             }
         } else {
             // numeric options
-            static const char *const names[] = {"--epochs", "--batch", "--lr", "--hidden", "--threads",
-                                                "--classes", "--smoothing", "--gamma", "--warmup",
-                                                "--weight-decay", "--beta1", "--beta2", "--adam-eps", "--clip",
-                                                "--lmr-l", "--lmr-h", "--lmr-d", "--lmr-eps", "--lmr-p",
-                                                "--lmr-omega", "--lmr-k", "--save-every", "--stop-after",
-                                                "--prefetch", NULL};
             int k = 0;
-            while (names[k] && strcmp(names[k], a))
+            while (num_opts[k].name && strcmp(num_opts[k].name, a))
                 k++;
-            if (!names[k]) {
+            if (!num_opts[k].name) {
                 fprintf(stderr, "lmr-train: unknown option '%s' (see --help)\n", a);
                 return 2;
             }
-            NUM();
+            NEEDV();
+            if (parse_num(&num_opts[k], v, &x) < 0)
+                return 2;
             switch (k) {
             case 0: o.epochs = (int)x; break;
             case 1: o.batch = (int)x; break;
@@ -238,7 +344,6 @@ int main(int argc, char **argv)
             case 23: o.prefetch = (int)x; break;
             }
         }
-#undef NUM
 #undef NEEDV
     }
     if (!stage_set || n_train == 0 || !o.out) {
@@ -246,8 +351,28 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    if (o.lmr.p < 0 || o.lmr.p > 1 || o.epochs <= 0 || o.batch <= 0 || o.hidden < -1 || o.lmr.K < 1) {
-        fprintf(stderr, "lmr-train: out of range: --lmr-p in [0,1], --epochs/--batch/--lmr-k >= 1, --hidden >= 0\n");
+    if (o.stage == STAGE_LMR && !o.init) {
+        fprintf(stderr, "lmr-train: --stage lmr needs --init CKPT (the init stage's checkpoint)\n");
+        return 2;
+    }
+    if (o.stage == STAGE_INIT && o.init) {
+        fprintf(stderr, "lmr-train: --init is for --stage lmr; the init stage starts from random weights\n");
+        return 2;
+    }
+    // nothing this run writes may be one of its inputs (compared by file identity, .tmp siblings too)
+    char best[1024];
+    train_best_path(best, sizeof best, o.out);
+    const char *ins[2 * MAX_PATHS + 1], *outs[3] = {o.out, o.log_path, n_val ? best : NULL};
+    int n_in = 0;
+    for (int i = 0; i < n_train; i++)
+        ins[n_in++] = train[i];
+    for (int i = 0; i < n_val; i++)
+        ins[n_in++] = val[i];
+    if (o.init)
+        ins[n_in++] = o.init;
+    char uerr[LMR_ERRLEN];
+    if (lmr_check_outputs(ins, n_in, outs, 3, uerr) < 0) {
+        fprintf(stderr, "lmr-train: %s\n", uerr);
         return 2;
     }
     if (o.device == BACKEND_CUDA && !backend_available(BACKEND_CUDA)) {
@@ -260,6 +385,8 @@ int main(int argc, char **argv)
     }
     if (nc.quiet)
         o.progress_every = 0;
+    char *cmd = command_line(argc, argv);
+    o.command = cmd;
 
     char err[LMR_ERRLEN] = "";
     // data-parallel: started by an MPI launcher (Open MPI, MPICH/Hydra, Slurm PMI/PMIx)?
@@ -313,5 +440,6 @@ out:
     if (rc < 0)
         dist_abort(&dist, 1); // the other ranks would wait in their next collective
     dist_free(&dist);
+    free(cmd);
     return rc < 0 ? 1 : 0;
 }

@@ -87,8 +87,10 @@ int model_init(Model *m, const ModelConfig *cfg, BackendCtx *ctx)
             rc = block_alloc(m, &m->v);
     }
     if (rc < 0) {
+        size_t n = m->n_params; // model_free clears it
         model_free(m);
-        return LMR_FAIL(m, LMR_ENOMEM, "model: out of memory for %zu parameters", m->n_params);
+        return LMR_FAIL(m, LMR_ENOMEM, "model: out of memory for %zu parameters (D=%d H=%d C=%d)", n, cfg->D,
+                        cfg->H, cfg->C);
     }
     model_views(m, m->params, &m->p);
     model_views(m, m->grads, &m->g);
@@ -219,6 +221,11 @@ int model_load(Model *m, const char *ckpt, char *err)
             goto done;
         }
         model_tensor_from_file(t, st->data, m->params + t->offset);
+        for (size_t k = 0; k < t->numel; k++)
+            if (!isfinite(m->params[t->offset + k])) {
+                rc = lmr_fail(err, LMR_ENAN, "%s: tensor %s holds NaN or inf", ckpt, t->name);
+                goto done;
+            }
     }
     const char *loss = st_meta(&f, "loss");
     if (loss)
@@ -237,9 +244,15 @@ int model_load(Model *m, const char *ckpt, char *err)
             rc = lmr_fail(err, LMR_ENOMEM, "%s: out of memory", ckpt);
             goto done;
         }
-        for (int c = 0; c < cfg.C; c++)
-            m->class_counts[c] = json_integer_value(json_array_get(a, (size_t)c));
+        for (int c = 0; c < cfg.C && rc == 0; c++) {
+            json_t *v = json_array_get(a, (size_t)c);
+            if (!json_is_integer(v) || json_integer_value(v) < 0)
+                rc = lmr_fail(err, LMR_ECORRUPT, "%s: class_counts[%d] is not a count of clips", ckpt, c);
+            m->class_counts[c] = json_integer_value(v);
+        }
         json_decref(a);
+        if (rc < 0)
+            goto done;
     }
     rc = 0;
 done:

@@ -18,7 +18,8 @@ int sampler_init(Sampler *s, SamplerKind kind, const Dataset *d, int B, uint64_t
     s->views = d->views;
     s->perm_epoch = -1;
     if (B <= 0 || d->n < (uint64_t)B)
-        return LMR_FAIL(s, LMR_EINVAL, "%llu clips: fewer than one batch of %d", (unsigned long long)d->n, B);
+        return LMR_FAIL(s, LMR_EINVAL, "%llu clips: fewer than one batch of %d; use --batch N with N <= %llu",
+                        (unsigned long long)d->n, B, (unsigned long long)d->n);
     if (kind == SAMPLER_INSTANCE) {
         s->perm = malloc(d->n * sizeof *s->perm);
         return s->perm ? 0 : LMR_FAIL(s, LMR_ENOMEM, "out of memory for the permutation");

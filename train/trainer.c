@@ -4,6 +4,7 @@
  * resumed run needs to finish bit-identical to an uninterrupted one. */
 #include "trainer.h"
 
+#include <jansson.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -45,7 +46,7 @@ typedef struct {
     float *z, *dz, *losses, *Y;             /* head and loss */
     float *dX, *dR, *df, *du;               /* backward */
     float *c, *a;
-    int32_t *labels, *self_idx, *partner;
+    int32_t *labels, *qclip, *partner;
     float *fg, *fng, *Rg, *Xg, *dXg, *dRg;  /* data-parallel: (Bg,F) whole-batch views, see dist.h */
 } Acts;
 
@@ -55,7 +56,7 @@ typedef struct {
     uint8_t *few;    /* (C) few-shot classes */
     uint8_t *ok;     /* (B) */
     float *c, *a;    /* (B) */
-    int32_t *self_idx, *partner; /* (B) */
+    int32_t *qclip, *partner; /* (B): each row's clip (dataset index), mixing partners */
     float *Y;        /* (B, C) */
     float *losses;   /* (B) */
 } Host;
@@ -80,6 +81,7 @@ typedef struct {
     LrSchedule sched_copy; /* the options' schedule with rate and step counts filled in */
     char best_path[1024];
     FILE *log;
+    char *provenance, *settings; /* the checkpoint's "provenance" and "settings" (owned JSON) */
 } Trainer;
 
 static int acts_alloc(Trainer *t, void *pp, size_t bytes)
@@ -107,7 +109,7 @@ static int buffers_init(Trainer *t, int N)
         {&A->dr, B * F * fs},  {&A->dfn, B * F * fs},  {&A->z, B * C * fs},   {&A->dz, B * C * fs},
         {&A->losses, B * fs},  {&A->Y, B * C * fs},    {&A->dX, B * F * fs},  {&A->dR, B * F * fs},
         {&A->df, B * F * fs},  {&A->du, B * D * fs},   {&A->c, B * fs},       {&A->a, Bg * fs},
-        {&A->labels, B * 4},   {&A->self_idx, B * 4},  {&A->partner, Bg * 4},
+        {&A->labels, B * 4},   {&A->qclip, B * 4},     {&A->partner, Bg * 4},
     };
     for (size_t i = 0; i < sizeof want / sizeof *want; i++)
         if (acts_alloc(t, want[i].p, want[i].bytes) < 0)
@@ -129,11 +131,11 @@ static int buffers_init(Trainer *t, int N)
     hs->ok = calloc(B, 1);
     hs->c = calloc(B, fs);
     hs->a = calloc(B, fs);
-    hs->self_idx = calloc(B, 4);
+    hs->qclip = calloc(B, 4);
     hs->partner = calloc(B, 4);
     hs->Y = calloc(B * C, fs);
     hs->losses = calloc(B, fs);
-    if (!hs->c_class || !hs->few || !hs->ok || !hs->c || !hs->a || !hs->self_idx || !hs->partner || !hs->Y ||
+    if (!hs->c_class || !hs->few || !hs->ok || !hs->c || !hs->a || !hs->qclip || !hs->partner || !hs->Y ||
         !hs->losses)
         return LMR_ENOMEM;
     return 0;
@@ -150,7 +152,7 @@ static void trainer_free(Trainer *t)
     free(hs->c);
     free(hs->a);
     lmr_keys_free(&t->keys);
-    free(hs->self_idx);
+    free(hs->qclip);
     free(hs->partner);
     free(hs->Y);
     free(hs->losses);
@@ -160,6 +162,8 @@ static void trainer_free(Trainer *t)
     backend_free(&t->ctx);
     if (t->log)
         fclose(t->log);
+    free(t->provenance);
+    free(t->settings);
 }
 
 static void note(const TrainOptions *o, int progress, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -197,8 +201,10 @@ static void plain_targets(Trainer *t, const Batch *b, float smoothing)
             hs->Y[k] = (1.0f - (float)smoothing) * hs->Y[k] + (float)smoothing / t->C;
 }
 
-/* LMR rows: class weight (mean over a clip's labels), whether the clip may serve as a key. */
-static void lmr_row_inputs(Trainer *t, const Batch *b, int slot)
+/* LMR rows: class weight (mean over a clip's labels), whether the clip may serve as a key, and
+ * the clip itself: a row never attends to a key made from its own clip (DESIGN 6.4), wherever it
+ * sits in the bank (the class-balanced sampler draws with replacement). */
+static void lmr_row_inputs(Trainer *t, const Batch *b)
 {
     Host *hs = &t->hs;
     for (int i = 0; i < t->Bg; i++) { // the global batch: the bank holds every rank's rows
@@ -210,7 +216,7 @@ static void lmr_row_inputs(Trainer *t, const Batch *b, int slot)
         }
         hs->c[i] = c / (float)(b->lab_off[i + 1] - b->lab_off[i]);
         hs->ok[i] = ok;
-        hs->self_idx[i] = slot * t->Bg + i; // the sample's own row in the bank, not row i of slot 0
+        hs->qclip[i] = (int32_t)b->clips[i]; // below INT32_MAX: checked at set-up
     }
 }
 
@@ -244,6 +250,7 @@ static int train_step(Trainer *t, const Batch *b, double lr, long gstep, double 
     float *Xg = A->X, *dXg = A->dX, *dRg = A->dR;
     const float *Y = A->Y, *keys = t->bank.keys, *keys_n = t->bank.keys_n;
     const uint8_t *key_ok = t->bank.key_ok;
+    const int32_t *key_clip = t->bank.key_clip;
 
     // forward: LN -> (Linear + tanh) -> features f
     const float *x = stage_in(ctx, A->x, b->x, (size_t)B * D * sizeof(float));
@@ -266,21 +273,20 @@ static int train_step(Trainer *t, const Batch *b, double lr, long gstep, double 
             fg = A->fg;
             fng = A->fng;
         }
-        int slot = (int)(t->bank.n_pushed % t->bank.K);
-        lmr_row_inputs(t, b, slot);
-        lmr_bank_push(&t->bank, fg, fng, hs->ok);
+        lmr_row_inputs(t, b);
+        int slot = lmr_bank_push(&t->bank, fg, fng, hs->ok, hs->qclip);
         N = lmr_bank_keys(&t->bank);
         backend_upload(ctx, A->c, hs->c + row0, (size_t)B * sizeof(float));
-        backend_upload(ctx, A->self_idx, hs->self_idx + row0, (size_t)B * sizeof(int32_t));
-        if (t->keys.keys) { // cpu: A->self_idx is host memory
+        backend_upload(ctx, A->qclip, hs->qclip + row0, (size_t)B * sizeof(int32_t));
+        if (t->keys.keys) { // cpu: the bank's usable keys in one block
             lmr_keys_push(&t->keys, &t->bank, slot);
-            lmr_keys_map(&t->keys, A->self_idx, B);
             N = lmr_keys_count(&t->keys);
             keys = lmr_keys_f(&t->keys);
             keys_n = lmr_keys_fn(&t->keys);
             key_ok = t->keys.ones;
+            key_clip = lmr_keys_clip(&t->keys);
         }
-        lmr_forward(ctx, A->R, A->wts, f, A->fn, keys, keys_n, key_ok, A->self_idx, A->c, B, N, F);
+        lmr_forward(ctx, A->R, A->wts, f, A->fn, keys, keys_n, key_ok, key_clip, A->qclip, A->c, B, N, F);
         Rng r;
         rng_seed(&r, t->o->seed, RNG_MIX, (uint64_t)b->epoch, (uint64_t)b->step);
         n_mix = lmr_draw_mix(&r, t->o->lmr.p, Bg, hs->partner, hs->a);
@@ -379,7 +385,10 @@ int train_validate(Model *m, Dataset *d, const int64_t *train_counts, ValMetrics
         rc = lmr_fail(err, LMR_ENOMEM, "validation: out of memory");
         goto done;
     }
-    classes_partition(train_counts, C, LMR_HEAD_SHARE, LMR_FEW_MAX, groups);
+    if ((rc = classes_partition(train_counts, C, LMR_HEAD_SHARE, LMR_FEW_MAX, groups)) < 0) {
+        lmr_fail(err, rc, "validation: grouping the classes: %s", lmr_strerror(rc));
+        goto done;
+    }
     uint64_t hits = 0;
     for (uint64_t i0 = 0; i0 < d->n; i0 += (uint64_t)chunk) {
         int n = (int)(d->n - i0 < (uint64_t)chunk ? d->n - i0 : (uint64_t)chunk);
@@ -479,6 +488,19 @@ static int setup_model(Trainer *t, char *err)
                             "classes %d",
                             o->init, ic.D, ic.H, ic.C, cfg.D, o->hidden >= 0 ? o->hidden : ic.H, cfg.C);
         cfg.H = ic.H;
+        // the init head was trained on features of some backbone: these must be the same ones
+        if (t->train->set) {
+            char msg[LMR_ERRLEN];
+            rc = checkpoint_check_features(o->init, shardset_meta(t->train->set), o->allow_other_features, msg);
+            if (rc < 0)
+                return lmr_fail(err, rc, "--init %s", msg);
+            if (rc == CKPT_FEATURES_UNCHECKED)
+                note(o, 0, "note: --init %s", msg);
+            else if (rc == CKPT_FEATURES_OVERRIDDEN)
+                note(o, 0, "WARNING: --init %s", msg);
+        }
+        if ((rc = checkpoint_file_digest(o->init, t->info.init_digest, err)) < 0)
+            return rc;
     }
     int rc = model_init(&t->model, &cfg, t->ctx);
     if (rc < 0)
@@ -516,6 +538,9 @@ static int setup_checks(Trainer *t, char *err)
     Dataset *tr = t->train, *va = t->val;
     if (o->epochs <= 0 || o->batch <= 0)
         return lmr_fail(err, LMR_EINVAL, "--epochs and --batch must be positive");
+    if (tr->n > (uint64_t)INT32_MAX) // the bank keeps each key's clip as an int32
+        return lmr_fail(err, LMR_EINVAL, "--train holds %llu clips, more than lmr-train handles (%d)",
+                        (unsigned long long)tr->n, INT32_MAX);
     if (va && va->D != tr->D)
         return lmr_fail(err, LMR_EMISMATCH, "--val features have dims %d, --train has %d", va->D, tr->D);
     if (va && va->C > tr->C)
@@ -538,7 +563,7 @@ static int setup_checks(Trainer *t, char *err)
     return 0;
 }
 
-static void best_path(char *dst, size_t cap, const char *out)
+void train_best_path(char *dst, size_t cap, const char *out)
 {
     const char *ext = ".safetensors";
     size_t n = strlen(out), e = strlen(ext);
@@ -548,7 +573,159 @@ static void best_path(char *dst, size_t cap, const char *out)
         snprintf(dst, cap, "%s.best", out);
 }
 
-/* Resume: load the state saved in o->out when its settings match this run.
+/* Reals in the settings JSON: 12 significant digits read back as the values typed. */
+#define SETTINGS_JSON_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(12))
+
+static const char *const sched_names[] = {"cosine", "step", "constant"};
+
+/* Every resolved setting of the run, the checkpoint's "settings". Settings that take no part in
+ * this run are left out (the LMR values in stage init or with --lmr-off, milestones and gamma
+ * without --schedule step), so a resume compares only what changes the result. */
+static char *settings_json(const Trainer *t)
+{
+    const TrainOptions *o = t->o;
+    json_t *s = json_object();
+    char seed[24];
+    snprintf(seed, sizeof seed, "%llu", (unsigned long long)o->seed);
+    json_object_set_new(s, "stage", json_string(t->info.stage));
+    json_object_set_new(s, "lmr_off", json_integer(o->lmr_off));
+    json_object_set_new(s, "preset", json_string(o->preset ? o->preset : "ssv2-lt"));
+    json_object_set_new(s, "epochs", json_integer(o->epochs));
+    json_object_set_new(s, "batch", json_integer(t->Bg));
+    json_object_set_new(s, "lr", json_real(t->info.lr));
+    json_object_set_new(s, "schedule", json_string(sched_names[o->sched.kind]));
+    if (o->sched.kind == SCHED_STEP) {
+        json_t *ms = json_array();
+        for (int i = 0; i < o->sched.n_milestones; i++)
+            json_array_append_new(ms, json_integer(o->sched.milestones[i]));
+        json_object_set_new(s, "milestones", ms);
+        json_object_set_new(s, "gamma", json_real(o->sched.gamma));
+    }
+    json_object_set_new(s, "warmup", json_real(o->warmup_epochs));
+    json_object_set_new(s, "smoothing", json_real(o->stage == STAGE_INIT && !o->loss_bce ? o->smoothing : 0.0));
+    json_object_set_new(s, "weight_decay", json_real(o->adam.weight_decay));
+    json_object_set_new(s, "beta1", json_real(o->adam.beta1));
+    json_object_set_new(s, "beta2", json_real(o->adam.beta2));
+    json_object_set_new(s, "adam_eps", json_real(o->adam.eps));
+    json_object_set_new(s, "clip", json_real(o->adam.clip));
+    json_object_set_new(s, "loss", json_string(o->loss_bce ? "bce" : "softmax"));
+    json_object_set_new(s, "hidden", json_integer(t->model.cfg.H));
+    json_object_set_new(s, "classes", json_integer(t->C));
+    json_object_set_new(s, "seed", json_string(seed));
+    if (t->lmr_on) {
+        json_t *l = json_object();
+        json_object_set_new(l, "l", json_real(o->lmr.l));
+        json_object_set_new(l, "h", json_real(o->lmr.h));
+        json_object_set_new(l, "d", json_real(o->lmr.d));
+        json_object_set_new(l, "eps", json_real(o->lmr.eps));
+        json_object_set_new(l, "p", json_real(o->lmr.p));
+        json_object_set_new(l, "omega", json_integer(o->lmr.omega));
+        json_object_set_new(l, "K", json_integer(o->lmr.K));
+        json_object_set_new(l, "allow_nonmonotone", json_integer(o->lmr.allow_nonmonotone));
+        json_object_set_new(s, "lmr", l);
+    }
+    json_object_set_new(s, "threads", json_integer(o->threads));
+    json_object_set_new(s, "device", json_string(o->device == BACKEND_CUDA ? "cuda" : "cpu"));
+    json_object_set_new(s, "tf32", json_integer(o->tf32));
+    json_object_set_new(s, "ranks", json_integer(t->dist ? t->dist->size : 1));
+    char *out = json_dumps(s, SETTINGS_JSON_FLAGS);
+    json_decref(s);
+    return out;
+}
+
+/* A settings value as the command line gives it, for a message. */
+static void setting_text(const json_t *v, char *buf, size_t cap)
+{
+    if (!v)
+        snprintf(buf, cap, "(not set)");
+    else if (json_is_string(v))
+        snprintf(buf, cap, "%s", json_string_value(v));
+    else {
+        char *d = json_dumps(v, JSON_ENCODE_ANY | SETTINGS_JSON_FLAGS);
+        snprintf(buf, cap, "%s", d ? d : "?");
+        free(d);
+    }
+}
+
+/* The settings that change what a run computes, with the flag that sets each. */
+static const struct {
+    const char *key, *flag;
+} result_settings[] = {
+    {"stage", "--stage"}, {"lmr_off", "--lmr-off"}, {"batch", "--batch"}, {"lr", "--lr"},
+    {"schedule", "--schedule"}, {"milestones", "--milestones"}, {"gamma", "--gamma"}, {"warmup", "--warmup"},
+    {"smoothing", "--smoothing"}, {"weight_decay", "--weight-decay"}, {"beta1", "--beta1"}, {"beta2", "--beta2"},
+    {"adam_eps", "--adam-eps"}, {"clip", "--clip"}, {"loss", "--loss"}, {"hidden", "--hidden"},
+    {"classes", "--classes"}, {"seed", "--seed"}, {"lmr.l", "--lmr-l"}, {"lmr.h", "--lmr-h"}, {"lmr.d", "--lmr-d"},
+    {"lmr.eps", "--lmr-eps"}, {"lmr.p", "--lmr-p"}, {"lmr.omega", "--lmr-omega"}, {"lmr.K", "--lmr-k"},
+    {"lmr.allow_nonmonotone", "--lmr-allow-nonmonotone"},
+};
+
+static const json_t *setting_get(const json_t *s, const char *key)
+{
+    if (strncmp(key, "lmr.", 4) == 0)
+        return json_object_get(json_object_get(s, "lmr"), key + 4);
+    return json_object_get(s, key);
+}
+
+/* Compare the settings a checkpoint was written with (stored JSON) with this run's: the first
+ * that differs is named. @return 0 or LMR_EMISMATCH. */
+static int settings_match(const Trainer *t, const char *stored, char *err)
+{
+    json_t *a = json_loads(stored, 0, NULL), *b = json_loads(t->settings, 0, NULL);
+    int rc = 0;
+    if (!json_is_object(a) || !b)
+        rc = lmr_fail(err, LMR_EPARSE, "%s: metadata 'settings' is not a JSON object", t->o->out);
+    for (size_t i = 0; rc == 0 && i < sizeof result_settings / sizeof *result_settings; i++) {
+        const json_t *x = setting_get(a, result_settings[i].key), *y = setting_get(b, result_settings[i].key);
+        if ((!x && !y) || (x && y && json_equal((json_t *)x, (json_t *)y)))
+            continue;
+        char was[64], now[64];
+        setting_text(x, was, sizeof was);
+        setting_text(y, now, sizeof now);
+        rc = lmr_fail(err, LMR_EMISMATCH,
+                      "--resume: %s was written with %s %s; this run has %s %s, which changes the result "
+                      "(use the same value, or start a new run without --resume)",
+                      t->o->out, result_settings[i].flag, was, result_settings[i].flag, now);
+    }
+    json_decref(a);
+    json_decref(b);
+    return rc;
+}
+
+/* A checkpoint without "settings" (an older lmr-train): the values its other keys hold. */
+static int legacy_settings_match(const Trainer *t, const CkptInfo *in, char *err)
+{
+    const CkptInfo *me = &t->info;
+    const char *what = NULL;
+    char was[64] = "", now[64] = "";
+    if (strcmp(in->stage, me->stage))
+        what = "--stage", snprintf(was, sizeof was, "%s", in->stage), snprintf(now, sizeof now, "%s", me->stage);
+    else if (in->lmr_off != me->lmr_off)
+        what = "--lmr-off", snprintf(was, sizeof was, "%d", in->lmr_off), snprintf(now, sizeof now, "%d", me->lmr_off);
+    else if (in->batch != me->batch)
+        what = "--batch", snprintf(was, sizeof was, "%d", in->batch), snprintf(now, sizeof now, "%d", me->batch);
+    else if (in->seed != me->seed)
+        what = "--seed", snprintf(was, sizeof was, "%llu", (unsigned long long)in->seed),
+        snprintf(now, sizeof now, "%llu", (unsigned long long)me->seed);
+    else if (in->lr != me->lr)
+        what = "--lr", snprintf(was, sizeof was, "%.12g", in->lr), snprintf(now, sizeof now, "%.12g", me->lr);
+    else if (t->lmr_on && (in->lmr.l != me->lmr.l || in->lmr.h != me->lmr.h || in->lmr.d != me->lmr.d ||
+                           in->lmr.eps != me->lmr.eps || in->lmr.p != me->lmr.p || in->lmr.omega != me->lmr.omega ||
+                           in->lmr.K != me->lmr.K))
+        what = "the LMR values (--lmr-*)";
+    if (what)
+        return lmr_fail(err, LMR_EMISMATCH,
+                        "--resume: %s was written by another run (%s %s; this run %s): resuming would change the "
+                        "result",
+                        t->o->out, what, was, now);
+    note(t->o, 0, "note: %s was written by an older lmr-train that did not record its settings: only the stage, "
+                  "batch, seed, rate and LMR values are checked for --resume", t->o->out);
+    return 0;
+}
+
+/* Resume: load the state saved in o->out when its settings match this run. --epochs may differ
+ * with a constant or step schedule, whose rate at each step does not depend on the run's length:
+ * the resumed run then computes what a run started with the new --epochs would have.
  * @return RESUMED, 0 nothing to resume (fresh start), LMR_DONE finished, or an error. */
 #define RESUMED 2
 static int try_resume(Trainer *t, char *err)
@@ -558,21 +735,40 @@ static int try_resume(Trainer *t, char *err)
         return 0;
     CkptInfo in;
     ModelConfig c;
+    char *stored = NULL;
     int rc = checkpoint_read_info(o->out, &in, &c, err);
+    if (rc < 0 || (rc = checkpoint_read_meta(o->out, "settings", &stored, err)) < 0)
+        return rc;
+    rc = stored ? settings_match(t, stored, err) : legacy_settings_match(t, &in, err);
+    free(stored);
     if (rc < 0)
         return rc;
-    const CkptInfo *me = &t->info;
-    if (strcmp(in.stage, me->stage) || in.lmr_off != me->lmr_off || in.epochs != me->epochs ||
-        in.batch != me->batch || in.seed != me->seed || c.D != t->model.cfg.D || c.H != t->model.cfg.H ||
-        c.C != t->model.cfg.C)
-        return lmr_fail(err, LMR_EMISMATCH,
-                        "%s: written by another run (stage %s, epochs %ld, batch %d, seed %llu, dims %d/%d/%d); "
-                        "resume needs the same settings",
-                        o->out, in.stage, in.epochs, in.batch, (unsigned long long)in.seed, c.D, c.H, c.C);
-    if (in.epoch >= in.epochs)
-        return LMR_DONE;
+    if (c.D != t->model.cfg.D || c.H != t->model.cfg.H || c.C != t->model.cfg.C)
+        return lmr_fail(err, LMR_EMISMATCH, "--resume: %s has dims %d, hidden %d, classes %d; this run %d, %d, %d",
+                        o->out, c.D, c.H, c.C, t->model.cfg.D, t->model.cfg.H, t->model.cfg.C);
+    if (in.step_in_epoch >= t->spe || in.global_step != in.epoch * t->spe + in.step_in_epoch)
+        return lmr_fail(err, LMR_ECORRUPT,
+                        "--resume: %s: step %ld (epoch %ld, step %ld in it) does not fit %ld steps per epoch",
+                        o->out, in.global_step, in.epoch, in.step_in_epoch, t->spe);
+    if (in.epochs != o->epochs) {
+        if (o->sched.kind == SCHED_COSINE)
+            return lmr_fail(err, LMR_EMISMATCH,
+                            "--resume: %s was written by another run with --epochs %ld (this one: %d); a cosine "
+                            "schedule is fitted to the run's length, so it cannot be extended or cut (constant and "
+                            "step schedules can)",
+                            o->out, in.epochs, o->epochs);
+        if (in.epoch > o->epochs)
+            return lmr_fail(err, LMR_EMISMATCH, "--resume: %s has already trained %ld epochs, more than --epochs %d",
+                            o->out, in.epoch, o->epochs);
+    }
+    // loaded even when finished: a damaged or incomplete file is an error, not "complete"
     if ((rc = checkpoint_load_resume(o->out, &t->model, &t->bank, err)) < 0)
         return rc;
+    if (in.epoch >= o->epochs)
+        return LMR_DONE;
+    if (in.epochs != o->epochs)
+        note(o, 0, "%s: %s from %ld to %d epochs", o->out, in.epochs < o->epochs ? "extending" : "shortening",
+             in.epochs, o->epochs);
     if (t->keys.keys)
         lmr_keys_rebuild(&t->keys, &t->bank);
     t->info.epoch = in.epoch;
@@ -580,6 +776,40 @@ static int try_resume(Trainer *t, char *err)
     t->info.global_step = in.global_step;
     t->info.best_metric = in.best_metric;
     return RESUMED;
+}
+
+/* The run's resolved configuration, before the first step: one line, two for LMR. */
+static void print_config(const Trainer *t)
+{
+    const TrainOptions *o = t->o;
+    const Dataset *d = t->train;
+    int few = 0, empty = 0, omega = t->lmr_on ? o->lmr.omega : LMR_FEW_MAX;
+    for (int c = 0; c < t->C; c++) {
+        few += d->counts[c] > 0 && d->counts[c] <= omega;
+        empty += d->counts[c] == 0;
+    }
+    char sched[96], smooth[40] = "";
+    if (o->stage == STAGE_INIT && !o->loss_bce)
+        snprintf(smooth, sizeof smooth, " (smoothing %g)", o->smoothing);
+    if (o->sched.kind == SCHED_STEP) {
+        int n = snprintf(sched, sizeof sched, "step x%g at epochs", o->sched.gamma);
+        for (int i = 0; i < o->sched.n_milestones && n < (int)sizeof sched; i++)
+            n += snprintf(sched + n, sizeof sched - (size_t)n, "%s%d", i ? "," : " ", o->sched.milestones[i]);
+        if (!o->sched.n_milestones)
+            snprintf(sched + n, sizeof sched - (size_t)n, " (none)");
+    } else {
+        snprintf(sched, sizeof sched, "%s", sched_names[o->sched.kind]);
+    }
+    note(o, 0,
+         "stage %s%s: %llu clips, %d classes (%d few-shot with n <= %d%s), batch %d, %ld steps/epoch x %d epochs; "
+         "lr %g %s, warmup %g, weight decay %g, %s loss%s, hidden %d, seed %llu",
+         t->info.stage, o->stage == STAGE_LMR && o->lmr_off ? " (--lmr-off)" : "", (unsigned long long)d->n, t->C,
+         few, omega, empty ? ", some empty" : "", t->Bg, t->spe, o->epochs, t->info.lr, sched, o->warmup_epochs,
+         o->adam.weight_decay, o->loss_bce ? "bce" : "softmax", smooth, t->model.cfg.H, (unsigned long long)o->seed);
+    if (t->lmr_on)
+        note(o, 0, "LMR (preset %s, then the --lmr-* flags): l %g h %g d %g eps %g p %g omega %d K %d%s",
+             o->preset ? o->preset : "ssv2-lt", o->lmr.l, o->lmr.h, o->lmr.d, o->lmr.eps, o->lmr.p, o->lmr.omega, o->lmr.K,
+             o->lmr.allow_nonmonotone ? ", non-monotone weights allowed" : "");
 }
 
 static int save(Trainer *t, char *err)
@@ -786,8 +1016,20 @@ int train_run(const TrainOptions *o, Dataset *train, Dataset *val, TrainResult *
     if (t.lmr_on) {
         if ((rc = lmr_class_weights(&o->lmr, train->counts, t.C, t.hs.c_class, err)) < 0)
             goto done;
-        for (int c = 0; c < t.C; c++)
+        int nonmono = 0;
+        int64_t n_min = -1;
+        for (int c = 0; c < t.C; c++) {
             t.hs.few[c] = train->counts[c] <= o->lmr.omega;
+            if (train->counts[c] > 0 && ((double)train->counts[c] + o->lmr.eps) * o->lmr.d <= 1.0) {
+                nonmono++;
+                n_min = n_min < 0 || train->counts[c] < n_min ? train->counts[c] : n_min;
+            }
+        }
+        if (nonmono) // accepted (--lmr-allow-nonmonotone, or the epic100-verbs preset): say what it means
+            note(o, 0,
+                 "note: %d class%s with (n + eps) * d <= 1 (the fewest clips: %lld): the LMR class weights are not "
+                 "monotone in n, and the rarest classes get the lowest weight, as published for epic100-verbs",
+                 nonmono, nonmono > 1 ? "es" : "", (long long)n_min);
     }
     // run description, also the checkpoint metadata
     CkptInfo *in = &t.info;
@@ -805,13 +1047,31 @@ int train_run(const TrainOptions *o, Dataset *train, Dataset *val, TrainResult *
     t.sched_copy.steps_per_epoch = t.spe;
     t.sched_copy.total_steps = (long)o->epochs * t.spe;
     t.sched_copy.warmup_steps = (long)(o->warmup_epochs * (double)t.spe);
-    best_path(t.best_path, sizeof t.best_path, o->out);
+    train_best_path(t.best_path, sizeof t.best_path, o->out);
+    // what the run trains on and how, for the checkpoint
+    in->command = o->command;
+    if (train->set && !(t.provenance = checkpoint_provenance_json(shardset_meta(train->set)))) {
+        rc = lmr_fail(err, LMR_ENOMEM, "out of memory");
+        goto done;
+    }
+    in->provenance = t.provenance;
+    if ((rc = dataset_digest(train, in->train_digest, err)) < 0)
+        goto done;
+    if (!(t.settings = settings_json(&t))) {
+        rc = lmr_fail(err, LMR_ENOMEM, "out of memory");
+        goto done;
+    }
+    in->settings = t.settings;
+    if (!o->quiet)
+        print_config(&t);
 
     rc = try_resume(&t, err);
     if (rc < 0 || rc == LMR_DONE)
         goto done;
     if (rc == RESUMED)
         note(o, 0, "resuming %s at epoch %ld step %ld", o->out, in->epoch + 1, in->step_in_epoch);
+    else if (file_exists(o->out))
+        note(o, 0, "note: %s exists and is replaced by a new run (--resume continues it instead)", o->out);
     if (o->log_path && dist_is_root(t.dist) && !(t.log = fopen(o->log_path, rc == RESUMED ? "a" : "w"))) {
         rc = lmr_fail(err, LMR_EIO, "%s: cannot open the log", o->log_path);
         goto done;

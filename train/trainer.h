@@ -49,7 +49,14 @@ typedef struct {
     void *grad_sync_user;
     struct Dist *dist;    /* data-parallel ranks (dist.h); NULL = one process */
     int tf32;             /* cuda: TF32 tensor-core GEMMs */
+    const char *preset;   /* the preset the LMR values started from (NULL: ssv2-lt), recorded */
+    const char *command;  /* the command line, recorded in the checkpoint (NULL: none) */
+    int allow_other_features; /* --init made on features of another backbone/weights: warn, do not refuse */
+    int quiet;            /* no configuration summary at the start */
 } TrainOptions;
+
+/** The best checkpoint's path next to out: "X.safetensors" -> "X.best.safetensors", else out + ".best". */
+void train_best_path(char *dst, size_t cap, const char *out);
 
 /** Defaults of DESIGN section 6 (ssv2-lt LMR values, AdamW 0.9/0.999 wd 0.05, batch 64, ...). */
 void train_options_default(TrainOptions *o);
