@@ -15,10 +15,16 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: lmr-train --stage init|lmr --train SHARD... --out CKPT [options]\n"
+            "usage: lmr-train --stage init|finetune|lmr --train SHARD... --out CKPT [options]\n"
             "  --val SHARD...          validate each epoch; best checkpoint kept as CKPT stem + .best.safetensors\n"
             "  --init CKPT             init checkpoint (stage lmr)\n"
             "  --lmr-off               stage lmr as plain cRT (class-balanced, new classifier, no LMR)\n"
+            "  --method M              init: ce (default) la cb focal ldam-drw eql srs cbs mixup\n"
+            "                          finetune (--init CKPT): lmr (default; --stage lmr) crt lws lmr-mix-only\n"
+            "                          lmr-recon-only; only ce smooths labels unless --smoothing is given\n"
+            "  --focal-gamma G         focal (2) and cb (0: plain CB softmax; > 0: CB-focal)\n"
+            "  --lws-lr LR             lws: rate of the per-class scales (0.05)\n"
+            "  --freeze-rep            stage 2: LayerNorm and pre-logits frozen, the classifier trains\n"
             "  --preset P              epic100-verbs | ssv2-lt | videolt-lt (LMR values; default ssv2-lt)\n"
             "  --epochs E (30) --batch B (64) --lr LR (init 1e-3, lmr 1e-4) --hidden H (512; 0 = none)\n"
             "  --schedule cosine|step|constant (cosine) --milestones E1,E2 --gamma G (0.1) --warmup EPOCHS (0)\n"
@@ -125,8 +131,8 @@ int main(int argc, char **argv)
                 list[(*n)++] = argv[++i];
         } else if (!strcmp(a, "--stage")) {
             NEEDV();
-            if (strcmp(v, "init") && strcmp(v, "lmr")) {
-                fprintf(stderr, "lmr-train: --stage: '%s' is not init or lmr\n", v);
+            if (strcmp(v, "init") && strcmp(v, "lmr") && strcmp(v, "finetune")) {
+                fprintf(stderr, "lmr-train: --stage: '%s' is not init, finetune or lmr\n", v);
                 return 2;
             }
             o.stage = strcmp(v, "init") ? STAGE_LMR : STAGE_INIT;
@@ -142,6 +148,11 @@ int main(int argc, char **argv)
             o.log_path = v;
         } else if (!strcmp(a, "--preset")) {
             NEEDV();
+        } else if (!strcmp(a, "--method")) {
+            NEEDV();
+            o.method = v;
+        } else if (!strcmp(a, "--freeze-rep")) {
+            o.freeze_rep = 1;
         } else if (!strcmp(a, "--lmr-off")) {
             o.lmr_off = 1;
         } else if (!strcmp(a, "--lmr-allow-nonmonotone")) {
@@ -202,7 +213,7 @@ int main(int argc, char **argv)
                                                 "--weight-decay", "--beta1", "--beta2", "--adam-eps", "--clip",
                                                 "--lmr-l", "--lmr-h", "--lmr-d", "--lmr-eps", "--lmr-p",
                                                 "--lmr-omega", "--lmr-k", "--save-every", "--stop-after",
-                                                "--prefetch", NULL};
+                                                "--prefetch", "--focal-gamma", "--lws-lr", NULL};
             int k = 0;
             while (names[k] && strcmp(names[k], a))
                 k++;
@@ -218,7 +229,7 @@ int main(int argc, char **argv)
             case 3: o.hidden = (int)x; break;
             case 4: o.threads = (int)x; break;
             case 5: classes = (int)x; break;
-            case 6: o.smoothing = x; break;
+            case 6: o.smoothing = x; o.smoothing_set = 1; break;
             case 7: o.sched.gamma = x; break;
             case 8: o.warmup_epochs = x; break;
             case 9: o.adam.weight_decay = x; break;
@@ -236,6 +247,14 @@ int main(int argc, char **argv)
             case 21: o.save_every = (long)x; break;
             case 22: o.stop_after = (long)x; break;
             case 23: o.prefetch = (int)x; break;
+            case 24:
+            case 25:
+                if (!(x >= 0) || (k == 25 && x == 0)) {
+                    fprintf(stderr, "lmr-train: %s: '%s' out of range (%s)\n", a, v, k == 24 ? ">= 0" : "> 0");
+                    return 2;
+                }
+                *(k == 24 ? &o.mp.focal_gamma : &o.mp.lws_lr) = x;
+                break;
             }
         }
 #undef NUM
@@ -249,6 +268,13 @@ int main(int argc, char **argv)
     if (o.lmr.p < 0 || o.lmr.p > 1 || o.epochs <= 0 || o.batch <= 0 || o.hidden < -1 || o.lmr.K < 1) {
         fprintf(stderr, "lmr-train: out of range: --lmr-p in [0,1], --epochs/--batch/--lmr-k >= 1, --hidden >= 0\n");
         return 2;
+    }
+    {
+        char merr[LMR_ERRLEN];
+        if (!train_method(&o, merr)) { // a method of the other stage or a flag it does not take
+            fprintf(stderr, "lmr-train: %s\n", merr);
+            return 2;
+        }
     }
     if (o.device == BACKEND_CUDA && !backend_available(BACKEND_CUDA)) {
 #ifdef LMR_HAVE_CUDA
