@@ -5,3 +5,11 @@ add_executable(methods_synth methods_synth.c)
 target_include_directories(methods_synth PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
 target_link_libraries(methods_synth PRIVATE lmrformats m)
 set_target_properties(methods_synth PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
+# Each method's loss and gradient against PyTorch on one batch (skipped without torch).
+add_executable(methods_dump methods_dump.c)
+target_include_directories(methods_dump PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
+target_link_libraries(methods_dump PRIVATE lmrtrain)
+set_target_properties(methods_dump PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
+add_test(NAME methods_torch_check COMMAND ${LMR_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/methods_torch_check.py
+  $<TARGET_FILE:methods_dump>)
+set_tests_properties(methods_torch_check PROPERTIES SKIP_RETURN_CODE 77 LABELS unit)
