@@ -12,13 +12,17 @@
 
 #include "annotations.h"
 #include "batch.h"
+#include "checkpoint.h"
 #include "classes.h"
+#include "fileid.h"
 #include "metrics.h"
 #include "plot.h"
+#include "posthoc.h"
 #include "record.h"
 #include "report.h"
 #include "score.h"
 #include "shard.h"
+#include "summarize.h"
 
 #define MAX_MODELS 4
 #define BATCH 256
@@ -32,6 +36,9 @@ typedef struct {
     const char *device;
     double head_share;
     int threads, quiet;
+    Posthoc posthoc;    /* --posthoc (main checkpoint only) */
+    const char **tune;  /* --tune-on SHARD... */
+    int n_tune;
 } Opts;
 
 static void usage(FILE *f)
@@ -51,13 +58,18 @@ static void usage(FILE *f)
         "  --confusion F.csv    true,pred,count     --plot F.png        accuracy vs training count\n"
         "  --predictions F.csv  every clip's top-5 (unlabelled clips included)\n"
         "  --device cpu|cuda    --threads N (decode threads, 0 = all cores)   --quiet\n"
+        "  --posthoc P          correct the --model's classifier: tau-norm[:t] | la[:t] | ncm\n"
+        "  --tune-on SHARD...   pick t there (0..2 step 0.1, best avg class acc); ncm's class means\n"
+        "                       (normally the training shard; never the evaluated one)\n"
+        "  lmr-eval --summarize RUN.json... [--out PREFIX] [--plot F] [--baseline M]: one table\n"
+        "                       of many --json runs (methods x seeds), see --summarize --help\n"
         "  --help  --version\n", MAX_MODELS - 1);
 }
 
 static int parse_args(int argc, char **argv, Opts *o)
 {
     enum { O_MODEL = 256, O_DATA, O_TAIL, O_COMPARE, O_GROUPS_FILE, O_SHARE, O_GROUPS, O_JSON, O_PER_CLASS,
-           O_CONFUSION, O_PLOT, O_PRED, O_DEVICE, O_THREADS, O_QUIET, O_HELP, O_VERSION };
+           O_CONFUSION, O_PLOT, O_PRED, O_DEVICE, O_THREADS, O_QUIET, O_HELP, O_VERSION, O_POSTHOC, O_TUNE };
     static const struct option longs[] = {
         {"model", required_argument, 0, O_MODEL}, {"data", required_argument, 0, O_DATA},
         {"compare", required_argument, 0, O_COMPARE}, {"class-groups", required_argument, 0, O_GROUPS_FILE},
@@ -67,13 +79,15 @@ static int parse_args(int argc, char **argv, Opts *o)
         {"confusion", required_argument, 0, O_CONFUSION}, {"plot", required_argument, 0, O_PLOT},
         {"predictions", required_argument, 0, O_PRED}, {"device", required_argument, 0, O_DEVICE},
         {"threads", required_argument, 0, O_THREADS}, {"quiet", no_argument, 0, O_QUIET},
-        {"help", no_argument, 0, O_HELP}, {"version", no_argument, 0, O_VERSION}, {0, 0, 0, 0}};
+        {"help", no_argument, 0, O_HELP}, {"version", no_argument, 0, O_VERSION},
+        {"posthoc", required_argument, 0, O_POSTHOC}, {"tune-on", required_argument, 0, O_TUNE}, {0, 0, 0, 0}};
     memset(o, 0, sizeof *o);
     o->head_share = LMR_HEAD_SHARE;
     o->device = "cpu";
     o->n_models = 1;
     o->data = calloc((size_t)argc, sizeof *o->data);
-    if (!o->data)
+    o->tune = calloc((size_t)argc, sizeof *o->tune);
+    if (!o->data || !o->tune)
         return 1;
     char *end;
     int opt;
@@ -122,6 +136,19 @@ static int parse_args(int argc, char **argv, Opts *o)
             }
             break;
         case O_QUIET: o->quiet = 1; break;
+        case O_POSTHOC: {
+            char perr[LMR_ERRLEN];
+            if (posthoc_parse(optarg, &o->posthoc, perr) < 0) {
+                fprintf(stderr, "lmr-eval: %s\n", perr);
+                return 2;
+            }
+            break;
+        }
+        case O_TUNE:
+            o->tune[o->n_tune++] = optarg;
+            while (optind < argc && argv[optind][0] != '-') // --tune-on A B
+                o->tune[o->n_tune++] = argv[optind++];
+            break;
         case O_HELP: usage(stdout); exit(0);
         case O_VERSION: printf("lmr-eval %s\n", LMR_VERSION); exit(0);
         default: usage(stderr); return 2;
@@ -135,6 +162,21 @@ static int parse_args(int argc, char **argv, Opts *o)
         fprintf(stderr, "lmr-eval: --model and --data are required (see --help)\n");
         return 2;
     }
+    if (o->n_tune && !o->posthoc.kind) {
+        fprintf(stderr, "lmr-eval: --tune-on goes with --posthoc\n");
+        return 2;
+    }
+    if (o->posthoc.kind == POSTHOC_NCM && !o->n_tune) {
+        fprintf(stderr, "lmr-eval: --posthoc ncm needs --tune-on SHARD (the class means; normally the training shard)\n");
+        return 2;
+    }
+    for (int i = 0; i < o->n_tune; i++)
+        for (int j = 0; j < o->n_data; j++)
+            if (lmr_same_file(o->tune[i], o->data[j])) {
+                fprintf(stderr, "lmr-eval: --tune-on %s is the evaluated shard %s: tune on another one\n", o->tune[i],
+                        o->data[j]);
+                return 2;
+            }
     if (strcmp(o->device, "cpu") != 0 && strcmp(o->device, "cuda") != 0) {
         fprintf(stderr, "lmr-eval: --device cpu|cuda, not '%s'\n", o->device);
         return 2;
@@ -280,6 +322,58 @@ static int run_groups(Run *r)
     return classes_partition(counts, r->C, r->o.head_share, LMR_FEW_MAX, r->groups);
 }
 
+/* --posthoc: t chosen on the tuning shards when not given (else 1), the correction written into the
+ * main checkpoint's model (and its GPU copy). */
+static int run_posthoc(Run *r)
+{
+    Posthoc *ph = &r->o.posthoc;
+    Scorer *s = &r->sc[0];
+    int rc;
+    if (ph->kind == POSTHOC_NCM) {
+        int missing = 0;
+        if ((rc = posthoc_ncm(&s->model, r->o.tune, r->o.n_tune, r->o.threads, &missing, r->err)) < 0)
+            return rc;
+        printf("posthoc: ncm, class means from %s%s", r->o.tune[0], r->o.n_tune > 1 ? " ..." : "");
+        if (missing)
+            printf(" (%d classes without clips there: never predicted)", missing);
+        printf("\n");
+        return 0;
+    }
+    if (!ph->tau_given && r->o.n_tune) {
+        double acc = 0;
+        if ((rc = posthoc_tune(&s->model, ph->kind, r->o.tune, r->o.n_tune, r->o.threads, &ph->tau, &acc, r->err)) < 0)
+            return rc;
+        printf("posthoc: %s t = %.1f (tuned on %s%s: avg class acc %.4f)\n", posthoc_name(ph->kind), ph->tau,
+               r->o.tune[0], r->o.n_tune > 1 ? " ..." : "", acc);
+    } else {
+        printf("posthoc: %s t = %g%s\n", posthoc_name(ph->kind), ph->tau, ph->tau_given ? "" : " (no --tune-on)");
+    }
+    if ((rc = posthoc_apply(&s->model, ph->kind, ph->tau, r->err)) < 0)
+        return rc;
+    if (s->on_device && (rc = backend_upload(s->ctx, s->d_params, s->model.params,
+                                             s->model.n_params * sizeof(float))) < 0)
+        return lmr_fail(r->err, rc, "%s: cannot copy the corrected model to the GPU", r->o.models[0]);
+    return 0;
+}
+
+/* The run file gets the method, seed and per-class accuracies --summarize folds. */
+static int tag_json(Run *r)
+{
+    CkptInfo ci;
+    ModelConfig cfg;
+    char method[64];
+    int rc = checkpoint_read_info(r->o.models[0], &ci, &cfg, r->err);
+    if (rc < 0)
+        return rc;
+    if (r->o.posthoc.kind)
+        snprintf(method, sizeof method, "%s+%s", ci.method, posthoc_name(r->o.posthoc.kind));
+    else
+        snprintf(method, sizeof method, "%s", ci.method);
+    return summarize_tag_json(r->o.json, method, ci.seed, posthoc_name(r->o.posthoc.kind),
+                              r->o.posthoc.kind == POSTHOC_NCM ? -1 : r->o.posthoc.tau, &r->res[0],
+                              model_class_counts(&r->sc[0].model), r->C, r->err);
+}
+
 static void write_prediction(FILE *f, const ClipRow *row, const float *scores, int C, int views)
 {
     int top[5], k = C < 5 ? C : 5;
@@ -402,7 +496,7 @@ static int run_report(Run *r)
                   (uint64_t)r->o.n_data, cols, r->o.n_models};
     report_table(stdout, &rep);
     int rc = 0;
-    if (r->o.json && (rc = report_json(r->o.json, &rep, r->err)) < 0)
+    if (r->o.json && ((rc = report_json(r->o.json, &rep, r->err)) < 0 || (rc = tag_json(r)) < 0))
         return rc;
     if (r->o.per_class && (rc = report_per_class(r->o.per_class, &rep, r->err)) < 0)
         return rc;
@@ -439,10 +533,14 @@ static void run_close(Run *r)
     if (r->pred)
         fclose(r->pred);
     free(r->o.data);
+    free(r->o.tune);
 }
 
 int main(int argc, char **argv)
 {
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--summarize") == 0)
+            return summarize_main(argc, argv);
     Run *r = calloc(1, sizeof *r); // large: keep it off the stack
     if (!r) {
         fprintf(stderr, "lmr-eval: out of memory\n");
@@ -451,6 +549,7 @@ int main(int argc, char **argv)
     int rc = parse_args(argc, argv, &r->o);
     if (rc) {
         free(r->o.data);
+        free(r->o.tune);
         free(r);
         return rc;
     }
@@ -463,6 +562,8 @@ int main(int argc, char **argv)
     }
     if (rc == 0)
         rc = run_open(r);
+    if (rc == 0 && r->o.posthoc.kind)
+        rc = run_posthoc(r);
     if (rc == 0 && (rc = run_groups(r)) < 0 && !r->err[0])
         lmr_fail(r->err, rc, "cannot form the class groups");
     if (rc == 0)

@@ -13,3 +13,6 @@ set_target_properties(methods_dump PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_B
 add_test(NAME methods_torch_check COMMAND ${LMR_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/methods_torch_check.py
   $<TARGET_FILE:methods_dump>)
 set_tests_properties(methods_torch_check PROPERTIES SKIP_RETURN_CODE 77 LABELS unit)
+if(TARGET lmreval)
+  lmr_add_test(test_posthoc SOURCES test_posthoc.c LIBS lmreval LABELS unit)
+endif()

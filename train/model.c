@@ -107,6 +107,7 @@ void model_free(Model *m)
             free(blocks[i]);
     }
     free(m->class_counts);
+    free(m->head_center);
     free(m->ws);
     memset(m, 0, sizeof *m);
 }
@@ -263,12 +264,15 @@ static int cosine_logits(Model *m, const float *f, int B, float *logits)
         return LMR_FAIL(m, LMR_ENOMEM, "model_logits: out of memory for batch %d", B);
     float *wn = fn + (size_t)B * F, *norm = wn + (size_t)F * C;
     for (int i = 0; i < B; i++) {
+        float *o = fn + (size_t)i * F;
         double ss = 0;
-        for (int k = 0; k < F; k++)
-            ss += (double)f[(size_t)i * F + k] * f[(size_t)i * F + k];
+        for (int k = 0; k < F; k++) {
+            o[k] = f[(size_t)i * F + k] - (m->head_center ? m->head_center[k] : 0.0f);
+            ss += (double)o[k] * o[k];
+        }
         float r = 1.0f / fmaxf((float)sqrt(ss), 1e-12f);
         for (int k = 0; k < F; k++)
-            fn[(size_t)i * F + k] = f[(size_t)i * F + k] * r * m->head_scale;
+            o[k] *= r * m->head_scale;
     }
     for (int c = 0; c < C; c++)
         norm[c] = 0.0f;
