@@ -16,3 +16,9 @@ set_tests_properties(methods_torch_check PROPERTIES SKIP_RETURN_CODE 77 LABELS u
 if(TARGET lmreval)
   lmr_add_test(test_posthoc SOURCES test_posthoc.c LIBS lmreval LABELS unit)
 endif()
+# The comparison pipeline end to end on a tiny set (a few seconds).
+if(TARGET lmr-eval AND TARGET lmr-train)
+  add_test(NAME compare_e2e COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/compare_e2e.sh $<TARGET_FILE:methods_synth>)
+  set_tests_properties(compare_e2e PROPERTIES SKIP_RETURN_CODE 77 LABELS "pipeline"
+    ENVIRONMENT "LMR_BIN=${CMAKE_BINARY_DIR}/bin;LMR_SRC=${CMAKE_SOURCE_DIR}")
+endif()
