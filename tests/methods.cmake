@@ -22,3 +22,7 @@ if(TARGET lmr-eval AND TARGET lmr-train)
   set_tests_properties(compare_e2e PROPERTIES SKIP_RETURN_CODE 77 LABELS "pipeline"
     ENVIRONMENT "LMR_BIN=${CMAKE_BINARY_DIR}/bin;LMR_SRC=${CMAKE_SOURCE_DIR}")
 endif()
+# Learning: the methods beat ce on few-shot accuracy on held-out synthetic long-tailed data.
+if(TARGET lmreval)
+  lmr_add_test(test_methods_learning SOURCES test_methods_learning.c LIBS lmreval)
+endif()
