@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend_cpu.h"
 #include "method.h"
 
 void method_params_default(MethodParams *p)
@@ -76,7 +77,8 @@ int method_drw_epoch(int epochs, double frac)
 
 // --- loss rows -----------------------------------------------------------------------------------
 
-/* d may alias z: each pass reads z[c] before writing d[c]. */
+/* d may alias z: each pass reads z[c] before writing d[c]. One exponential per entry (vexpf, which
+ * vectorises), the sums in LANES partial sums. */
 float method_ce_row(const float *z, const float *adj, const float *T, float *d, int C)
 {
     float mx = -INFINITY;
@@ -84,19 +86,23 @@ float method_ce_row(const float *z, const float *adj, const float *T, float *d, 
         float v = adj ? z[c] + adj[c] : z[c];
         mx = v > mx ? v : mx;
     }
-    double s = 0, tz = 0, ts = 0;
-    for (int c = 0; c < C; c++) {
-        float v = adj ? z[c] + adj[c] : z[c];
-        s += exp((double)(v - mx));
-        tz += (double)T[c] * v;
-        ts += T[c];
-    }
-    float lse = mx + (float)log(s);
-    for (int c = 0; c < C; c++) {
-        float v = adj ? z[c] + adj[c] : z[c];
-        d[c] = (float)ts * expf(v - lse) - T[c];
-    }
-    return (float)(ts * lse - tz);
+    float tz = 0.0f;
+    if (adj)
+        for (int c = 0; c < C; c++)
+            tz += T[c] * (z[c] + adj[c]);
+    else
+        tz = row_dot(T, z, C);
+    float ts = row_sum(T, C);
+    if (adj)
+        for (int c = 0; c < C; c++)
+            d[c] = vexpf(z[c] + adj[c] - mx);
+    else
+        for (int c = 0; c < C; c++)
+            d[c] = vexpf(z[c] - mx);
+    float s = row_sum(d, C), k = ts / s;
+    for (int c = 0; c < C; c++)
+        d[c] = d[c] * k - T[c];
+    return ts * (mx + logf(s)) - tz;
 }
 
 /* loss = -sum_c T_c g(p_c), g(p) = (1-p)^gamma log p (Lin et al. 2017 on a softmax). With
@@ -106,16 +112,15 @@ float method_focal_row(const float *z, const float *T, float gamma, float *d, in
     float mx = -INFINITY;
     for (int c = 0; c < C; c++)
         mx = z[c] > mx ? z[c] : mx;
-    double s = 0;
     for (int c = 0; c < C; c++)
-        s += exp((double)(z[c] - mx));
-    float lse = mx + (float)log(s);
+        d[c] = vexpf(z[c] - mx);
+    float s = row_sum(d, C), lse = mx + logf(s), inv = 1.0f / s;
     double loss = 0, asum = 0;
     for (int c = 0; c < C; c++) {
-        float a = 0.0f;
+        float p = d[c] * inv, a = 0.0f;
         if (T[c] != 0.0f) {
             // g'(p) p = (1-p)^gamma - gamma p (1-p)^(gamma-1) log p; the second term -> 0 as p -> 1
-            float lp = z[c] - lse, p = expf(lp), q = 1.0f - p;
+            float lp = z[c] - lse, q = 1.0f - p;
             float qg = powf(q, gamma), qg1 = q > 0.0f ? powf(q, gamma - 1.0f) : 0.0f;
             a = T[c] * (qg - gamma * p * qg1 * lp);
             loss -= (double)T[c] * qg * lp;
@@ -124,7 +129,7 @@ float method_focal_row(const float *z, const float *T, float gamma, float *d, in
         asum += a;
     }
     for (int c = 0; c < C; c++)
-        d[c] = expf(z[c] - lse) * (float)asum - d[c];
+        d[c] = vexpf(z[c] - lse) * (float)asum - d[c];
     return (float)loss;
 }
 
@@ -226,6 +231,34 @@ static float row_weight(const float *cw, const int32_t *lab, const int32_t *off,
     return w / (float)(off[i + 1] - off[i]);
 }
 
+/* The loss rows [lo, hi) of a batch, weighted: a span for the cpu team. */
+typedef struct {
+    MethodCtx *m;
+    long epoch, step;
+    const int32_t *lab, *off;
+    int row0;
+    const float *z, *cw;
+    float *dz, *losses, scale, inv_b;
+} LossSpan;
+
+static void loss_span(void *arg, size_t lo, size_t hi)
+{
+    const LossSpan *a = arg;
+    MethodCtx *m = a->m;
+    int C = m->C, i0 = (int)lo, n = (int)(hi - lo);
+    size_t o = lo * (size_t)C;
+    MethodLoss L = {n, C, a->z + o, m->T + o, a->lab, a->off + a->row0 + i0, a->epoch, a->step, a->row0 + i0,
+                    a->losses + lo, a->dz + o};
+    m->m->loss(m, &L);
+    for (int i = i0; i < (int)hi; i++) {
+        float r = a->cw ? a->scale * row_weight(a->cw, a->lab, a->off, a->row0 + i) : 1.0f, k = r * a->inv_b;
+        a->losses[i] *= r;
+        float *d = a->dz + (size_t)i * C;
+        for (int c = 0; c < C; c++)
+            d[c] *= k;
+    }
+}
+
 void method_loss_host(MethodCtx *m, long epoch, long step, const int32_t *lab, const int32_t *off, int row0,
                       int B, const float *z, float *dz, float *losses)
 {
@@ -234,8 +267,6 @@ void method_loss_host(MethodCtx *m, long epoch, long step, const int32_t *lab, c
     build_targets(m->T, lab, off + row0, B, C, m->smoothing);
     if (me->targets)
         me->targets(m, m->T, B, C);
-    MethodLoss L = {B, C, z, m->T, lab, off + row0, epoch, step, row0, losses, dz};
-    me->loss(m, &L);
     int by_sum = 0;
     const float *cw = me->class_weights ? me->class_weights(m, epoch, &by_sum) : NULL;
     float scale = 1.0f;
@@ -246,14 +277,9 @@ void method_loss_host(MethodCtx *m, long epoch, long step, const int32_t *lab, c
             W += row_weight(cw, lab, off, i);
         scale = W > 0 ? (float)((double)Bg / W) : 0.0f;
     }
-    float inv_b = 1.0f / (float)B;
-    for (int i = 0; i < B; i++) {
-        float r = cw ? scale * row_weight(cw, lab, off, row0 + i) : 1.0f, k = r * inv_b;
-        losses[i] *= r;
-        float *d = dz + (size_t)i * C;
-        for (int c = 0; c < C; c++)
-            d[c] *= k;
-    }
+    // rows are independent (eql draws per row): cut across the cpu team like the trainer's own loss
+    LossSpan a = {m, epoch, step, lab, off, row0, z, cw, dz, losses, scale, 1.0f / (float)B};
+    backend_parallel(m->hctx, (size_t)B, (size_t)B * C, loss_span, &a);
 }
 
 int method_loss(MethodCtx *m, long epoch, long step, const int32_t *lab, const int32_t *off, int row0,

@@ -6,6 +6,7 @@
  * clip does not push them down. */
 #include <math.h>
 
+#include "backend_cpu.h"
 #include "method.h"
 #include "rng.h"
 
@@ -42,16 +43,20 @@ static void eql_loss(const MethodCtx *m, MethodLoss *L)
         float mx = -INFINITY;
         for (int c = 0; c < C; c++)
             mx = d[c] > 0.0f && z[c] > mx ? z[c] : mx;
-        double s = 0, tz = 0, ts = 0;
+        float tz = 0.0f, ts = 0.0f;
         for (int c = 0; c < C; c++) {
-            s += d[c] * exp((double)(z[c] - mx));
-            tz += (double)T[c] * z[c];
+            tz += T[c] * z[c];
             ts += T[c];
         }
-        float lse = mx + (float)log(s);
-        L->losses[i] = (float)(ts * lse - tz);
+        for (int c = 0; c < C; c++) // w_k e^(z_k - max), kept in d
+            d[c] = d[c] * vexpf(z[c] - mx);
+        float s = 0.0f;
         for (int c = 0; c < C; c++)
-            d[c] = (float)ts * d[c] * expf(z[c] - lse) - T[c];
+            s += d[c];
+        L->losses[i] = ts * (mx + logf(s)) - tz;
+        float k = ts / s;
+        for (int c = 0; c < C; c++)
+            d[c] = d[c] * k - T[c];
     }
 }
 

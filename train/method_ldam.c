@@ -57,22 +57,51 @@ static void ldam_free(MethodCtx *m)
 /* F.normalize's guard: a zero vector stays zero. */
 #define NORM_EPS 1e-12f
 
-/* Column norms of w (F,C) into norm (C) and wn = w / norm. */
-static void normalise_columns(const float *w, float *wn, float *norm, int F, int C)
+/* Columns [lo, hi) of w (F,C): norms, and wn = w / norm (a span for the cpu team). */
+typedef struct {
+    const float *w, *du;
+    float *wn, *norm, *dots, *dw;
+    int F, C;
+} ColSpan;
+
+static void normalise_span(void *arg, size_t lo, size_t hi)
 {
-    memset(norm, 0, (size_t)C * sizeof *norm);
-    for (int f = 0; f < F; f++) {
-        const float *r = w + (size_t)f * C;
-        for (int c = 0; c < C; c++)
-            norm[c] += r[c] * r[c];
+    const ColSpan *a = arg;
+    int C = a->C;
+    for (size_t c = lo; c < hi; c++)
+        a->norm[c] = 0.0f;
+    for (int f = 0; f < a->F; f++) {
+        const float *r = a->w + (size_t)f * C;
+        for (size_t c = lo; c < hi; c++)
+            a->norm[c] += r[c] * r[c];
     }
-    for (int c = 0; c < C; c++)
-        norm[c] = fmaxf(sqrtf(norm[c]), NORM_EPS);
-    for (int f = 0; f < F; f++) {
-        const float *r = w + (size_t)f * C;
-        float *o = wn + (size_t)f * C;
-        for (int c = 0; c < C; c++)
-            o[c] = r[c] / norm[c];
+    for (size_t c = lo; c < hi; c++)
+        a->norm[c] = fmaxf(sqrtf(a->norm[c]), NORM_EPS);
+    for (int f = 0; f < a->F; f++) {
+        const float *r = a->w + (size_t)f * C;
+        float *o = a->wn + (size_t)f * C;
+        for (size_t c = lo; c < hi; c++)
+            o[c] = r[c] / a->norm[c];
+    }
+}
+
+/* dw = (dwn - wn <wn, dwn>) / norm over columns [lo, hi). */
+static void column_grad_span(void *arg, size_t lo, size_t hi)
+{
+    const ColSpan *a = arg;
+    int C = a->C;
+    for (size_t c = lo; c < hi; c++)
+        a->dots[c] = 0.0f;
+    for (int f = 0; f < a->F; f++) {
+        const float *u = a->wn + (size_t)f * C, *du = a->du + (size_t)f * C;
+        for (size_t c = lo; c < hi; c++)
+            a->dots[c] += u[c] * du[c];
+    }
+    for (int f = 0; f < a->F; f++) {
+        const float *u = a->wn + (size_t)f * C, *du = a->du + (size_t)f * C;
+        float *o = a->dw + (size_t)f * C;
+        for (size_t c = lo; c < hi; c++)
+            o[c] = (du[c] - u[c] * a->dots[c]) / a->norm[c];
     }
 }
 
@@ -88,7 +117,8 @@ static void ldam_head_forward(MethodCtx *m, float *z, const float *f, const floa
         for (int k = 0; k < F; k++)
             o[k] = x[k] / l->fnorm[i];
     }
-    normalise_columns(w, l->wn, l->wnorm, F, C);
+    ColSpan cs = {w, NULL, l->wn, l->wnorm, NULL, NULL, F, C};
+    backend_parallel(m->hctx, (size_t)C, (size_t)F * C, normalise_span, &cs);
     linear_forward(m->hctx, z, l->fn, l->wn, l->bias, B, F, C, ACT_NONE);
 }
 
@@ -108,18 +138,8 @@ static void ldam_head_backward(MethodCtx *m, float *df, float *dw, const float *
         for (int k = 0; k < F; k++)
             o[k] = (du[k] - u[k] * dot) / l->fnorm[i];
     }
-    memset(l->dots, 0, (size_t)C * sizeof *l->dots);
-    for (int k = 0; k < F; k++) {
-        const float *u = l->wn + (size_t)k * C, *du = l->dwn + (size_t)k * C;
-        for (int c = 0; c < C; c++)
-            l->dots[c] += u[c] * du[c];
-    }
-    for (int k = 0; k < F; k++) {
-        const float *u = l->wn + (size_t)k * C, *du = l->dwn + (size_t)k * C;
-        float *o = dw + (size_t)k * C;
-        for (int c = 0; c < C; c++)
-            o[c] = (du[c] - u[c] * l->dots[c]) / l->wnorm[c];
-    }
+    ColSpan cs = {NULL, l->dwn, l->wn, l->wnorm, l->dots, dw, F, C};
+    backend_parallel(m->hctx, (size_t)C, (size_t)F * C, column_grad_span, &cs);
 }
 
 /* z are cosines: CE(s z - s m at the labels). */

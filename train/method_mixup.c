@@ -44,6 +44,25 @@ static void mixup_free(MethodCtx *m)
     m->priv = NULL;
 }
 
+typedef struct {
+    const float *x;
+    float *xo;
+    const int32_t *perm;
+    float lam;
+    int D;
+} MixRows;
+
+static void mix_span(void *arg, size_t lo, size_t hi)
+{
+    const MixRows *a = arg;
+    for (size_t i = lo; i < hi; i++) {
+        const float *u = a->x + i * a->D, *v = a->x + (size_t)a->perm[i] * a->D;
+        float *o = a->xo + i * a->D;
+        for (int k = 0; k < a->D; k++)
+            o[k] = a->lam * u[k] + (1.0f - a->lam) * v[k];
+    }
+}
+
 static void mixup_input(MethodCtx *m, long epoch, long step, const float *x, float *xo, int B, int D)
 {
     Rng r;
@@ -58,12 +77,8 @@ static void mixup_input(MethodCtx *m, long epoch, long step, const float *x, flo
         m->perm[j] = t;
     }
     m->lam = lam;
-    for (int i = 0; i < B; i++) {
-        const float *u = x + (size_t)i * D, *v = x + (size_t)m->perm[i] * D;
-        float *o = xo + (size_t)i * D;
-        for (int k = 0; k < D; k++)
-            o[k] = lam * u[k] + (1.0f - lam) * v[k];
-    }
+    MixRows rows = {x, xo, m->perm, lam, D};
+    backend_parallel(m->hctx, (size_t)B, (size_t)B * D, mix_span, &rows);
 }
 
 static void mixup_targets(const MethodCtx *m, float *T, int B, int C)
