@@ -12,13 +12,13 @@
 
 #include "annotations.h"
 #include "batch.h"
-#include "checkpoint.h"
 #include "classes.h"
 #include "fileid.h"
 #include "metrics.h"
 #include "plot.h"
 #include "posthoc.h"
 #include "record.h"
+#include "safetensors.h"
 #include "report.h"
 #include "score.h"
 #include "shard.h"
@@ -356,22 +356,29 @@ static int run_posthoc(Run *r)
     return 0;
 }
 
-/* The run file gets the method, seed and per-class accuracies --summarize folds. */
+/* The run file gets the method, seed and per-class accuracies --summarize folds: from the
+ * checkpoint's metadata, where older or hand-made checkpoints may lack them. */
 static int tag_json(Run *r)
 {
-    CkptInfo ci;
-    ModelConfig cfg;
-    char method[64];
-    int rc = checkpoint_read_info(r->o.models[0], &ci, &cfg, r->err);
+    StFile f;
+    int rc = st_open(&f, r->o.models[0]);
     if (rc < 0)
-        return rc;
-    if (r->o.posthoc.kind)
-        snprintf(method, sizeof method, "%s+%s", ci.method, posthoc_name(r->o.posthoc.kind));
-    else
-        snprintf(method, sizeof method, "%s", ci.method);
-    return summarize_tag_json(r->o.json, method, ci.seed, posthoc_name(r->o.posthoc.kind),
-                              r->o.posthoc.kind == POSTHOC_NCM ? -1 : r->o.posthoc.tau, &r->res[0],
-                              model_class_counts(&r->sc[0].model), r->C, r->err);
+        return lmr_fail(r->err, rc, "%s", f.last_error);
+    const char *m = st_meta(&f, "method"), *stage = st_meta(&f, "stage"), *off = st_meta(&f, "lmr_off");
+    const char *seed = st_meta(&f, "seed");
+    if (!m && stage) // before methods: the stage says which
+        m = strcmp(stage, "init") == 0 ? "ce" : off && strcmp(off, "1") == 0 ? "crt" : "lmr";
+    char method[64] = "";
+    if (m && r->o.posthoc.kind)
+        snprintf(method, sizeof method, "%s+%s", m, posthoc_name(r->o.posthoc.kind));
+    else if (m)
+        snprintf(method, sizeof method, "%s", m);
+    uint64_t sd = seed ? strtoull(seed, NULL, 10) : 0;
+    int has_seed = seed != NULL;
+    st_close(&f);
+    return summarize_tag_json(r->o.json, method[0] ? method : NULL, has_seed ? sd : UINT64_MAX,
+                              posthoc_name(r->o.posthoc.kind), r->o.posthoc.kind == POSTHOC_NCM ? -1 : r->o.posthoc.tau,
+                              &r->res[0], model_class_counts(&r->sc[0].model), r->C, r->err);
 }
 
 static void write_prediction(FILE *f, const ClipRow *row, const float *scores, int C, int views)

@@ -46,8 +46,10 @@ int summarize_tag_json(const char *path, const char *method, uint64_t seed, cons
         json_decref(root);
         return lmr_fail(err, LMR_EPARSE, "%s: %s", path, je.text);
     }
-    json_object_set_new(root, "method", json_string(method));
-    json_object_set_new(root, "seed", json_integer((json_int_t)seed));
+    if (method)
+        json_object_set_new(root, "method", json_string(method));
+    if (seed != UINT64_MAX)
+        json_object_set_new(root, "seed", json_integer((json_int_t)seed));
     if (posthoc && *posthoc) {
         json_object_set_new(root, "posthoc", json_string(posthoc));
         if (tau >= 0)

@@ -13,7 +13,8 @@
 #include "lmr_error.h"
 #include "metrics.h"
 
-/** Add the summary's keys to an lmr-eval --json file in place: "method", "seed", "posthoc" and
+/** Add the summary's keys to an lmr-eval --json file in place: "method" (unless NULL), "seed"
+ *  (unless UINT64_MAX), "posthoc" and
  *  "tau" (when a post-hoc correction ran), "class_acc" (C, null for absent classes) and
  *  "train_counts" (C, when known). @return 0, LMR_EPARSE, LMR_EIO; err names the file. */
 int summarize_tag_json(const char *path, const char *method, uint64_t seed, const char *posthoc, double tau,
