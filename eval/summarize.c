@@ -190,6 +190,8 @@ static void cell_text(char *buf, size_t n, const SumCell *c)
 {
     if (!c->n)
         snprintf(buf, n, "n/a");
+    else if (c->n == 1) // one seed: no spread to show
+        snprintf(buf, n, "%.1f", 100 * c->mean);
     else
         snprintf(buf, n, "%.1f ± %.1f", 100 * c->mean, 100 * c->sd);
 }
@@ -217,7 +219,8 @@ static void write_markdown(FILE *f, const Summary *s)
         }
         fputc('\n', f);
     }
-    fprintf(f, "\nClass accuracy in %%, mean ± std over seeds; the best mean of each column in bold.\n");
+    fprintf(f, "\nClass accuracy in %%, mean ± std over seeds (one seed: its value); the best mean of each column in "
+               "bold.\n");
 }
 
 static int write_csv(const char *path, const Summary *s, char *err)
