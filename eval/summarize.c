@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "plot.h"
+
 #ifdef LMR_HAVE_CAIRO
 #include <cairo-pdf.h>
 #include <cairo-svg.h>
@@ -669,6 +671,7 @@ int summarize_main(int argc, char **argv)
             fprintf(stderr, "lmr-eval: note: no run of the baseline '%s': the figure has no per-class panel\n",
                     baseline);
         rc = draw_figure(plot, &s, err);
+        plot_cleanup(); // cairo's and fontconfig's caches, for a clean exit
         if (rc == 0 && !quiet)
             printf("plot: %s\n", plot);
 #else
