@@ -26,3 +26,5 @@ endif()
 if(TARGET lmreval)
   lmr_add_test(test_methods_learning SOURCES test_methods_learning.c LIBS lmreval)
 endif()
+# The methods on the CUDA backend against the CPU (skipped without a GPU).
+lmr_add_test(test_methods_gpu SOURCES test_methods_gpu.c LIBS lmrtrain LABELS gpu)

@@ -647,6 +647,7 @@ static int validate(Trainer *t, ValMetrics *vm, char *err)
     int rc = model_init(&host, &t->model.cfg, NULL);
     if (rc < 0)
         return lmr_fail(err, rc, "%s", host.last_error);
+    host.head_scale = t->model.head_scale; // a cosine classifier (ldam-drw)
     if ((rc = backend_download(t->ctx, host.params, t->model.params, host.n_params * sizeof(float))) < 0)
         lmr_fail(err, rc, "%s", backend_last_error(t->ctx));
     else
