@@ -442,6 +442,15 @@ int main(void)
         CHECK_RC(train_one("nope", STAGE_INIT, NULL, out, &tr, 0, 1, err), LMR_EINVAL);
         CHECK(strstr(err, "ldam-drw") != NULL); // the message lists the methods
         CHECK_RC(train_one(NULL, STAGE_INIT, NULL, out, &tr, 1, 1, err), LMR_EINVAL);
+        TrainOptions o;
+        train_options_default(&o);
+        o.method = "la";
+        o.mp.focal_gamma = 1;
+        CHECK(train_method(&o, err) == NULL && strstr(err, "--focal-gamma"));
+        o.method = "cb";
+        CHECK(train_method(&o, err) != NULL);
+        o.mp.lws_lr = 0.1;
+        CHECK(train_method(&o, err) == NULL && strstr(err, "--lws-lr"));
         dataset_close(&tr);
         free(mx);
         synth_free(&y);

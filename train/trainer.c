@@ -56,6 +56,10 @@ const Method *train_method(const TrainOptions *o, char *err)
         lmr_fail(err, LMR_EINVAL, "--loss bce does not go with --method %s (a loss of its own)", name);
     else if (o->freeze_rep && o->stage == STAGE_INIT)
         lmr_fail(err, LMR_EINVAL, "--freeze-rep is for stage-2 methods (--stage finetune)");
+    else if (o->mp.focal_gamma >= 0 && strcmp(me->name, "focal") != 0 && strcmp(me->name, "cb") != 0)
+        lmr_fail(err, LMR_EINVAL, "--focal-gamma is for --method focal or cb, not %s", name);
+    else if (o->mp.lws_lr > 0 && strcmp(me->name, "lws") != 0)
+        lmr_fail(err, LMR_EINVAL, "--lws-lr is for --method lws, not %s", name);
     else
         return me;
     return NULL;
