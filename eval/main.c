@@ -19,11 +19,17 @@
 #include "fileid.h"
 #include "metrics.h"
 #include "plot.h"
+<<<<<<< HEAD
 #include "provenance.h"
+=======
+#include "posthoc.h"
+>>>>>>> methods
 #include "record.h"
+#include "safetensors.h"
 #include "report.h"
 #include "score.h"
 #include "shard.h"
+#include "summarize.h"
 
 #define MAX_MODELS 4
 #define BATCH 256
@@ -37,7 +43,14 @@ typedef struct {
     const char *class_groups, *tail_classes, *groups_rule, *json, *per_class, *confusion, *plot, *predictions;
     const char *device;
     double head_share;
+<<<<<<< HEAD
     int threads, quiet, allow_other_features;
+=======
+    int threads, quiet;
+    Posthoc posthoc;    /* --posthoc (main checkpoint only) */
+    const char **tune;  /* --tune-on SHARD... */
+    int n_tune;
+>>>>>>> methods
 } Opts;
 
 static void usage(FILE *f)
@@ -51,6 +64,7 @@ static void usage(FILE *f)
         "  --compare CKPT       also score this checkpoint, side by side (repeatable, up to %d)\n"
         "groups (few = <= 20 training clips, taken out of head/tail, unless said otherwise):\n"
         "  --head-share X       head = most frequent classes holding <= X of training clips (0.5)\n"
+<<<<<<< HEAD
         "  --class-groups F     CSV class,group (head/tail/few/medium), e.g. scripts/class-groups/;\n"
         "                       a list without a few group gets few = <= 20 training clips\n"
         "  --tail-classes F     EPIC_100_tail_{verbs,nouns}.csv: listed = tail, others head\n"
@@ -65,12 +79,29 @@ static void usage(FILE *f)
         "  --allow-other-features  score a checkpoint trained on another backbone's features\n"
         "  --device cpu|cuda    --threads N (threads reading records and scoring, 0 = all cores)\n"
         "  --quiet  --help  --version\n", MAX_MODELS - 1);
+=======
+        "  --groups videolt     VideoLT's rule: tail <= 100, medium 101-500, head > 500\n"
+        "  --json F             metrics as JSON     --per-class F.csv   per-class table\n"
+        "  --confusion F.csv    true,pred,count     --plot F.png        accuracy vs training count\n"
+        "  --predictions F.csv  every clip's top-5 (unlabelled clips included)\n"
+        "  --device cpu|cuda    --threads N (decode threads, 0 = all cores)   --quiet\n"
+        "  --posthoc P          correct the --model's classifier: tau-norm[:t] | la[:t] | ncm\n"
+        "  --tune-on SHARD...   pick t there (0..2 step 0.1, best avg class acc); ncm's class means\n"
+        "                       (normally the training shard; never the evaluated one)\n"
+        "  lmr-eval --summarize RUN.json... [--out PREFIX] [--plot F] [--baseline M]: one table\n"
+        "                       of many --json runs (methods x seeds), see --summarize --help\n"
+        "  --help  --version\n", MAX_MODELS - 1);
+>>>>>>> methods
 }
 
 static int parse_args(int argc, char **argv, Opts *o)
 {
     enum { O_MODEL = 256, O_DATA, O_TAIL, O_COMPARE, O_GROUPS_FILE, O_SHARE, O_GROUPS, O_JSON, O_PER_CLASS,
+<<<<<<< HEAD
            O_CONFUSION, O_PLOT, O_PRED, O_DEVICE, O_THREADS, O_QUIET, O_ALLOW, O_HELP, O_VERSION };
+=======
+           O_CONFUSION, O_PLOT, O_PRED, O_DEVICE, O_THREADS, O_QUIET, O_HELP, O_VERSION, O_POSTHOC, O_TUNE };
+>>>>>>> methods
     static const struct option longs[] = {
         {"model", required_argument, 0, O_MODEL}, {"data", required_argument, 0, O_DATA},
         {"compare", required_argument, 0, O_COMPARE}, {"class-groups", required_argument, 0, O_GROUPS_FILE},
@@ -80,14 +111,20 @@ static int parse_args(int argc, char **argv, Opts *o)
         {"confusion", required_argument, 0, O_CONFUSION}, {"plot", required_argument, 0, O_PLOT},
         {"predictions", required_argument, 0, O_PRED}, {"device", required_argument, 0, O_DEVICE},
         {"threads", required_argument, 0, O_THREADS}, {"quiet", no_argument, 0, O_QUIET},
+<<<<<<< HEAD
         {"allow-other-features", no_argument, 0, O_ALLOW},
         {"help", no_argument, 0, O_HELP}, {"version", no_argument, 0, O_VERSION}, {0, 0, 0, 0}};
+=======
+        {"help", no_argument, 0, O_HELP}, {"version", no_argument, 0, O_VERSION},
+        {"posthoc", required_argument, 0, O_POSTHOC}, {"tune-on", required_argument, 0, O_TUNE}, {0, 0, 0, 0}};
+>>>>>>> methods
     memset(o, 0, sizeof *o);
     o->head_share = LMR_HEAD_SHARE;
     o->device = "cpu";
     o->n_models = 1;
     o->data = calloc((size_t)argc, sizeof *o->data);
-    if (!o->data)
+    o->tune = calloc((size_t)argc, sizeof *o->tune);
+    if (!o->data || !o->tune)
         return 1;
     char *end;
     int opt;
@@ -136,7 +173,23 @@ static int parse_args(int argc, char **argv, Opts *o)
             }
             break;
         case O_QUIET: o->quiet = 1; break;
+<<<<<<< HEAD
         case O_ALLOW: o->allow_other_features = 1; break;
+=======
+        case O_POSTHOC: {
+            char perr[LMR_ERRLEN];
+            if (posthoc_parse(optarg, &o->posthoc, perr) < 0) {
+                fprintf(stderr, "lmr-eval: %s\n", perr);
+                return 2;
+            }
+            break;
+        }
+        case O_TUNE:
+            o->tune[o->n_tune++] = optarg;
+            while (optind < argc && argv[optind][0] != '-') // --tune-on A B
+                o->tune[o->n_tune++] = argv[optind++];
+            break;
+>>>>>>> methods
         case O_HELP: usage(stdout); exit(0);
         case O_VERSION: printf("lmr-eval %s\n", LMR_VERSION); exit(0);
         default: usage(stderr); return 2;
@@ -150,6 +203,21 @@ static int parse_args(int argc, char **argv, Opts *o)
         fprintf(stderr, "lmr-eval: --model and --data are required (see --help)\n");
         return 2;
     }
+    if (o->n_tune && !o->posthoc.kind) {
+        fprintf(stderr, "lmr-eval: --tune-on goes with --posthoc\n");
+        return 2;
+    }
+    if (o->posthoc.kind == POSTHOC_NCM && !o->n_tune) {
+        fprintf(stderr, "lmr-eval: --posthoc ncm needs --tune-on SHARD (the class means; normally the training shard)\n");
+        return 2;
+    }
+    for (int i = 0; i < o->n_tune; i++)
+        for (int j = 0; j < o->n_data; j++)
+            if (lmr_same_file(o->tune[i], o->data[j])) {
+                fprintf(stderr, "lmr-eval: --tune-on %s is the evaluated shard %s: tune on another one\n", o->tune[i],
+                        o->data[j]);
+                return 2;
+            }
     if (strcmp(o->device, "cpu") != 0 && strcmp(o->device, "cuda") != 0) {
         fprintf(stderr, "lmr-eval: --device cpu|cuda, not '%s'\n", o->device);
         return 2;
@@ -433,6 +501,92 @@ static int run_groups(Run *r)
     return classes_partition(counts, r->C, r->o.head_share, LMR_FEW_MAX, r->groups);
 }
 
+<<<<<<< HEAD
+=======
+/* --posthoc: t chosen on the tuning shards when not given (else 1), the correction written into the
+ * main checkpoint's model (and its GPU copy). */
+static int run_posthoc(Run *r)
+{
+    Posthoc *ph = &r->o.posthoc;
+    Scorer *s = &r->sc[0];
+    int rc;
+    if (ph->kind == POSTHOC_NCM) {
+        int missing = 0;
+        if ((rc = posthoc_ncm(&s->model, r->o.tune, r->o.n_tune, r->o.threads, &missing, r->err)) < 0)
+            return rc;
+        printf("posthoc: ncm, class means from %s%s", r->o.tune[0], r->o.n_tune > 1 ? " ..." : "");
+        if (missing)
+            printf(" (%d classes without clips there: never predicted)", missing);
+        printf("\n");
+        return 0;
+    }
+    if (!ph->tau_given && r->o.n_tune) {
+        double acc = 0;
+        if ((rc = posthoc_tune(&s->model, ph->kind, r->o.tune, r->o.n_tune, r->o.threads, &ph->tau, &acc, r->err)) < 0)
+            return rc;
+        printf("posthoc: %s t = %.1f (tuned on %s%s: avg class acc %.4f)\n", posthoc_name(ph->kind), ph->tau,
+               r->o.tune[0], r->o.n_tune > 1 ? " ..." : "", acc);
+    } else {
+        printf("posthoc: %s t = %g%s\n", posthoc_name(ph->kind), ph->tau, ph->tau_given ? "" : " (no --tune-on)");
+    }
+    if ((rc = posthoc_apply(&s->model, ph->kind, ph->tau, r->err)) < 0)
+        return rc;
+    if (s->on_device && (rc = backend_upload(s->ctx, s->d_params, s->model.params,
+                                             s->model.n_params * sizeof(float))) < 0)
+        return lmr_fail(r->err, rc, "%s: cannot copy the corrected model to the GPU", r->o.models[0]);
+    return 0;
+}
+
+/* The run file gets the method, seed and per-class accuracies --summarize folds: from the
+ * checkpoint's metadata, where older or hand-made checkpoints may lack them. */
+static int tag_json(Run *r)
+{
+    StFile f;
+    int rc = st_open(&f, r->o.models[0]);
+    if (rc < 0)
+        return lmr_fail(r->err, rc, "%s", f.last_error);
+    const char *m = st_meta(&f, "method"), *stage = st_meta(&f, "stage"), *off = st_meta(&f, "lmr_off");
+    const char *seed = st_meta(&f, "seed");
+    if (!m && stage) // before methods: the stage says which
+        m = strcmp(stage, "init") == 0 ? "ce" : off && strcmp(off, "1") == 0 ? "crt" : "lmr";
+    char method[64] = "";
+    if (m && r->o.posthoc.kind)
+        snprintf(method, sizeof method, "%s+%s", m, posthoc_name(r->o.posthoc.kind));
+    else if (m)
+        snprintf(method, sizeof method, "%s", m);
+    uint64_t sd = seed ? strtoull(seed, NULL, 10) : 0;
+    int has_seed = seed != NULL;
+    st_close(&f);
+    return summarize_tag_json(r->o.json, method[0] ? method : NULL, has_seed ? sd : UINT64_MAX,
+                              posthoc_name(r->o.posthoc.kind), r->o.posthoc.kind == POSTHOC_NCM ? -1 : r->o.posthoc.tau,
+                              &r->res[0], model_class_counts(&r->sc[0].model), r->C, r->err);
+}
+
+static void write_prediction(FILE *f, const ClipRow *row, const float *scores, int C, int views)
+{
+    int top[5], k = C < 5 ? C : 5;
+    eval_topk(scores, C, k, top);
+    const char *id = row->id ? row->id : "";
+    if (strpbrk(id, ",\"\n")) { // quote as CSV wants
+        fputc('"', f);
+        for (const char *p = id; *p; p++) {
+            if (*p == '"')
+                fputc('"', f); // a quote is doubled
+            fputc(*p, f);
+        }
+        fputs("\",", f);
+    } else {
+        fprintf(f, "%s,", id);
+    }
+    for (int l = 0; l < row->n_labels; l++)
+        fprintf(f, "%s%d", l ? ";" : "", row->labels[l]);
+    fprintf(f, ",%d,", top[0]);
+    for (int j = 0; j < k; j++)
+        fprintf(f, "%s%d", j ? ";" : "", top[j]);
+    fprintf(f, ",%.6f\n", scores[top[0]] / views);
+}
+
+>>>>>>> methods
 static double now_s(void)
 {
     struct timespec ts;
@@ -608,7 +762,7 @@ static int run_report(Run *r)
     FILE *out = r->o.json && strcmp(r->o.json, "-") == 0 ? stderr : stdout;
     report_table(out, &rep);
     int rc = 0;
-    if (r->o.json && (rc = report_json(r->o.json, &rep, r->err)) < 0)
+    if (r->o.json && ((rc = report_json(r->o.json, &rep, r->err)) < 0 || (rc = tag_json(r)) < 0))
         return rc;
     for (int i = 0; i < r->o.n_models && r->o.per_class; i++)
         if ((rc = report_per_class(r->per_class[i], &rep, i, r->err)) < 0)
@@ -637,10 +791,14 @@ static void run_close(Run *r)
     shardset_close(&r->set);
     free(r->groups);
     free(r->o.data);
+    free(r->o.tune);
 }
 
 int main(int argc, char **argv)
 {
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--summarize") == 0)
+            return summarize_main(argc, argv);
     Run *r = calloc(1, sizeof *r); // large: keep it off the stack
     if (!r) {
         fprintf(stderr, "lmr-eval: out of memory\n");
@@ -649,15 +807,21 @@ int main(int argc, char **argv)
     int rc = parse_args(argc, argv, &r->o);
     if (rc) {
         free(r->o.data);
+        free(r->o.tune);
         free(r);
         return rc;
     }
     rc = run_check_paths(r);
     if (rc == 0)
         rc = run_open(r);
+<<<<<<< HEAD
     if (rc == 0 && r->o.plot && !model_class_counts(&r->sc[0].model))
         rc = lmr_fail(r->err, LMR_EINVAL, "%s: %s has no class counts to plot against", r->o.plot,
                       r->o.models[0]);
+=======
+    if (rc == 0 && r->o.posthoc.kind)
+        rc = run_posthoc(r);
+>>>>>>> methods
     if (rc == 0 && (rc = run_groups(r)) < 0 && !r->err[0])
         lmr_fail(r->err, rc, "cannot form the class groups");
     if (rc == 0)

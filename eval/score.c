@@ -151,10 +151,11 @@ int scorer_run(Scorer *s, const float *x, int n, int views, float *scores)
         s->logits = l;
         s->cap_host = rows;
     }
-    if (s->on_device) {
+    if (s->on_device && s->model.head_scale <= 0) {
         LMR_TRY(logits_device(s, x, rows));
     } else {
-        s->model.ctx = s->ctx; // the cpu context carries the thread count
+        // cosine heads (ldam-drw, --posthoc ncm) have no device forward: the host one
+        s->model.ctx = s->on_device ? NULL : s->ctx; // the cpu context carries the thread count
         int rc = model_logits(&s->model, x, rows, s->logits);
         s->model.ctx = NULL;
         if (rc < 0)

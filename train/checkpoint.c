@@ -94,6 +94,8 @@ int checkpoint_save(const char *path, const Model *m, const CkptInfo *in, const 
     meta_add(&meta, "stage", "%s", in->stage);
     meta_add(&meta, "lmr_off", "%d", in->lmr_off);
     meta_add(&meta, "sampler", "%s", in->sampler);
+    meta_add(&meta, "method", "%s", in->method);
+    meta_add(&meta, "freeze_rep", "%d", in->freeze_rep);
     meta_add(&meta, "epochs", "%ld", in->epochs);
     meta_add(&meta, "epoch", "%ld", in->epoch);
     meta_add(&meta, "step_in_epoch", "%ld", in->step_in_epoch);
@@ -105,6 +107,8 @@ int checkpoint_save(const char *path, const Model *m, const CkptInfo *in, const 
     meta_add(&meta, "dims", "%d", m->cfg.D);
     meta_add(&meta, "hidden", "%d", m->cfg.H);
     meta_add(&meta, "loss", "%s", m->loss);
+    if (m->head_scale > 0) // a cosine classifier (method ldam-drw): z = s <f/|f|, w_c/|w_c|>
+        meta_add(&meta, "head_scale", "%.9g", m->head_scale);
     meta_add(&meta, "class_counts", "%s", counts);
     meta_add(&meta, "lmr",
              "{\"l\":%.17g,\"h\":%.17g,\"d\":%.17g,\"eps\":%.17g,\"p\":%.17g,\"omega\":%d,\"K\":%d,"
@@ -300,6 +304,10 @@ int checkpoint_read_info(const char *path, CkptInfo *in, ModelConfig *cfg, char 
     }
     snprintf(in->stage, sizeof in->stage, "%s", stage);
     snprintf(in->sampler, sizeof in->sampler, "%s", st_meta(&f, "sampler") ? st_meta(&f, "sampler") : "");
+    const char *method = st_meta(&f, "method");
+    snprintf(in->method, sizeof in->method, "%s",
+             method ? method : strcmp(in->stage, "init") == 0 ? "ce" : in->lmr_off ? "crt" : "lmr");
+    in->freeze_rep = st_meta(&f, "freeze_rep") ? atoi(st_meta(&f, "freeze_rep")) : 0;
     const char *seed = st_meta(&f, "seed");
     char *end = NULL;
     errno = 0;

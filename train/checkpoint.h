@@ -16,7 +16,9 @@
 typedef struct {
     char stage[8];       /* "init" or "lmr" */
     int lmr_off;         /* lmr stage trained as plain cRT */
-    char sampler[12];    /* "instance" or "class" */
+    char sampler[12];    /* "instance", "class" or "sqrt" */
+    char method[24];     /* --method (method.h); older checkpoints: ce, lmr or crt from stage and lmr_off */
+    int freeze_rep;      /* stage 2 trained the classifier only */
     long epochs;         /* epochs of the run */
     long epoch;          /* epoch of the next step (== epochs when finished) */
     long step_in_epoch;  /* next step inside that epoch */

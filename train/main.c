@@ -19,10 +19,16 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: lmr-train --stage init|lmr --train SHARD... --out CKPT [options]\n"
+            "usage: lmr-train --stage init|finetune|lmr --train SHARD... --out CKPT [options]\n"
             "  --val SHARD...          validate each epoch; best checkpoint kept as CKPT stem + .best.safetensors\n"
             "  --init CKPT             init checkpoint (stage lmr)\n"
             "  --lmr-off               stage lmr as plain cRT (class-balanced, new classifier, no LMR)\n"
+            "  --method M              init: ce (default) la cb focal ldam-drw eql srs cbs mixup\n"
+            "                          finetune (--init CKPT): lmr (default; --stage lmr) crt lws lmr-mix-only\n"
+            "                          lmr-recon-only; only ce smooths labels unless --smoothing is given\n"
+            "  --focal-gamma G         focal (2) and cb (0: plain CB softmax; > 0: CB-focal)\n"
+            "  --lws-lr LR             lws: rate of the per-class scales (0.05)\n"
+            "  --freeze-rep            stage 2: LayerNorm and pre-logits frozen, the classifier trains\n"
             "  --preset P              epic100-verbs | ssv2-lt | videolt-lt (LMR values; default ssv2-lt)\n"
             "  --epochs E (30) --batch B (64) --lr LR (init 1e-3, lmr 1e-4) --hidden H (512; 0 = none)\n"
             "  --schedule cosine|step|constant (cosine) --milestones E1,E2 --gamma G (0.1) --warmup EPOCHS (0)\n"
@@ -91,6 +97,8 @@ static const NumOpt num_opts[] = {
     {"--save-every", 1, 0, BIG, 0, 0, "an integer >= 0 (0: off)"},
     {"--stop-after", 1, 0, BIG, 0, 0, "an integer >= 0 (0: off)"},
     {"--prefetch", 1, 0, 256, 0, 0, "an integer in [0, 256]"},
+    {"--focal-gamma", 0, 0, BIG, 0, 0, "a finite number >= 0"},
+    {"--lws-lr", 0, 0, BIG, 1, 0, "a finite number > 0"},
     {NULL, 0, 0, 0, 0, 0, NULL},
 };
 
@@ -231,8 +239,8 @@ int main(int argc, char **argv)
             }
         } else if (!strcmp(a, "--stage")) {
             NEEDV();
-            if (strcmp(v, "init") && strcmp(v, "lmr")) {
-                fprintf(stderr, "lmr-train: --stage: '%s' is not init or lmr\n", v);
+            if (strcmp(v, "init") && strcmp(v, "lmr") && strcmp(v, "finetune")) {
+                fprintf(stderr, "lmr-train: --stage: '%s' is not init, finetune or lmr\n", v);
                 return 2;
             }
             o.stage = strcmp(v, "init") ? STAGE_LMR : STAGE_INIT;
@@ -248,6 +256,11 @@ int main(int argc, char **argv)
             o.log_path = v;
         } else if (!strcmp(a, "--preset")) {
             NEEDV();
+        } else if (!strcmp(a, "--method")) {
+            NEEDV();
+            o.method = v;
+        } else if (!strcmp(a, "--freeze-rep")) {
+            o.freeze_rep = 1;
         } else if (!strcmp(a, "--lmr-off")) {
             o.lmr_off = 1;
         } else if (!strcmp(a, "--allow-other-features")) {
@@ -324,7 +337,7 @@ int main(int argc, char **argv)
             case 3: o.hidden = (int)x; break;
             case 4: o.threads = (int)x; break;
             case 5: classes = (int)x; break;
-            case 6: o.smoothing = x; break;
+            case 6: o.smoothing = x; o.smoothing_set = 1; break;
             case 7: o.sched.gamma = x; break;
             case 8: o.warmup_epochs = x; break;
             case 9: o.adam.weight_decay = x; break;
@@ -342,6 +355,8 @@ int main(int argc, char **argv)
             case 21: o.save_every = (long)x; break;
             case 22: o.stop_after = (long)x; break;
             case 23: o.prefetch = (int)x; break;
+            case 24: o.mp.focal_gamma = x; break;
+            case 25: o.mp.lws_lr = x; break;
             }
         }
 #undef NEEDV
@@ -374,6 +389,13 @@ int main(int argc, char **argv)
     if (lmr_check_outputs(ins, n_in, outs, 3, uerr) < 0) {
         fprintf(stderr, "lmr-train: %s\n", uerr);
         return 2;
+    }
+    {
+        char merr[LMR_ERRLEN];
+        if (!train_method(&o, merr)) { // a method of the other stage or a flag it does not take
+            fprintf(stderr, "lmr-train: %s\n", merr);
+            return 2;
+        }
     }
     if (o.device == BACKEND_CUDA && !backend_available(BACKEND_CUDA)) {
 #ifdef LMR_HAVE_CUDA

@@ -109,6 +109,7 @@ void model_free(Model *m)
             free(blocks[i]);
     }
     free(m->class_counts);
+    free(m->head_center);
     free(m->ws);
     memset(m, 0, sizeof *m);
 }
@@ -227,6 +228,9 @@ int model_load(Model *m, const char *ckpt, char *err)
                 goto done;
             }
     }
+    const char *scale = st_meta(&f, "head_scale");
+    if (scale)
+        m->head_scale = strtof(scale, NULL);
     const char *loss = st_meta(&f, "loss");
     if (loss)
         snprintf(m->loss, sizeof m->loss, "%s", loss);
@@ -264,6 +268,41 @@ done:
 
 // --- evaluation forward --------------------------------------------------------------------
 
+/* The cosine classifier: scale times the cosine between f and each class's weight column. */
+static int cosine_logits(Model *m, const float *f, int B, float *logits)
+{
+    int F = m->F, C = m->cfg.C;
+    float *fn = malloc(((size_t)B * F + (size_t)F * C + C) * sizeof *fn);
+    if (!fn)
+        return LMR_FAIL(m, LMR_ENOMEM, "model_logits: out of memory for batch %d", B);
+    float *wn = fn + (size_t)B * F, *norm = wn + (size_t)F * C;
+    for (int i = 0; i < B; i++) {
+        float *o = fn + (size_t)i * F;
+        double ss = 0;
+        for (int k = 0; k < F; k++) {
+            o[k] = f[(size_t)i * F + k] - (m->head_center ? m->head_center[k] : 0.0f);
+            ss += (double)o[k] * o[k];
+        }
+        float r = 1.0f / fmaxf((float)sqrt(ss), 1e-12f);
+        for (int k = 0; k < F; k++)
+            o[k] *= r * m->head_scale;
+    }
+    for (int c = 0; c < C; c++)
+        norm[c] = 0.0f;
+    for (int k = 0; k < F; k++)
+        for (int c = 0; c < C; c++)
+            norm[c] += m->p.w2[(size_t)k * C + c] * m->p.w2[(size_t)k * C + c];
+    for (int c = 0; c < C; c++)
+        norm[c] = 1.0f / fmaxf(sqrtf(norm[c]), 1e-12f);
+    for (int k = 0; k < F; k++)
+        for (int c = 0; c < C; c++)
+            wn[(size_t)k * C + c] = m->p.w2[(size_t)k * C + c] * norm[c];
+    memset(norm, 0, (size_t)C * sizeof *norm); // the bias: none
+    linear_forward(m->ctx, logits, fn, wn, norm, B, F, C, ACT_NONE);
+    free(fn);
+    return 0;
+}
+
 int model_logits(Model *m, const float *x, int B, float *logits)
 {
     if (m->ctx && backend_kind(m->ctx) != BACKEND_CPU)
@@ -284,6 +323,8 @@ int model_logits(Model *m, const float *x, int B, float *logits)
         linear_forward(m->ctx, h, u, m->p.w1, m->p.b1, B, c->D, c->H, ACT_TANH);
         f = h;
     }
+    if (m->head_scale > 0)
+        return cosine_logits(m, f, B, logits);
     linear_forward(m->ctx, logits, f, m->p.w2, m->p.b2, B, m->F, c->C, ACT_NONE);
     return 0;
 }

@@ -49,6 +49,8 @@ typedef struct Model {
     /* from the checkpoint (model_load) or set by the trainer */
     int64_t *class_counts; /* (C) training clips per class; owned */
     char loss[8];          /* "softmax" or "bce": how the head was trained */
+    float head_scale;      /* > 0: cosine classifier, z = head_scale <f/|f|, w_c/|w_c|> (bias unused) */
+    float *head_center;    /* (F) or NULL: subtracted from f before the cosine head (lmr-eval --posthoc ncm); owned */
     /* evaluation workspace, grown on demand */
     float *ws;
     size_t ws_len;

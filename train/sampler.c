@@ -2,6 +2,7 @@
  * (seed, stream, epoch, step). */
 #include "sampler.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -66,7 +67,34 @@ int sampler_init(Sampler *s, SamplerKind kind, const Dataset *d, int B, uint64_t
     }
     free(fill);
     free(slot);
+    if (kind == SAMPLER_SQRT) { // P(class) proportional to the square root of its clip count
+        if (!(s->cls_cdf = malloc((size_t)(s->n_active ? s->n_active : 1) * sizeof *s->cls_cdf))) {
+            sampler_free(s);
+            return LMR_FAIL(s, LMR_ENOMEM, "out of memory for the class index");
+        }
+        double acc = 0;
+        for (int a = 0; a < s->n_active; a++)
+            s->cls_cdf[a] = acc += sqrt((double)(s->cls_off[a + 1] - s->cls_off[a]));
+        for (int a = 0; a < s->n_active; a++)
+            s->cls_cdf[a] /= acc;
+        if (s->n_active)
+            s->cls_cdf[s->n_active - 1] = 1.0;
+    }
     return 0;
+}
+
+/* The active class whose cdf interval holds u in [0, 1). */
+static uint64_t sqrt_class(const Sampler *s, double u)
+{
+    uint64_t lo = 0, hi = (uint64_t)s->n_active - 1;
+    while (lo < hi) {
+        uint64_t mid = (lo + hi) / 2;
+        if (u < s->cls_cdf[mid])
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return lo;
 }
 
 void sampler_free(Sampler *s)
@@ -77,6 +105,7 @@ void sampler_free(Sampler *s)
     free(s->active);
     free(s->cls_off);
     free(s->cls_clip);
+    free(s->cls_cdf);
     memset(s, 0, sizeof *s);
 }
 
@@ -109,7 +138,8 @@ void sampler_batch(Sampler *s, long epoch, long step, uint64_t *clips, int32_t *
     } else {
         rng_seed(&r, s->seed, RNG_CLASS, (uint64_t)epoch, (uint64_t)step);
         for (int i = 0; i < s->B; i++) {
-            uint64_t a = rng_below(&r, (uint64_t)s->n_active);
+            uint64_t a = s->kind == SAMPLER_SQRT ? sqrt_class(s, (double)rng_uniform(&r))
+                                                 : rng_below(&r, (uint64_t)s->n_active);
             uint64_t lo = s->cls_off[a], cnt = s->cls_off[a + 1] - lo;
             clips[i] = s->cls_clip[lo + rng_below(&r, cnt)];
         }

@@ -11,7 +11,9 @@
 #include "dataset.h"
 #include "lmr_error.h"
 
-typedef enum { SAMPLER_INSTANCE = 0, SAMPLER_CLASS = 1 } SamplerKind;
+/* SAMPLER_SQRT: like class-balanced, but a class is drawn with P(c) proportional to sqrt(n_c)
+ * (square-root sampling). */
+typedef enum { SAMPLER_INSTANCE = 0, SAMPLER_CLASS = 1, SAMPLER_SQRT = 2 } SamplerKind;
 
 typedef struct {
     SamplerKind kind;
@@ -27,6 +29,7 @@ typedef struct {
     int32_t *active;    /* (n_active) class indices */
     uint64_t *cls_off;  /* (n_active + 1) */
     uint64_t *cls_clip; /* clips of each active class */
+    double *cls_cdf;    /* square-root: (n_active) cumulative class probabilities, the last 1 */
     char last_error[LMR_ERRLEN];
 } Sampler;
 

@@ -34,6 +34,36 @@ void train_options_default(TrainOptions *o)
     o->seed = 0;
     o->prefetch = 4;
     o->progress_every = 2.0;
+    method_params_default(&o->mp);
+}
+
+const Method *train_method(const TrainOptions *o, char *err)
+{
+    const char *name = o->method ? o->method : o->stage == STAGE_INIT ? "ce" : o->lmr_off ? "crt" : "lmr";
+    const Method *me = method_find(name);
+    char names[256];
+    MethodStage want = o->stage == STAGE_INIT ? METHOD_INIT : METHOD_FINETUNE;
+    method_names(want, names, sizeof names);
+    if (!me)
+        lmr_fail(err, LMR_EINVAL, "--method: unknown '%s' (%s: %s)", name, want == METHOD_INIT ? "init" : "finetune",
+                 names);
+    else if (me->stage != want)
+        lmr_fail(err, LMR_EINVAL, "--method %s is a %s method; --stage %s takes: %s", name,
+                 me->stage == METHOD_INIT ? "stage-1 (--stage init)" : "stage-2 (--stage finetune)",
+                 o->stage == STAGE_INIT ? "init" : "finetune", names);
+    else if (o->lmr_off && strcmp(me->name, "crt") != 0)
+        lmr_fail(err, LMR_EINVAL, "--lmr-off is --method crt; it does not go with --method %s", name);
+    else if (o->loss_bce && me->loss)
+        lmr_fail(err, LMR_EINVAL, "--loss bce does not go with --method %s (a loss of its own)", name);
+    else if (o->freeze_rep && o->stage == STAGE_INIT)
+        lmr_fail(err, LMR_EINVAL, "--freeze-rep is for stage-2 methods (--stage finetune)");
+    else if (o->mp.focal_gamma >= 0 && strcmp(me->name, "focal") != 0 && strcmp(me->name, "cb") != 0)
+        lmr_fail(err, LMR_EINVAL, "--focal-gamma is for --method focal or cb, not %s", name);
+    else if (o->mp.lws_lr > 0 && strcmp(me->name, "lws") != 0)
+        lmr_fail(err, LMR_EINVAL, "--lws-lr is for --method lws, not %s", name);
+    else
+        return me;
+    return NULL;
 }
 
 // --- buffers ---------------------------------------------------------------------------------
@@ -71,6 +101,9 @@ typedef struct {
     Acts A;
     Host hs;
     LmrKeys keys; /* cpu, stage lmr: the bank's usable keys in one block, updated per push */
+    const Method *method;
+    MethodCtx mc;
+    float smoothing; /* the init stage's label smoothing for this method */
     void *allocs[40];
     int n_allocs;
     int B, D, F, C, lmr_on, multi;
@@ -157,6 +190,7 @@ static void trainer_free(Trainer *t)
     free(hs->Y);
     free(hs->losses);
     lmr_bank_free(&t->bank);
+    method_free(&t->mc);
     sampler_free(&t->sampler);
     model_free(&t->model);
     backend_free(&t->ctx);
@@ -254,6 +288,9 @@ static int train_step(Trainer *t, const Batch *b, double lr, long gstep, double 
 
     // forward: LN -> (Linear + tanh) -> features f
     const float *x = stage_in(ctx, A->x, b->x, (size_t)B * D * sizeof(float));
+    const float *xm = method_input(&t->mc, b->epoch, b->step, b->x, A->x); // mixup: the mixed rows
+    if (xm)
+        x = xm;
     layernorm_forward(ctx, A->u, A->mean, A->rstd, x, p->ln_w, p->ln_b, B, D, MODEL_LN_EPS);
     float *f = A->u;
     if (H > 0) {
@@ -289,7 +326,7 @@ static int train_step(Trainer *t, const Batch *b, double lr, long gstep, double 
         lmr_forward(ctx, A->R, A->wts, f, A->fn, keys, keys_n, key_ok, key_clip, A->qclip, A->c, B, N, F);
         Rng r;
         rng_seed(&r, t->o->seed, RNG_MIX, (uint64_t)b->epoch, (uint64_t)b->step);
-        n_mix = lmr_draw_mix(&r, t->o->lmr.p, Bg, hs->partner, hs->a);
+        n_mix = lmr_draw_mix(&r, t->info.lmr.p, Bg, hs->partner, hs->a);
         backend_upload(ctx, A->partner, hs->partner, (size_t)Bg * sizeof(int32_t));
         backend_upload(ctx, A->a, hs->a, (size_t)Bg * sizeof(float));
         if (Bg > B) { // a partner may live on another rank: mix over the gathered batch
@@ -303,15 +340,19 @@ static int train_step(Trainer *t, const Batch *b, double lr, long gstep, double 
         Y = stage_in(ctx, A->Y, hs->Y + (size_t)row0 * C, (size_t)B * C * sizeof(float));
         head_in = Xg + (size_t)row0 * F;
     }
-    linear_forward(ctx, A->z, head_in, p->w2, p->b2, B, F, C, ACT_NONE);
+    if (!method_head_forward(&t->mc, A->z, head_in, p->w2))
+        linear_forward(ctx, A->z, head_in, p->w2, p->b2, B, F, C, ACT_NONE);
 
     // loss and dlogits
-    float smoothing = t->o->stage == STAGE_INIT ? (float)t->o->smoothing : 0.0f;
-    if (!t->lmr_on && (t->multi || t->o->loss_bce)) {
+    float smoothing = t->smoothing;
+    if (!t->lmr_on && !t->method->loss && (t->multi || t->o->loss_bce)) {
         plain_targets(t, b, smoothing);
         Y = stage_in(ctx, A->Y, hs->Y, (size_t)B * C * sizeof(float));
     }
-    if (t->o->loss_bce)
+    if (t->method->loss) {
+        if ((rc = method_loss(&t->mc, b->epoch, b->step, b->lab, b->lab_off, row0, A->z, A->dz, A->losses)) < 0)
+            return step_fail(t, rc, err);
+    } else if (t->o->loss_bce)
         bce_forward_backward(ctx, A->losses, A->dz, A->z, Y, B, C);
     else if (t->lmr_on || t->multi)
         ce_soft_forward_backward(ctx, A->losses, A->dz, A->z, Y, B, C);
@@ -321,7 +362,8 @@ static int train_step(Trainer *t, const Batch *b, double lr, long gstep, double 
     }
 
     // backward
-    linear_backward(ctx, A->dX, g->w2, g->b2, A->dz, head_in, p->w2, NULL, B, F, C, ACT_NONE);
+    if (!method_head_backward(&t->mc, A->dX, g->w2, g->b2, A->dz, head_in, p->w2))
+        linear_backward(ctx, A->dX, g->w2, g->b2, A->dz, head_in, p->w2, NULL, B, F, C, ACT_NONE);
     float *df = A->dX;
     if (t->lmr_on) {
         if (Bg > B) { // this rank's rows of dX inside a zero global one; partners' parts summed over ranks
@@ -339,7 +381,9 @@ static int train_step(Trainer *t, const Batch *b, double lr, long gstep, double 
     }
     // the LN's input is data: on the cpu its gains and biases come with the layer's weight
     // gradient, without the (B,D) input gradient (A->du as scratch)
-    if (H == 0)
+    if (t->mc.freeze_rep)
+        ; // --freeze-rep (and lws): nothing below the classifier trains
+    else if (H == 0)
         layernorm_backward(ctx, NULL, g->ln_w, g->ln_b, df, x, p->ln_w, A->mean, A->rstd, B, D);
     else if (ln_linear_backward(ctx, g->w1, g->b1, g->ln_w, g->ln_b, df, A->h, x, A->mean, A->rstd, p->ln_w,
                                 p->ln_b, p->w1, A->du, B, D, H, ACT_TANH) < 0) {
@@ -366,7 +410,7 @@ static int train_step(Trainer *t, const Batch *b, double lr, long gstep, double 
     *loss_out = loss / Bg;
     if (!isfinite(*loss_out))
         return LMR_ENAN; // before the update: the parameters stay the last good ones
-    optim_step(&t->model, &t->o->adam, lr, gstep);
+    method_optim_step(&t->mc, &t->model, &t->o->adam, lr, gstep);
     return 0;
 }
 
@@ -524,7 +568,8 @@ static int setup_model(Trainer *t, char *err)
             return rc;
         }
         rng_seed(&r, o->seed, RNG_HEAD, 0, 0);
-        model_reinit_head(&host, &r);
+        if (!t->method->keep_head)
+            model_reinit_head(&host, &r);
     }
     backend_upload(t->ctx, t->model.params, host.params, host.n_params * sizeof(float));
     model_free(&host);
@@ -602,7 +647,21 @@ static char *settings_json(const Trainer *t)
         json_object_set_new(s, "gamma", json_real(o->sched.gamma));
     }
     json_object_set_new(s, "warmup", json_real(o->warmup_epochs));
-    json_object_set_new(s, "smoothing", json_real(o->stage == STAGE_INIT && !o->loss_bce ? o->smoothing : 0.0));
+    json_object_set_new(s, "smoothing", json_real(o->stage == STAGE_INIT && !o->loss_bce ? t->smoothing : 0.0));
+    json_object_set_new(s, "method", json_string(t->method->name));
+    json_object_set_new(s, "freeze_rep", json_integer(o->freeze_rep));
+    json_t *mp = json_object();
+    json_object_set_new(mp, "la_tau", json_real(o->mp.la_tau));
+    json_object_set_new(mp, "cb_beta", json_real(o->mp.cb_beta));
+    json_object_set_new(mp, "focal_gamma", json_real(o->mp.focal_gamma));
+    json_object_set_new(mp, "ldam_s", json_real(o->mp.ldam_s));
+    json_object_set_new(mp, "ldam_max_m", json_real(o->mp.ldam_max_m));
+    json_object_set_new(mp, "drw_frac", json_real(o->mp.drw_frac));
+    json_object_set_new(mp, "eql_gamma", json_real(o->mp.eql_gamma));
+    json_object_set_new(mp, "eql_lambda", json_real(o->mp.eql_lambda));
+    json_object_set_new(mp, "mixup_alpha", json_real(o->mp.mixup_alpha));
+    json_object_set_new(mp, "lws_lr", json_real(o->mp.lws_lr));
+    json_object_set_new(s, "method_params", mp);
     json_object_set_new(s, "weight_decay", json_real(o->adam.weight_decay));
     json_object_set_new(s, "beta1", json_real(o->adam.beta1));
     json_object_set_new(s, "beta2", json_real(o->adam.beta2));
@@ -657,13 +716,16 @@ static const struct {
     {"adam_eps", "--adam-eps"}, {"clip", "--clip"}, {"loss", "--loss"}, {"hidden", "--hidden"},
     {"classes", "--classes"}, {"seed", "--seed"}, {"lmr.l", "--lmr-l"}, {"lmr.h", "--lmr-h"}, {"lmr.d", "--lmr-d"},
     {"lmr.eps", "--lmr-eps"}, {"lmr.p", "--lmr-p"}, {"lmr.omega", "--lmr-omega"}, {"lmr.K", "--lmr-k"},
-    {"lmr.allow_nonmonotone", "--lmr-allow-nonmonotone"},
+    {"lmr.allow_nonmonotone", "--lmr-allow-nonmonotone"}, {"method", "--method"}, {"freeze_rep", "--freeze-rep"},
+    {"method_params.focal_gamma", "--focal-gamma"}, {"method_params.lws_lr", "--lws-lr"},
 };
 
 static const json_t *setting_get(const json_t *s, const char *key)
 {
     if (strncmp(key, "lmr.", 4) == 0)
         return json_object_get(json_object_get(s, "lmr"), key + 4);
+    if (strncmp(key, "method_params.", 14) == 0)
+        return json_object_get(json_object_get(s, "method_params"), key + 14);
     return json_object_get(s, key);
 }
 
@@ -761,6 +823,10 @@ static int try_resume(Trainer *t, char *err)
             return lmr_fail(err, LMR_EMISMATCH, "--resume: %s has already trained %ld epochs, more than --epochs %d",
                             o->out, in.epoch, o->epochs);
     }
+    if (strcmp(in.method, t->info.method) != 0 || in.freeze_rep != t->info.freeze_rep)
+        return lmr_fail(err, LMR_EMISMATCH, "--resume: %s was written by --method %s%s; this run is --method %s%s",
+                        o->out, in.method, in.freeze_rep ? " --freeze-rep" : "", t->info.method,
+                        t->info.freeze_rep ? " --freeze-rep" : "");
     // loaded even when finished: a damaged or incomplete file is an error, not "complete"
     if ((rc = checkpoint_load_resume(o->out, &t->model, &t->bank, err)) < 0)
         return rc;
@@ -834,6 +900,7 @@ static int validate(Trainer *t, ValMetrics *vm, char *err)
     int rc = model_init(&host, &t->model.cfg, NULL);
     if (rc < 0)
         return lmr_fail(err, rc, "%s", host.last_error);
+    host.head_scale = t->model.head_scale; // a cosine classifier (ldam-drw)
     if ((rc = backend_download(t->ctx, host.params, t->model.params, host.n_params * sizeof(float))) < 0)
         lmr_fail(err, rc, "%s", backend_last_error(t->ctx));
     else
@@ -977,7 +1044,10 @@ int train_run(const TrainOptions *o, Dataset *train, Dataset *val, TrainResult *
     t.D = train->D;
     t.C = train->C;
     t.multi = train->max_labels > 1;
-    t.lmr_on = o->stage == STAGE_LMR && !o->lmr_off;
+    if (!(t.method = train_method(o, err)))
+        return LMR_EINVAL;
+    t.lmr_on = o->stage == STAGE_LMR && t.method->lmr_parts;
+    t.smoothing = o->stage == STAGE_INIT && (t.method->ce_default || o->smoothing_set) ? (float)o->smoothing : 0.0f;
     int rc = setup_checks(&t, err);
     if (rc < 0)
         return rc;
@@ -996,7 +1066,7 @@ int train_run(const TrainOptions *o, Dataset *train, Dataset *val, TrainResult *
     }
     if ((rc = setup_model(&t, err)) < 0)
         goto done;
-    if ((rc = sampler_init(&t.sampler, o->stage == STAGE_INIT ? SAMPLER_INSTANCE : SAMPLER_CLASS, train, t.Bg,
+    if ((rc = sampler_init(&t.sampler, t.method->sampler, train, t.Bg,
                            o->seed)) < 0) {
         lmr_fail(err, rc, "%s", t.sampler.last_error);
         goto done;
@@ -1013,7 +1083,7 @@ int train_run(const TrainOptions *o, Dataset *train, Dataset *val, TrainResult *
         lmr_fail(err, rc, "out of memory for batch %d", t.Bg);
         goto done;
     }
-    if (t.lmr_on) {
+    if (t.lmr_on && (t.method->lmr_parts & METHOD_LMR_RECON)) { // mixing alone: c = 0, R = f
         if ((rc = lmr_class_weights(&o->lmr, train->counts, t.C, t.hs.c_class, err)) < 0)
             goto done;
         int nonmono = 0;
@@ -1034,14 +1104,24 @@ int train_run(const TrainOptions *o, Dataset *train, Dataset *val, TrainResult *
     // run description, also the checkpoint metadata
     CkptInfo *in = &t.info;
     snprintf(in->stage, sizeof in->stage, "%s", o->stage == STAGE_INIT ? "init" : "lmr");
-    snprintf(in->sampler, sizeof in->sampler, "%s", o->stage == STAGE_INIT ? "instance" : "class");
-    in->lmr_off = o->lmr_off;
+    static const char *const sampler_names[] = {"instance", "class", "sqrt"};
+    snprintf(in->sampler, sizeof in->sampler, "%s", sampler_names[t.method->sampler]);
+    snprintf(in->method, sizeof in->method, "%s", t.method->name);
+    in->lmr_off = o->stage == STAGE_LMR && !t.lmr_on;
     in->epochs = o->epochs;
     in->batch = t.Bg;
     in->seed = o->seed;
     in->lr = o->lr > 0 ? o->lr : (o->stage == STAGE_INIT ? 1e-3 : 1e-4);
     in->lmr = o->lmr;
+    if (t.method->lmr_parts == METHOD_LMR_RECON)
+        in->lmr.p = 0; // reconstruction alone: no row is mixed
     in->best_metric = -1;
+    MethodSetup ms = {t.ctx, train->counts, t.C, t.B, t.Bg, t.D, t.F, o->epochs, o->seed, in->lr, o->init,
+                      t.smoothing, o->freeze_rep, o->mp};
+    if ((rc = method_init(&t.mc, t.method, &ms, err)) < 0)
+        goto done;
+    in->freeze_rep = t.mc.freeze_rep;
+    t.model.head_scale = t.mc.head_scale;
     t.sched_copy = o->sched;
     t.sched_copy.lr = in->lr;
     t.sched_copy.steps_per_epoch = t.spe;

@@ -10,6 +10,7 @@
 #include "backend.h"
 #include "dataset.h"
 #include "lmr.h"
+#include "method.h"
 #include "optim.h"
 
 typedef enum { STAGE_INIT = 0, STAGE_LMR = 1 } TrainStage;
@@ -53,6 +54,11 @@ typedef struct {
     const char *command;  /* the command line, recorded in the checkpoint (NULL: none) */
     int allow_other_features; /* --init made on features of another backbone/weights: warn, do not refuse */
     int quiet;            /* no configuration summary at the start */
+    /* long-tail methods (method.h) */
+    const char *method;   /* NULL: ce for init; lmr for stage lmr (crt with lmr_off) */
+    MethodParams mp;      /* the methods' tunables, canonical defaults */
+    int smoothing_set;    /* smoothing was asked for: every init method uses it (else only ce smooths) */
+    int freeze_rep;       /* stage lmr: LayerNorm and pre-logits frozen, the classifier trains */
 } TrainOptions;
 
 /** The best checkpoint's path next to out: "X.safetensors" -> "X.best.safetensors", else out + ".best". */
@@ -68,6 +74,10 @@ typedef struct {
     double samples_per_s;
     long steps;          /* steps run by this call */
 } TrainResult;
+
+/** The method a run uses: o->method, else the stage's default. @return NULL (err says why) when
+ *  the name is unknown or belongs to the other stage. */
+const Method *train_method(const TrainOptions *o, char *err);
 
 /** Train on train (and validate on val, may be NULL). Every input check happens before the
  *  first step. @return 0, LMR_DONE (resume found the run finished), LMR_EMISMATCH / LMR_EINVAL /

@@ -34,10 +34,10 @@ EXTRACT = $(BIN)/lmr-extract --backbone pool --frames $(FRAMES) --size $(SIZE) -
           --threads $(JOBS) --seed $(SEED) --quiet
 TRAIN   = $(BIN)/lmr-train --threads $(JOBS) --seed $(SEED) --hidden $(HIDDEN) --batch $(BATCH) --quiet
 
-.PHONY: all show
+.PHONY: all show compare
 .DELETE_ON_ERROR:
 
-all: show
+all: show compare
 
 # 1. The dataset, generated once (a stamp marks a complete generation).
 $(DATA)/.done: $(SRC)/scripts/make_demo_data.py
@@ -90,3 +90,11 @@ show: $(OUT)/eval.txt
 	@echo "== lmr demo: init (instance-balanced), crt (class-balanced re-training, --lmr-off), lmr"
 	@cat $<
 	@echo "json: $(OUT)/eval.json   per-class: $(OUT)/per-class.csv (init), per-class.crt.csv, per-class.lmr.csv   plot: $(OUT)/eval.png"
+
+# 6. A short long-tail comparison on the same shards, one seed (compare.mk; COMPARE_METHODS= skips it).
+COMPARE_METHODS ?= ce la cb ldam-drw cbs crt lmr ce+ncm
+compare: show
+	@$(if $(strip $(COMPARE_METHODS)),$(MAKE) --no-print-directory -f $(SRC)/scripts/pipelines/compare.mk BIN=$(BIN) \
+	  OUT=$(OUT)/compare TRAIN=$(OUT)/train.lmdb VAL=$(OUT)/val.lmdb METHODS="$(COMPARE_METHODS)" SEEDS=$(SEED) \
+	  EPOCHS_INIT=$(EPOCHS_INIT) EPOCHS_FT=$(EPOCHS_LMR) LR_FT=$(LR_LMR) HIDDEN=$(HIDDEN) BATCH=$(BATCH) \
+	  PRESET=$(PRESET) THREADS=$(JOBS),:)
