@@ -19,11 +19,8 @@
 #include "fileid.h"
 #include "metrics.h"
 #include "plot.h"
-<<<<<<< HEAD
 #include "provenance.h"
-=======
 #include "posthoc.h"
->>>>>>> methods
 #include "record.h"
 #include "safetensors.h"
 #include "report.h"
@@ -43,14 +40,10 @@ typedef struct {
     const char *class_groups, *tail_classes, *groups_rule, *json, *per_class, *confusion, *plot, *predictions;
     const char *device;
     double head_share;
-<<<<<<< HEAD
     int threads, quiet, allow_other_features;
-=======
-    int threads, quiet;
     Posthoc posthoc;    /* --posthoc (main checkpoint only) */
     const char **tune;  /* --tune-on SHARD... */
     int n_tune;
->>>>>>> methods
 } Opts;
 
 static void usage(FILE *f)
@@ -64,7 +57,6 @@ static void usage(FILE *f)
         "  --compare CKPT       also score this checkpoint, side by side (repeatable, up to %d)\n"
         "groups (few = <= 20 training clips, taken out of head/tail, unless said otherwise):\n"
         "  --head-share X       head = most frequent classes holding <= X of training clips (0.5)\n"
-<<<<<<< HEAD
         "  --class-groups F     CSV class,group (head/tail/few/medium), e.g. scripts/class-groups/;\n"
         "                       a list without a few group gets few = <= 20 training clips\n"
         "  --tail-classes F     EPIC_100_tail_{verbs,nouns}.csv: listed = tail, others head\n"
@@ -78,30 +70,19 @@ static void usage(FILE *f)
         "  --plot F.png|F.pdf|F.svg   per-class accuracy against training count\n"
         "  --allow-other-features  score a checkpoint trained on another backbone's features\n"
         "  --device cpu|cuda    --threads N (threads reading records and scoring, 0 = all cores)\n"
-        "  --quiet  --help  --version\n", MAX_MODELS - 1);
-=======
-        "  --groups videolt     VideoLT's rule: tail <= 100, medium 101-500, head > 500\n"
-        "  --json F             metrics as JSON     --per-class F.csv   per-class table\n"
-        "  --confusion F.csv    true,pred,count     --plot F.png        accuracy vs training count\n"
-        "  --predictions F.csv  every clip's top-5 (unlabelled clips included)\n"
-        "  --device cpu|cuda    --threads N (decode threads, 0 = all cores)   --quiet\n"
-        "  --posthoc P          correct the --model's classifier: tau-norm[:t] | la[:t] | ncm\n"
+        "post-hoc corrections of --model's classifier:\n"
+        "  --posthoc P          tau-norm[:t] | la[:t] | ncm\n"
         "  --tune-on SHARD...   pick t there (0..2 step 0.1, best avg class acc); ncm's class means\n"
         "                       (normally the training shard; never the evaluated one)\n"
         "  lmr-eval --summarize RUN.json... [--out PREFIX] [--plot F] [--baseline M]: one table\n"
         "                       of many --json runs (methods x seeds), see --summarize --help\n"
-        "  --help  --version\n", MAX_MODELS - 1);
->>>>>>> methods
+        "  --quiet  --help  --version\n", MAX_MODELS - 1);
 }
 
 static int parse_args(int argc, char **argv, Opts *o)
 {
     enum { O_MODEL = 256, O_DATA, O_TAIL, O_COMPARE, O_GROUPS_FILE, O_SHARE, O_GROUPS, O_JSON, O_PER_CLASS,
-<<<<<<< HEAD
-           O_CONFUSION, O_PLOT, O_PRED, O_DEVICE, O_THREADS, O_QUIET, O_ALLOW, O_HELP, O_VERSION };
-=======
-           O_CONFUSION, O_PLOT, O_PRED, O_DEVICE, O_THREADS, O_QUIET, O_HELP, O_VERSION, O_POSTHOC, O_TUNE };
->>>>>>> methods
+           O_CONFUSION, O_PLOT, O_PRED, O_DEVICE, O_THREADS, O_QUIET, O_ALLOW, O_HELP, O_VERSION, O_POSTHOC, O_TUNE };
     static const struct option longs[] = {
         {"model", required_argument, 0, O_MODEL}, {"data", required_argument, 0, O_DATA},
         {"compare", required_argument, 0, O_COMPARE}, {"class-groups", required_argument, 0, O_GROUPS_FILE},
@@ -111,13 +92,9 @@ static int parse_args(int argc, char **argv, Opts *o)
         {"confusion", required_argument, 0, O_CONFUSION}, {"plot", required_argument, 0, O_PLOT},
         {"predictions", required_argument, 0, O_PRED}, {"device", required_argument, 0, O_DEVICE},
         {"threads", required_argument, 0, O_THREADS}, {"quiet", no_argument, 0, O_QUIET},
-<<<<<<< HEAD
         {"allow-other-features", no_argument, 0, O_ALLOW},
-        {"help", no_argument, 0, O_HELP}, {"version", no_argument, 0, O_VERSION}, {0, 0, 0, 0}};
-=======
-        {"help", no_argument, 0, O_HELP}, {"version", no_argument, 0, O_VERSION},
+        {"help", no_argument, 0, O_HELP}, {"version", no_argument, 0, O_VERSION}, 
         {"posthoc", required_argument, 0, O_POSTHOC}, {"tune-on", required_argument, 0, O_TUNE}, {0, 0, 0, 0}};
->>>>>>> methods
     memset(o, 0, sizeof *o);
     o->head_share = LMR_HEAD_SHARE;
     o->device = "cpu";
@@ -173,9 +150,7 @@ static int parse_args(int argc, char **argv, Opts *o)
             }
             break;
         case O_QUIET: o->quiet = 1; break;
-<<<<<<< HEAD
         case O_ALLOW: o->allow_other_features = 1; break;
-=======
         case O_POSTHOC: {
             char perr[LMR_ERRLEN];
             if (posthoc_parse(optarg, &o->posthoc, perr) < 0) {
@@ -189,7 +164,6 @@ static int parse_args(int argc, char **argv, Opts *o)
             while (optind < argc && argv[optind][0] != '-') // --tune-on A B
                 o->tune[o->n_tune++] = argv[optind++];
             break;
->>>>>>> methods
         case O_HELP: usage(stdout); exit(0);
         case O_VERSION: printf("lmr-eval %s\n", LMR_VERSION); exit(0);
         default: usage(stderr); return 2;
@@ -501,8 +475,6 @@ static int run_groups(Run *r)
     return classes_partition(counts, r->C, r->o.head_share, LMR_FEW_MAX, r->groups);
 }
 
-<<<<<<< HEAD
-=======
 /* --posthoc: t chosen on the tuning shards when not given (else 1), the correction written into the
  * main checkpoint's model (and its GPU copy). */
 static int run_posthoc(Run *r)
@@ -562,31 +534,6 @@ static int tag_json(Run *r)
                               &r->res[0], model_class_counts(&r->sc[0].model), r->C, r->err);
 }
 
-static void write_prediction(FILE *f, const ClipRow *row, const float *scores, int C, int views)
-{
-    int top[5], k = C < 5 ? C : 5;
-    eval_topk(scores, C, k, top);
-    const char *id = row->id ? row->id : "";
-    if (strpbrk(id, ",\"\n")) { // quote as CSV wants
-        fputc('"', f);
-        for (const char *p = id; *p; p++) {
-            if (*p == '"')
-                fputc('"', f); // a quote is doubled
-            fputc(*p, f);
-        }
-        fputs("\",", f);
-    } else {
-        fprintf(f, "%s,", id);
-    }
-    for (int l = 0; l < row->n_labels; l++)
-        fprintf(f, "%s%d", l ? ";" : "", row->labels[l]);
-    fprintf(f, ",%d,", top[0]);
-    for (int j = 0; j < k; j++)
-        fprintf(f, "%s%d", j ? ";" : "", top[j]);
-    fprintf(f, ",%.6f\n", scores[top[0]] / views);
-}
-
->>>>>>> methods
 static double now_s(void)
 {
     struct timespec ts;
@@ -814,14 +761,11 @@ int main(int argc, char **argv)
     rc = run_check_paths(r);
     if (rc == 0)
         rc = run_open(r);
-<<<<<<< HEAD
     if (rc == 0 && r->o.plot && !model_class_counts(&r->sc[0].model))
         rc = lmr_fail(r->err, LMR_EINVAL, "%s: %s has no class counts to plot against", r->o.plot,
                       r->o.models[0]);
-=======
     if (rc == 0 && r->o.posthoc.kind)
         rc = run_posthoc(r);
->>>>>>> methods
     if (rc == 0 && (rc = run_groups(r)) < 0 && !r->err[0])
         lmr_fail(r->err, rc, "cannot form the class groups");
     if (rc == 0)
