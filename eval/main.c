@@ -511,7 +511,7 @@ static int run_posthoc(Run *r)
 
 /* The run file gets the method, seed and per-class accuracies --summarize folds: from the
  * checkpoint's metadata, where older or hand-made checkpoints may lack them. */
-static int tag_json(Run *r)
+static int run_tags(Run *r, json_t **tags)
 {
     StFile f;
     int rc = st_open(&f, r->o.models[0]);
@@ -529,9 +529,10 @@ static int tag_json(Run *r)
     uint64_t sd = seed ? strtoull(seed, NULL, 10) : 0;
     int has_seed = seed != NULL;
     st_close(&f);
-    return summarize_tag_json(r->o.json, method[0] ? method : NULL, has_seed ? sd : UINT64_MAX,
-                              posthoc_name(r->o.posthoc.kind), r->o.posthoc.kind == POSTHOC_NCM ? -1 : r->o.posthoc.tau,
-                              &r->res[0], model_class_counts(&r->sc[0].model), r->C, r->err);
+    *tags = summarize_tags(method[0] ? method : NULL, has_seed ? sd : UINT64_MAX, posthoc_name(r->o.posthoc.kind),
+                           r->o.posthoc.kind == POSTHOC_NCM ? -1 : r->o.posthoc.tau, &r->res[0],
+                           model_class_counts(&r->sc[0].model), r->C);
+    return *tags ? 0 : lmr_fail(r->err, LMR_ENOMEM, "out of memory");
 }
 
 static double now_s(void)
@@ -709,8 +710,14 @@ static int run_report(Run *r)
     FILE *out = r->o.json && strcmp(r->o.json, "-") == 0 ? stderr : stdout;
     report_table(out, &rep);
     int rc = 0;
-    if (r->o.json && ((rc = report_json(r->o.json, &rep, r->err)) < 0 || (rc = tag_json(r)) < 0))
-        return rc;
+    if (r->o.json) {
+        json_t *tags = NULL;
+        if ((rc = run_tags(r, &tags)) == 0)
+            rc = report_json(r->o.json, &rep, tags, r->err);
+        json_decref(tags);
+        if (rc < 0)
+            return rc;
+    }
     for (int i = 0; i < r->o.n_models && r->o.per_class; i++)
         if ((rc = report_per_class(r->per_class[i], &rep, i, r->err)) < 0)
             return rc;

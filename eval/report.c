@@ -152,12 +152,14 @@ static json_t *metrics_json(const Report *r, const ReportColumn *c)
     return o;
 }
 
-int report_json(const char *path, const Report *r, char *err)
+int report_json(const char *path, const Report *r, json_t *extra, char *err)
 {
     json_t *root = metrics_json(r, &r->cols[0]);
     if (!root)
         return lmr_fail(err, LMR_ENOMEM, "%s: out of memory", path);
     json_object_set_new(root, "groups", json_string(r->groups_rule));
+    if (extra)
+        json_object_update(root, extra);
     if (r->n_cols > 1) {
         json_t *arr = json_array();
         for (int i = 1; i < r->n_cols; i++)

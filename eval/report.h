@@ -4,6 +4,7 @@
 #ifndef LMR_EVAL_REPORT_H
 #define LMR_EVAL_REPORT_H
 
+#include <jansson.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -32,9 +33,10 @@ typedef struct {
 
 /** The summary table (one column per checkpoint), under the group rule and group sizes. */
 void report_table(FILE *f, const Report *r);
-/** JSON: the main checkpoint's metrics as top-level keys, the others in "compare": [...].
- *  path "-" writes to stdout. @return 0, LMR_EIO, LMR_ENOMEM; err names the file. */
-int report_json(const char *path, const Report *r, char *err);
+/** JSON: the main checkpoint's metrics as top-level keys, the others in "compare": [...], and
+ *  the keys of extra (may be NULL) at the top level. path "-" writes to stdout.
+ *  @return 0, LMR_EIO, LMR_ENOMEM; err names the file. */
+int report_json(const char *path, const Report *r, json_t *extra, char *err);
 /** CSV class,name,train_count,group,n_eval,correct,accuracy[,ap] of checkpoint col (name empty
  *  when unknown; accuracy and ap empty for a class absent from the data). */
 int report_per_class(const char *path, const Report *r, int col, char *err);

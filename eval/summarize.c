@@ -18,12 +18,12 @@
 #include <cairo.h>
 #endif
 
-// --- tagging a run file ------------------------------------------------------------------------
-
 static int write_json_atomic(const char *path, json_t *root, char *err)
 {
     char tmp[1100];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    int n = snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    if (n < 0 || (size_t)n >= sizeof tmp)
+        return lmr_fail(err, LMR_EINVAL, "%.200s...: path too long", path);
     FILE *f = fopen(tmp, "w");
     if (!f)
         return lmr_fail(err, -errno, "%s: cannot write: %s", tmp, strerror(errno));
@@ -39,15 +39,14 @@ static int write_json_atomic(const char *path, json_t *root, char *err)
     return 0;
 }
 
-int summarize_tag_json(const char *path, const char *method, uint64_t seed, const char *posthoc, double tau,
-                       const EvalResult *res, const int64_t *counts, int C, char *err)
+// --- the keys of a run file ---------------------------------------------------------------------
+
+json_t *summarize_tags(const char *method, uint64_t seed, const char *posthoc, double tau, const EvalResult *res,
+                       const int64_t *counts, int C)
 {
-    json_error_t je;
-    json_t *root = json_load_file(path, JSON_PRESERVE_ORDER, &je);
-    if (!json_is_object(root)) {
-        json_decref(root);
-        return lmr_fail(err, LMR_EPARSE, "%s: %s", path, je.text);
-    }
+    json_t *root = json_object();
+    if (!root)
+        return NULL;
     if (method)
         json_object_set_new(root, "method", json_string(method));
     if (seed != UINT64_MAX)
@@ -67,9 +66,7 @@ int summarize_tag_json(const char *path, const char *method, uint64_t seed, cons
             json_array_append_new(n, json_integer(counts[c]));
         json_object_set_new(root, "train_counts", n);
     }
-    int rc = write_json_atomic(path, root, err);
-    json_decref(root);
-    return rc;
+    return root;
 }
 
 // --- reading runs --------------------------------------------------------------------------------

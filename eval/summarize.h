@@ -3,22 +3,23 @@
  * seeds with the best mean of each column marked; written as Markdown (stdout and PREFIX.md),
  * CSV and JSON, and drawn (PNG, PDF or SVG by extension): grouped bars per metric with each seed's
  * value, and per class the accuracy minus the baseline's against the training count (log x).
- * The run files carry what the table needs (summarize_tag_json): method, seed, per-class
+ * The run files carry what the table needs (summarize_tags): method, seed, per-class
  * accuracies and training counts. */
 #ifndef LMR_EVAL_SUMMARIZE_H
 #define LMR_EVAL_SUMMARIZE_H
 
+#include <jansson.h>
 #include <stdint.h>
 
 #include "lmr_error.h"
 #include "metrics.h"
 
-/** Add the summary's keys to an lmr-eval --json file in place: "method" (unless NULL), "seed"
- *  (unless UINT64_MAX), "posthoc" and
- *  "tau" (when a post-hoc correction ran), "class_acc" (C, null for absent classes) and
- *  "train_counts" (C, when known). @return 0, LMR_EPARSE, LMR_EIO; err names the file. */
-int summarize_tag_json(const char *path, const char *method, uint64_t seed, const char *posthoc, double tau,
-                       const EvalResult *res, const int64_t *counts, int C, char *err);
+/** The keys a run file (lmr-eval --json) carries for the summary: "method" (unless NULL), "seed"
+ *  (unless UINT64_MAX), "posthoc" and "tau" (when a post-hoc correction ran), "class_acc" (C, null
+ *  for absent classes) and "train_counts" (C, when known). @return a new object, NULL when out
+ *  of memory. */
+json_t *summarize_tags(const char *method, uint64_t seed, const char *posthoc, double tau, const EvalResult *res,
+                       const int64_t *counts, int C);
 
 /** The --summarize command line: lmr-eval --summarize RUN.json... [--out PREFIX] [--plot F]
  *  [--baseline METHOD] [--quiet]. @return the exit status (0, 1, 2). */

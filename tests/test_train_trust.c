@@ -523,7 +523,9 @@ static void test_headers(void)
     }
     free(b);
     CHECK(train("--stage init --train lab.lmdb --batch 16 --epochs 1 --out hl.safetensors --quiet") == 1);
-    CHECK(output_has(id) && output_has("lab.lmdb") && output_has("checksum") && output_lacks("out of memory"));
+    // the shard's declared class count refuses it at open, or the checksum when reading the clip
+    CHECK(output_has(id) && output_has("lab.lmdb") && (output_has("checksum") || output_has("outside")) &&
+          output_lacks("out of memory"));
     CHECK(!exists("hl.safetensors"));
 }
 

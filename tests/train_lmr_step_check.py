@@ -30,8 +30,8 @@ except ImportError:
 
 SRC = Path(os.environ.get("LMR_SRC", Path(__file__).resolve().parent.parent))
 BIN = Path(os.environ.get("LMR_BIN", "build/bin"))
-sys.path.insert(0, str(SRC / "scripts"))
-from lmr_record import read_stream  # noqa: E402  (the project's Python record reader)
+sys.path.insert(0, str(SRC / "python"))
+from lmr.record import read_stream  # noqa: E402  (the project's Python record reader)
 
 N_CLIPS, D, H, C, T, VIEWS = 72, 10, 6, 6, 3, 2
 B, K, OMEGA, P, LR, WD, EPOCHS, SEED = 12, 3, 7, 0.75, 0.05, 0.05, 3, 11
