@@ -69,7 +69,7 @@ typedef struct {
     Sampler sampler;
     Acts A;
     Host hs;
-    LmrKeys keys; /* cpu, stage lmr: the bank's usable keys in one block, updated per push */
+    LmrKeys keys; /* stage lmr: the bank's usable keys in one block, updated per push */
     void *allocs[40];
     int n_allocs;
     int B, D, F, C, lmr_on, multi;
@@ -117,8 +117,8 @@ static int buffers_init(Trainer *t, int N)
     for (size_t i = 0; i < sizeof whole / sizeof *whole; i++)
         if (Bg > B && t->lmr_on && acts_alloc(t, whole[i], Bg * F * fs) < 0)
             return LMR_ENOMEM;
-    if (t->lmr_on && backend_kind(t->ctx) == BACKEND_CPU) {
-        if (lmr_keys_init(&t->keys, t->bank.K, t->bank.B, F) < 0)
+    if (t->lmr_on) {
+        if (lmr_keys_init(&t->keys, t->ctx, t->bank.K, t->bank.B, F) < 0)
             return LMR_ENOMEM;
     }
     // host draws and targets cover the global batch: every rank draws them alike
@@ -270,16 +270,16 @@ static int train_step(Trainer *t, const Batch *b, double lr, long gstep, double 
         lmr_row_inputs(t, b, slot);
         lmr_bank_push(&t->bank, fg, fng, hs->ok);
         N = lmr_bank_keys(&t->bank);
-        backend_upload(ctx, A->c, hs->c + row0, (size_t)B * sizeof(float));
-        backend_upload(ctx, A->self_idx, hs->self_idx + row0, (size_t)B * sizeof(int32_t));
-        if (t->keys.keys) { // cpu: A->self_idx is host memory
-            lmr_keys_push(&t->keys, &t->bank, slot);
-            lmr_keys_map(&t->keys, A->self_idx, B);
+        if (t->keys.keys) { // the own-key indices become rows of the block, on the host
+            lmr_keys_push(&t->keys, &t->bank, slot, hs->ok);
+            lmr_keys_map(&t->keys, hs->self_idx + row0, B);
             N = lmr_keys_count(&t->keys);
             keys = lmr_keys_f(&t->keys);
             keys_n = lmr_keys_fn(&t->keys);
             key_ok = t->keys.ones;
         }
+        backend_upload(ctx, A->c, hs->c + row0, (size_t)B * sizeof(float));
+        backend_upload(ctx, A->self_idx, hs->self_idx + row0, (size_t)B * sizeof(int32_t));
         lmr_forward(ctx, A->R, A->wts, f, A->fn, keys, keys_n, key_ok, A->self_idx, A->c, B, N, F);
         Rng r;
         rng_seed(&r, t->o->seed, RNG_MIX, (uint64_t)b->epoch, (uint64_t)b->step);
@@ -571,8 +571,8 @@ static int try_resume(Trainer *t, char *err)
         return LMR_DONE;
     if ((rc = checkpoint_load_resume(o->out, &t->model, &t->bank, err)) < 0)
         return rc;
-    if (t->keys.keys)
-        lmr_keys_rebuild(&t->keys, &t->bank);
+    if (t->keys.keys && (rc = lmr_keys_rebuild(&t->keys, &t->bank)) < 0)
+        return lmr_fail(err, rc, "%s", backend_last_error(t->ctx));
     t->info.epoch = in.epoch;
     t->info.step_in_epoch = in.step_in_epoch;
     t->info.global_step = in.global_step;
