@@ -53,6 +53,15 @@ step() {
     return 0
 }
 
+# --- Python with torch (it also unpacks the bundle where xz is missing) ---------------------------
+PY=${LMR_PYTHON:-}
+if [ -z "$PY" ]; then
+    for c in $(type -ap python3 python) /usr/bin/python3; do
+        "$c" -c "import torch" 2>/dev/null && PY=$c && break
+    done
+fi
+[ -n "$PY" ] || { log "device-run.sh: no python with torch found"; PY=python3; }
+export LMR_PYTHON=$PY
 # --- the programs: a bundle (unpacked here if need be) or a build folder ------------------------
 if [ -n "${BUILD:-}" ]; then
     B=$(cd "$BUILD" && pwd)
@@ -67,25 +76,19 @@ else
     if [ -f "$BUNDLE" ]; then
         TMPB=$(mktemp -d)
         trap 'rm -rf "$TMPB"' EXIT
-        tar -C "$TMPB" -xJf "$BUNDLE" || { log "device-run.sh: cannot unpack $BUNDLE"; exit 1; }
+        tar -C "$TMPB" -xJf "$BUNDLE" 2>/dev/null ||
+            "$PY" -c "import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])" "$BUNDLE" "$TMPB" ||
+            { log "device-run.sh: cannot unpack $BUNDLE"; exit 1; }
         B=$TMPB/lmr-device
     else
         B=$(cd "$BUNDLE" && pwd)
     fi
 fi
 [ -x "$B/bin/lmr-train" ] || { log "device-run.sh: $B/bin/lmr-train missing"; exit 1; }
+log "== python: $PY"
 log "== lmr device run $(date -u +%Y-%m-%dT%H:%M:%SZ), programs from $B"
 [ -f "$B/BUILD_INFO" ] && sed 's/^/   /' "$B/BUILD_INFO" | tee -a "$LOG"
 
-# --- Python with torch, and the CUDA libraries it brings ----------------------------------------
-PY=${LMR_PYTHON:-}
-if [ -z "$PY" ]; then
-    for c in $(type -ap python3 python) /usr/bin/python3; do
-        "$c" -c "import torch" 2>/dev/null && PY=$c && break
-    done
-fi
-[ -n "$PY" ] || { log "device-run.sh: no python with torch found"; PY=python3; }
-export LMR_PYTHON=$PY
 # the folders holding cuBLAS / cuDNN / NCCL, as this machine has them: torch/lib, the lib folders of
 # the nvidia-* packages next to it, then the loader's cache
 LIBDIRS=$("$PY" - <<'EOF' 2>>"$LOG"
