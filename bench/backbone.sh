@@ -1,7 +1,10 @@
 #!/bin/sh
-# Frames/s of lmr's CPU ResNet against PyTorch's on the same frames, weights and thread count.
+# Frames/s of lmr's CPU ResNet against PyTorch's on the same frames, weights and thread count; then,
+# when there is a GPU, lmr's cuDNN ResNet (f32, f16) against PyTorch on the GPU (channels-last; f32,
+# and AMP f16).
 # usage: bench/backbone.sh BUILD/bin [MODEL] ; env: FRAMES (8), SIZE (224), THREADS (all cores),
-#        REPEAT (3), LMR_PYTHON (python3 with torch + torchvision)
+#        REPEAT (3), GPU_FRAMES (64), GPU_ONLY (1: skip the CPU part; no GPU then exits $SKIP_RC), FIGURES (a file: "key value"
+#        lines of the rates are appended to it), LMR_PYTHON (python3 with torch + torchvision)
 set -eu
 bin=${1:?usage: bench/backbone.sh BUILD/bin [resnet18|resnet50|resnet101]}
 model=${2:-resnet50}
@@ -17,6 +20,9 @@ repeat=${REPEAT:-3}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 "$py" "$here/../scripts/export-torchvision-weights.py" "$model" "$tmp/w.safetensors" --random 0 >/dev/null
+fig() { [ -z "${FIGURES:-}" ] || echo "$1 $2" >>"$FIGURES"; }
+rate() { sed -n 's/.*: \([0-9.]*\) frames\/s.*/\1/p' | head -1; }
+if [ "${GPU_ONLY:-0}" != 1 ]; then
 "$py" -c "import numpy as np; np.random.default_rng(0).integers(0, 256, size=($frames, $size, $size, 3), dtype=np.uint8).tofile('$tmp/f.u8')"
 echo "== $model, $frames frames of ${size}x${size}, $threads threads, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 lmr=$("$driver" --threads "$threads" --batch "$frames" --repeat "$repeat" "$model" "$tmp/w.safetensors" "$tmp/f.u8" \
@@ -28,6 +34,9 @@ echo "$pt"
 a=$(echo "$lmr" | sed -n 's/.*: \([0-9.]*\) frames\/s.*/\1/p')
 b=$(echo "$pt" | sed -n 's/.*: \([0-9.]*\) frames\/s.*/\1/p' | head -1)
 awk -v a="$a" -v b="$b" 'BEGIN { printf "lmr / torch = %.2fx\n", a / b }'
+fig "backbone.${model}.cpu.lmr_fps" "$a"
+fig "backbone.${model}.cpu.torch_fps" "$b"
+fi
 
 # GPU, when there is one: f32 (FMA math) and f16 (tensor cores), a larger batch
 gpu_frames=${GPU_FRAMES:-64}
@@ -36,11 +45,28 @@ for dev in cuda cuda:f16; do
     if "$driver" --device "$dev" --batch "$gpu_frames" --repeat $((repeat * 3)) "$model" "$tmp/w.safetensors" "$tmp/g.u8" \
         "$gpu_frames" "$size" "$size" "$tmp/g.f32" 2>"$tmp/err" >"$tmp/gpu"; then
         cat "$tmp/gpu"
+        prec=f32
+        half=""
+        [ "$dev" = cuda:f16 ] && prec=f16 && half=--half
+        a=$(rate <"$tmp/gpu")
         # FLOPs per frame scale with the pixels: resnet50 is 8.18 GFLOP at 224x224
-        [ "$model" = resnet50 ] && sed -n 's/.*: \([0-9.]*\) frames\/s.*/\1/p' "$tmp/gpu" |
+        [ "$model" = resnet50 ] && echo "$a" |
             awk -v s="$size" '{ printf "  = %.1f TFLOP/s (dense f16 peak: H100 SXM ~990, A100 ~312)\n", $1 * 8.18e-3 * s * s / 50176 }'
+        fig "backbone.${model}.${prec}.lmr_fps" "$a"
+        if "$py" "$here/backbone_torch.py" --device cuda $half "$model" "$tmp/w.safetensors" "$tmp/g.u8" "$gpu_frames" \
+            "$size" "$size" "$threads" $((repeat * 3)) "$tmp/g.f32" >"$tmp/pt" 2>"$tmp/err"; then
+            cat "$tmp/pt"
+            b=$(rate <"$tmp/pt")
+            awk -v a="$a" -v b="$b" -v p="$prec" 'BEGIN { printf "lmr / torch (%s) = %.2fx\n", p, a / b }'
+            fig "backbone.${model}.${prec}.torch_fps" "$b"
+            fig "backbone.${model}.${prec}.ratio" "$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.3f", a / b }')"
+            fig "backbone.${model}.${prec}.torch_feature_diff" "$(sed -n 's/.*= \([0-9.e+-]*\)$/\1/p' "$tmp/pt" | tail -1)"
+        else
+            echo "torch $dev: failed: $(tail -1 "$tmp/err")"
+        fi
     else
         echo "$dev: skipped ($(cat "$tmp/err"))"
+        [ "${GPU_ONLY:-0}" = 1 ] && exit "${SKIP_RC:-0}"
         break
     fi
 done

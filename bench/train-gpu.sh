@@ -6,10 +6,11 @@
 #   a CPU tensor indexed and .to("cuda")), plus PyTorch with the features resident on the GPU;
 #   then one init epoch over a 1M-clip LMDB shard read through lmr-train's loader, to show the
 #   loader keeps up with the GPU (epoch time next to the in-memory rate).
-# Exits 0 with a "skipped" line when there is no GPU or lmr was built without CUDA.
+# Exits 0 (or $SKIP_RC) with a "skipped" line when there is no GPU or lmr was built without CUDA.
 # usage: bench/train-gpu.sh [BIN_DIR]
-#   env: CLIPS (65536, the in-memory shard), EPOCH_CLIPS (1000000), EPOCHS (3), KEEP_DIR (reuse
-#        the shards there), LMR_PYTHON (python3 with torch)
+#   env: CLIPS (65536, the in-memory shard), EPOCH_CLIPS (1000000; 0 skips the LMDB epoch), EPOCHS
+#        (3), BATCHES ("256 1024"), PRECS ("f32 tf32"), KEEP_DIR (reuse the shards there), FIGURES (a
+#        file: "key value" lines of every rate are appended to it), LMR_PYTHON (python3 with torch)
 set -euo pipefail
 BIN=${1:-build/bin}
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -17,10 +18,13 @@ PY=${LMR_PYTHON:-/usr/bin/python3}
 CLIPS=${CLIPS:-65536}
 EPOCH_CLIPS=${EPOCH_CLIPS:-1000000}
 EPOCHS=${EPOCHS:-3}
+BATCHES=${BATCHES:-256 1024}
+PRECS=${PRECS:-f32 tf32}
+fig() { [ -z "${FIGURES:-}" ] || echo "$1 $2" >>"$FIGURES"; }
 GEN="$BIN/../tests/gen_records"
 D=2048 H=512 C=1004
 
-skip() { echo "bench/train-gpu.sh: skipped: $*"; exit 0; }
+skip() { echo "bench/train-gpu.sh: skipped: $*"; exit "${SKIP_RC:-0}"; }
 [ -x "$BIN/lmr-train" ] && [ -x "$BIN/lmr-pack" ] || { echo "bench/train-gpu.sh: $BIN/lmr-train or lmr-pack not built" >&2; exit 1; }
 [ -x "$GEN" ] || { echo "bench/train-gpu.sh: $GEN not built (cmake --build ... --target gen_records)" >&2; exit 1; }
 command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L 2>/dev/null | grep -q '^GPU' || skip "no NVIDIA GPU here"
@@ -61,8 +65,8 @@ ratio() { $PY -c "import sys; print('%.2fx' % (float(sys.argv[1]) / float(sys.ar
 
 printf "\n%-30s %11s %11s %8s %14s\n" "samples/s (D=$D H=$H C=$C)" "lmr-train" "PyTorch" "ratio" "PyTorch on-GPU"
 declare -A RATE
-for b in 256 1024; do
-    for prec in f32 tf32; do
+for b in $BATCHES; do
+    for prec in $PRECS; do
         flag=()
         [ $prec = tf32 ] && flag=(--tf32)
         for stage in init lmr; do
@@ -72,10 +76,14 @@ for b in 256 1024; do
             g=$(torch --stage $stage --batch "$b" --steps $steps --data device "${flag[@]}")
             RATE[$stage-$b-$prec]=$l
             printf "%-30s %11.0f %11.0f %8s %14.0f\n" "$stage, batch $b, $prec" "$l" "$t" "$(ratio "$l" "$t")" "$g"
+            fig "train.$stage.b$b.$prec.lmr_sps" "$l"
+            fig "train.$stage.b$b.$prec.torch_host_sps" "$t"
+            fig "train.$stage.b$b.$prec.torch_device_sps" "$g"
         done
     done
 done
 
+[ "$EPOCH_CLIPS" -gt 0 ] && [ -n "${RATE[init-1024-f32]:-}" ] || exit 0
 echo
 echo "== one init epoch over a $EPOCH_CLIPS-clip LMDB shard (batch 1024, f32, loader reading LMDB)"
 t0=$(date +%s.%N)

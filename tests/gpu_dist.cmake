@@ -19,3 +19,10 @@ endif()
 if(TARGET lmrtrain)
   lmr_add_test(test_dist SOURCES test_dist.c LIBS lmrtrain LABELS unit)
 endif()
+
+# NCCL between two ranks (threads) of one process; skipped without a device, CUDA or NCCL, and on
+# one GPU when NCCL refuses two ranks on it
+if(TARGET lmrtrain)
+  lmr_add_test(test_nccl_pair SOURCES test_nccl_pair.c LIBS lmrtrain Threads::Threads LABELS gpu)
+  set_tests_properties(test_nccl_pair PROPERTIES TIMEOUT 150)
+endif()

@@ -320,8 +320,8 @@ static void test_compact(void)
     LmrBank bank;
     LmrKeys live, again;
     CHECK_RC(lmr_bank_init(&bank, ctx, K, B, H), 0);
-    CHECK_RC(lmr_keys_init(&live, K, B, H), 0);
-    CHECK_RC(lmr_keys_init(&again, K, B, H), 0);
+    CHECK_RC(lmr_keys_init(&live, ctx, K, B, H), 0);
+    CHECK_RC(lmr_keys_init(&again, ctx, K, B, H), 0);
     float *f = calloc((size_t)B * H, 4), *fn = calloc((size_t)B * H, 4), *rstd = calloc((size_t)B, 4);
     float *c = calloc((size_t)B, 4);
     float *R[2], *wts[2], *df[2], *dR = calloc((size_t)B * H, 4);
@@ -348,7 +348,7 @@ static void test_compact(void)
         ln0(fn, rstd, f, B, H);
         int slot = lmr_bank_push(&bank, f, fn, ok, clip);
         int lo_was = live.lo;
-        lmr_keys_push(&live, &bank, slot);
+        lmr_keys_push(&live, &bank, slot, ok);
         moved |= live.lo < lo_was;
         int n = lmr_bank_keys(&bank), kept = lmr_keys_count(&live), want = 0;
         for (int j = 0; j < n; j++) {
@@ -377,7 +377,7 @@ static void test_compact(void)
         for (int j = 0; j < n; j++) // each gathered key keeps its clip
             if (map[j] >= 0)
                 CHECK(lmr_keys_clip(&live)[map[j]] == bank.key_clip[j]);
-        lmr_keys_rebuild(&again, &bank); // as after a resume: the same block
+        CHECK_RC(lmr_keys_rebuild(&again, &bank), 0); // as after a resume: the same block
         CHECK(lmr_keys_count(&again) == kept &&
               memcmp(lmr_keys_f(&again), kc, (size_t)kept * H * 4) == 0 &&
               memcmp(lmr_keys_fn(&again), knc, (size_t)kept * H * 4) == 0 &&

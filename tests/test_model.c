@@ -343,7 +343,17 @@ static void test_model(const char *dir)
     model_free(&m0);
     model_free(&m);
     backend_free(&ctx);
-    CHECK_RC(backend_init(&ctx, BACKEND_CUDA, 1, err), LMR_ENODEV);
+    // a CUDA context starts exactly when a device is there (and lmr was built with CUDA)
+    int rc = backend_init(&ctx, BACKEND_CUDA, 1, err);
+    if (backend_available(BACKEND_CUDA)) {
+        CHECK_RC(rc, 0);
+        CHECK(ctx != NULL && backend_kind(ctx) == BACKEND_CUDA);
+    } else {
+        CHECK_RC(rc, LMR_ENODEV);
+        CHECK(ctx == NULL);
+    }
+    backend_free(&ctx);
+    CHECK(ctx == NULL);
 }
 
 // --- layer norm -> linear + tanh, parameter gradients only -------------------------------------

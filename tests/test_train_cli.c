@@ -9,7 +9,9 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include "backend.h"
 #include "check.h"
+#include "model.h"
 #include "train_synth.h"
 
 static char dir[64], bin[512];
@@ -192,8 +194,30 @@ int main(void)
     CHECK(train(a) == 1 && output_has("classes"));
     snprintf(a, sizeof a, "--stage init %s --epochs 1 --classes 9 --out empty.safetensors", common);
     CHECK(train(a) == 0 && output_has("class 8 has no training clips"));
-    snprintf(a, sizeof a, "--stage init %s --device cuda --out bad.safetensors", common);
-    CHECK(train(a) == 1 && output_has("--device cuda: n"));
+    // --device cuda trains where there is a device and fails clearly where there is none
+    snprintf(a, sizeof a, "--stage init %s --epochs 1 --device cuda --out cuda.safetensors", common);
+    if (backend_available(BACKEND_CUDA)) {
+        CHECK(train(a) == 0);
+        Model mc, mi;
+        char merr[LMR_ERRLEN], pc[256], pi[256];
+        snprintf(pc, sizeof pc, "%s/cuda.safetensors", dir);
+        snprintf(pi, sizeof pi, "%s/init.safetensors", dir);
+        int lc = model_load(&mc, pc, merr), li = model_load(&mi, pi, merr);
+        CHECK(lc == 0 && li == 0);
+        if (lc == 0 && li == 0) {
+            CHECK(mc.n_params == mi.n_params);
+            int finite = 1;
+            for (size_t i = 0; i < mc.n_params; i++)
+                finite &= isfinite(mc.params[i]) != 0;
+            CHECK(finite);
+        }
+        if (lc == 0)
+            model_free(&mc);
+        if (li == 0)
+            model_free(&mi);
+    } else {
+        CHECK(train(a) == 1 && output_has("--device cuda: n"));
+    }
     CHECK(train("--stage init --train nothere.lmdb --out bad.safetensors") == 1);
     CHECK(train("--stage init --out x") == 2);
     CHECK(train("--stage init --train train.lmdb --out x --bogus") == 2);

@@ -54,6 +54,9 @@ int backend_download(BackendCtx *ctx, void *host_dst, const void *src, size_t by
 int backend_zero(BackendCtx *ctx, void *dst, size_t bytes);
 /** Copy between two backend buffers. */
 int backend_copy(BackendCtx *ctx, void *dst, const void *src, size_t bytes);
+/** dst row k = src row idx[k] for k < n, rows of F floats (backend memory); idx is host memory,
+ *  free to reuse when this returns. */
+void backend_gather_rows(BackendCtx *ctx, float *dst, const float *src, const int32_t *idx, int n, int F);
 /** Wait until every queued op has finished (no-op on cpu). */
 int backend_sync(BackendCtx *ctx);
 

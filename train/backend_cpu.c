@@ -263,6 +263,13 @@ int backend_copy(BackendCtx *ctx, void *dst, const void *src, size_t bytes)
     return backend_upload(ctx, dst, src, bytes);
 }
 
+void backend_gather_rows(BackendCtx *ctx, float *dst, const float *src, const int32_t *idx, int n, int F)
+{
+    GPU_FORWARD(ctx, cuda_gather_rows(ctx->gpu, dst, src, idx, n, F));
+    for (int k = 0; k < n; k++)
+        memcpy(dst + (size_t)k * F, src + (size_t)idx[k] * F, (size_t)F * sizeof *dst);
+}
+
 int backend_sync(BackendCtx *ctx)
 {
     GPU_RETURN(ctx, cuda_sync(ctx->gpu));

@@ -1,8 +1,10 @@
 /* CUDA backend: the twin of backend_cpu.c, op for op, on one device. GEMMs go to cuBLAS with the
  * same row-major transposes as the cblas calls of the cpu file (optionally on TF32 tensor cores);
  * layer norm, tanh, the three losses, the LMR masks/softmax/combine, mixing, sum of squares and
- * AdamW are our own kernels, one block per row where a row needs a reduction. Everything runs
- * in order on one stream, so no op waits for the host; only download, sync and sumsq do. Every
+ * AdamW are our own kernels, one block per row where a row needs a reduction. Every op runs in
+ * order on one stream, so no op waits for the host; only download, sync and sumsq do. Large
+ * uploads go through pinned staging buffers on a second stream (below), so the host is not held
+ * while the device works through what was queued before them. Every
  * CUDA / cuBLAS / NCCL status is checked: the first failure is kept with file, line, call and
  * the library's message, and reported as LMR_EGPU by the next call that returns a code. */
 #include <cublas_v2.h>
@@ -22,9 +24,25 @@ extern "C" {
 }
 #include "backend_cuda.h"
 
+/* A pinned host buffer an upload is staged in, and the event marking its copy done. */
+typedef struct {
+    void *buf;
+    size_t cap;
+    cudaEvent_t done;
+    int busy; /* a copy from buf was queued: wait for done before refilling */
+} Staging;
+
+#define N_STAGING 2
+
 struct CudaState {
     int device;
     cudaStream_t stream; /* every op, copy and collective, in order */
+    cudaStream_t copy;   /* staged uploads, each fenced against `stream` by events both ways */
+    cudaEvent_t queued;  /* recorded on `stream`: what the next staged upload waits for */
+    Staging stage[N_STAGING];
+    int next_stage;
+    int32_t *d_idx; /* (idx_cap) row indices of cuda_gather_rows */
+    size_t idx_cap;
     cublasHandle_t blas;
     double *d_sum; /* (1) device accumulator of cuda_sumsq */
     int status;    /* 0, or LMR_EGPU after the first failure */
@@ -444,6 +462,16 @@ __global__ void k_mix_backward_partner(float *dR, const float *dX, const int32_t
     }
 }
 
+/* dst row k = src row idx[k], F floats each. */
+__global__ void k_gather_rows(float *dst, const float *src, const int32_t *idx, int n, int F)
+{
+    size_t total = (size_t)n * F;
+    for (size_t k = blockIdx.x * (size_t)blockDim.x + threadIdx.x; k < total; k += (size_t)gridDim.x * blockDim.x) {
+        size_t r = k / F;
+        dst[k] = src[(size_t)idx[r] * F + k % F];
+    }
+}
+
 __global__ void k_sumsq(double *out, const float *x, size_t n)
 {
     double s = 0.0;
@@ -518,6 +546,12 @@ extern "C" int cuda_init(CudaState **out, char *err)
     if (!rc)
         rc = CUDA_OK(g, cudaStreamCreateWithFlags(&g->stream, cudaStreamNonBlocking));
     if (!rc)
+        rc = CUDA_OK(g, cudaStreamCreateWithFlags(&g->copy, cudaStreamNonBlocking));
+    if (!rc)
+        rc = CUDA_OK(g, cudaEventCreateWithFlags(&g->queued, cudaEventDisableTiming));
+    for (int k = 0; k < N_STAGING && !rc; k++)
+        rc = CUDA_OK(g, cudaEventCreateWithFlags(&g->stage[k].done, cudaEventDisableTiming));
+    if (!rc)
         rc = BLAS_OK(g, cublasCreate(&g->blas));
     if (!rc)
         rc = BLAS_OK(g, cublasSetStream(g->blas, g->stream));
@@ -541,14 +575,28 @@ extern "C" void cuda_free(CudaState **pg)
         return;
     if (g->stream)
         cudaStreamSynchronize(g->stream);
+    if (g->copy)
+        cudaStreamSynchronize(g->copy);
 #ifdef LMR_HAVE_NCCL
     if (g->comm)
         ncclCommDestroy(g->comm);
 #endif
     if (g->d_sum)
         cudaFree(g->d_sum);
+    if (g->d_idx)
+        cudaFree(g->d_idx);
+    for (int k = 0; k < N_STAGING; k++) {
+        if (g->stage[k].buf)
+            cudaFreeHost(g->stage[k].buf);
+        if (g->stage[k].done)
+            cudaEventDestroy(g->stage[k].done);
+    }
+    if (g->queued)
+        cudaEventDestroy(g->queued);
     if (g->blas)
         cublasDestroy(g->blas);
+    if (g->copy)
+        cudaStreamDestroy(g->copy);
     if (g->stream)
         cudaStreamDestroy(g->stream);
     free(g);
@@ -588,13 +636,68 @@ extern "C" void cuda_release(CudaState *g, void *ptr)
         CUDA_OK(g, cudaFree(ptr)); // cudaFree waits for work that may still use ptr
 }
 
-/* From pageable host memory the copy returns once the bytes are staged: the caller may reuse its
- * buffer at once, and the host does not wait for the stream. */
+/* Below this, an upload goes straight on the stream: the driver stages it at once. */
+#define STAGE_MIN ((size_t)64 << 10)
+
+/* The caller may reuse host_src as soon as this returns, and every op queued after it sees the
+ * bytes. A large upload is copied into one of two pinned buffers (waiting only for that buffer's
+ * copy two uploads ago) and sent on the copy stream, which first waits for the ops queued so far
+ * (they may still read dst); the compute stream waits for the copy. From pageable memory the
+ * driver would hold the host until the stream reached the copy; this way the host goes on queueing
+ * (and making the next step's inputs) while the device works, and the copy runs at pinned speed. */
 extern "C" int cuda_upload(CudaState *g, void *dst, const void *host_src, size_t bytes)
 {
-    if (bytes)
+    if (!bytes)
+        return g->status;
+    if (bytes < STAGE_MIN) {
         CUDA_OK(g, cudaMemcpyAsync(dst, host_src, bytes, cudaMemcpyHostToDevice, g->stream));
+        return g->status;
+    }
+    Staging *st = &g->stage[g->next_stage];
+    g->next_stage = (g->next_stage + 1) % N_STAGING;
+    if (st->busy && CUDA_OK(g, cudaEventSynchronize(st->done)))
+        return g->status;
+    st->busy = 0;
+    if (st->cap < bytes) {
+        if (st->buf)
+            CUDA_OK(g, cudaFreeHost(st->buf));
+        st->buf = NULL;
+        st->cap = 0;
+        if (CUDA_OK(g, cudaHostAlloc(&st->buf, bytes, cudaHostAllocDefault)))
+            return g->status;
+        st->cap = bytes;
+    }
+    memcpy(st->buf, host_src, bytes);
+    if (CUDA_OK(g, cudaEventRecord(g->queued, g->stream)) || CUDA_OK(g, cudaStreamWaitEvent(g->copy, g->queued, 0)) ||
+        CUDA_OK(g, cudaMemcpyAsync(dst, st->buf, bytes, cudaMemcpyHostToDevice, g->copy)) ||
+        CUDA_OK(g, cudaEventRecord(st->done, g->copy)) || CUDA_OK(g, cudaStreamWaitEvent(g->stream, st->done, 0)))
+        return g->status;
+    st->busy = 1;
     return g->status;
+}
+
+/* The indices go up on the stream (small: staged at once), the copy is one kernel. */
+extern "C" void cuda_gather_rows(CudaState *g, float *dst, const float *src, const int32_t *idx_host, int n, int F)
+{
+    if (n <= 0 || F <= 0)
+        return;
+    if ((size_t)n > g->idx_cap) {
+        // a kernel queued earlier may still read the old indices: let the stream finish them
+        if (g->d_idx && (CUDA_OK(g, cudaStreamSynchronize(g->stream)) || CUDA_OK(g, cudaFree(g->d_idx))))
+            return;
+        g->d_idx = NULL;
+        g->idx_cap = 0;
+        if (CUDA_OK(g, cudaMalloc((void **)&g->d_idx, (size_t)n * sizeof(int32_t))))
+            return;
+        g->idx_cap = (size_t)n;
+    }
+    // on the compute stream, after the kernel that last read d_idx: no second buffer needed
+    if (CUDA_OK(g, cudaMemcpyAsync(g->d_idx, idx_host, (size_t)n * sizeof(int32_t), cudaMemcpyHostToDevice,
+                                   g->stream)))
+        return;
+    size_t total = (size_t)n * F;
+    k_gather_rows<<<grid_for(total, 256), 256, 0, g->stream>>>(dst, src, g->d_idx, n, F);
+    LAUNCH_OK(g, "k_gather_rows");
 }
 
 extern "C" int cuda_download(CudaState *g, void *host_dst, const void *src, size_t bytes)

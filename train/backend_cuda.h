@@ -45,6 +45,7 @@ int cuda_download(CudaState *g, void *host_dst, const void *src, size_t bytes);
 int cuda_zero(CudaState *g, void *dst, size_t bytes);
 int cuda_copy(CudaState *g, void *dst, const void *src, size_t bytes);
 int cuda_sync(CudaState *g);
+void cuda_gather_rows(CudaState *g, float *dst, const float *src, const int32_t *idx_host, int n, int F);
 
 void cuda_layernorm_forward(CudaState *g, float *out, float *mean, float *rstd, const float *inp,
                             const float *weight, const float *bias, int B, int D, float eps);

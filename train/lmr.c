@@ -127,23 +127,31 @@ int lmr_bank_push(LmrBank *b, const float *f, const float *fn, const uint8_t *ok
     return slot;
 }
 
-int lmr_keys_init(LmrKeys *k, int K, int B, int F)
+int lmr_keys_init(LmrKeys *k, BackendCtx *ctx, int K, int B, int F)
 {
     memset(k, 0, sizeof *k);
     k->K = K, k->B = B, k->F = F;
-    size_t n = (size_t)K * B, rows = ((size_t)2 * n * F * sizeof(float) + 63) & ~(size_t)63;
-    k->keys = aligned_alloc(64, rows);
-    k->keys_n = aligned_alloc(64, rows);
-    k->clip = malloc(sizeof *k->clip * (n ? 2 * n : 1));
-    k->ones = malloc(n ? n : 1);
+    k->ctx = ctx;
+    size_t n = (size_t)K * B, rows = (size_t)2 * n * F * sizeof(float);
+    int rc = backend_alloc(ctx, (void **)&k->keys, rows);
+    if (!rc)
+        rc = backend_alloc(ctx, (void **)&k->keys_n, rows);
+    if (!rc)
+        rc = backend_alloc(ctx, (void **)&k->clip, (n ? 2 * n : 1) * sizeof *k->clip);
+    if (!rc)
+        rc = backend_alloc(ctx, (void **)&k->ones, n ? n : 1);
+    k->ok = calloc(n ? n : 1, 1);
     k->row = malloc(sizeof *k->row * (n ? n : 1));
+    k->take = malloc(sizeof *k->take * (n ? n : 1));
     k->seg_lo = malloc(sizeof(int) * (size_t)K);
     k->seg_n = malloc(sizeof(int) * (size_t)K);
-    if (!k->keys || !k->keys_n || !k->clip || !k->ones || !k->row || !k->seg_lo || !k->seg_n) {
+    if (rc || !k->ok || !k->row || !k->take || !k->seg_lo || !k->seg_n) {
         lmr_keys_free(k);
         return LMR_ENOMEM;
     }
-    memset(k->ones, 1, n);
+    memset(k->ok, 1, n); // the all-ones flags of the block, uploaded once
+    backend_upload(ctx, k->ones, k->ok, n);
+    memset(k->ok, 0, n);
     for (size_t p = 0; p < n; p++)
         k->row[p] = -1;
     for (int s = 0; s < K; s++)
@@ -155,14 +163,32 @@ void lmr_keys_free(LmrKeys *k)
 {
     if (!k)
         return;
-    free(k->keys);
-    free(k->keys_n);
-    free(k->clip);
-    free(k->ones);
+    backend_release(k->ctx, k->keys);
+    backend_release(k->ctx, k->keys_n);
+    backend_release(k->ctx, k->clip);
+    backend_release(k->ctx, k->ones);
+    free(k->ok);
     free(k->row);
+    free(k->take);
     free(k->seg_lo);
     free(k->seg_n);
     memset(k, 0, sizeof *k);
+}
+
+/* Rows [from, from + n) of the key arrays (and their clips) to [to, to + n), to < from, in pieces that do not
+ * overlap (a device copy must not), in order, so each reads rows no earlier piece has written. */
+static void keys_move(LmrKeys *k, int to, int from, int n)
+{
+    size_t rb = (size_t)k->F * sizeof(float);
+    int step = from - to;
+    for (int done = 0; done < n; done += step) {
+        int m = n - done < step ? n - done : step;
+        backend_copy(k->ctx, k->keys + (size_t)(to + done) * k->F, k->keys + (size_t)(from + done) * k->F,
+                     (size_t)m * rb);
+        backend_copy(k->ctx, k->keys_n + (size_t)(to + done) * k->F, k->keys_n + (size_t)(from + done) * k->F,
+                     (size_t)m * rb);
+        backend_copy(k->ctx, k->clip + to + done, k->clip + from + done, (size_t)m * sizeof *k->clip);
+    }
 }
 
 /* The block back to the start of the storage: at most once per K pushes, since it never holds
@@ -170,10 +196,8 @@ void lmr_keys_free(LmrKeys *k)
 static void keys_shift(LmrKeys *k)
 {
     int lo = k->lo;
-    size_t rb = (size_t)k->F * sizeof(float);
-    memmove(k->keys, k->keys + (size_t)lo * k->F, (size_t)(k->hi - lo) * rb);
-    memmove(k->keys_n, k->keys_n + (size_t)lo * k->F, (size_t)(k->hi - lo) * rb);
-    memmove(k->clip, k->clip + lo, (size_t)(k->hi - lo) * sizeof *k->clip);
+    if (lo > 0)
+        keys_move(k, 0, lo, k->hi - lo);
     for (size_t p = 0; p < (size_t)k->K * k->B; p++)
         if (k->row[p] >= 0)
             k->row[p] -= lo;
@@ -184,47 +208,57 @@ static void keys_shift(LmrKeys *k)
     k->lo = 0;
 }
 
-static void keys_append(LmrKeys *k, const LmrBank *b, int slot)
+/* ok: the slot's B flags (host). */
+static void keys_append(LmrKeys *k, const LmrBank *b, int slot, const uint8_t *ok)
 {
-    size_t rb = (size_t)k->F * sizeof(float);
     if (k->hi + k->B > 2 * k->K * k->B)
         keys_shift(k);
     k->seg_lo[slot] = k->hi;
     k->seg_n[slot] = 0;
+    int n = 0;
     for (int j = 0; j < k->B; j++) {
         size_t p = (size_t)slot * k->B + j;
+        k->ok[p] = ok[j];
         k->row[p] = -1;
-        if (!b->key_ok[p])
+        if (!ok[j])
             continue;
-        memcpy(k->keys + (size_t)k->hi * k->F, b->keys + p * k->F, rb);
-        memcpy(k->keys_n + (size_t)k->hi * k->F, b->keys_n + p * k->F, rb);
-        k->clip[k->hi] = b->key_clip[p];
-        k->row[p] = k->hi++;
-        k->seg_n[slot]++;
+        k->take[n++] = (int32_t)p;
+        k->row[p] = k->hi + k->seg_n[slot]++;
     }
+    backend_gather_rows(k->ctx, k->keys + (size_t)k->hi * k->F, b->keys, k->take, n, k->F);
+    backend_gather_rows(k->ctx, k->keys_n + (size_t)k->hi * k->F, b->keys_n, k->take, n, k->F);
+    // the clip ids travel as 4-byte rows: the gather copies bits, never does arithmetic on them
+    backend_gather_rows(k->ctx, (float *)(k->clip + k->hi), (const float *)b->key_clip, k->take, n, 1);
+    k->hi += n;
 }
 
-void lmr_keys_push(LmrKeys *k, const LmrBank *b, int slot)
+void lmr_keys_push(LmrKeys *k, const LmrBank *b, int slot, const uint8_t *ok)
 {
     if (k->seg_n[slot] >= 0) { // the slot's previous batch is the oldest: at the front
         k->lo += k->seg_n[slot];
         for (int j = 0; j < k->B; j++)
             k->row[(size_t)slot * k->B + j] = -1;
     }
-    keys_append(k, b, slot);
+    keys_append(k, b, slot, ok);
 }
 
-void lmr_keys_rebuild(LmrKeys *k, const LmrBank *b)
+int lmr_keys_rebuild(LmrKeys *k, const LmrBank *b)
 {
     k->lo = k->hi = 0;
     for (size_t p = 0; p < (size_t)k->K * k->B; p++)
         k->row[p] = -1;
     for (int s = 0; s < k->K; s++)
         k->seg_lo[s] = 0, k->seg_n[s] = -1;
+    int rc = backend_download(k->ctx, k->ok, b->key_ok, (size_t)k->K * k->B);
+    if (rc < 0)
+        return rc;
     // oldest first: slots 0.. while the bank fills, then from the next one to be overwritten
     int first = b->n_filled < b->K ? 0 : (int)(b->n_pushed % b->K);
-    for (int t = 0; t < b->n_filled; t++)
-        keys_append(k, b, (first + t) % b->K);
+    for (int t = 0; t < b->n_filled; t++) {
+        int s = (first + t) % b->K;
+        keys_append(k, b, s, k->ok + (size_t)s * k->B);
+    }
+    return 0;
 }
 
 void lmr_keys_map(const LmrKeys *k, int32_t *idx, int n)

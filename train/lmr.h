@@ -47,29 +47,36 @@ int lmr_bank_push(LmrBank *b, const float *f, const float *fn, const uint8_t *ok
 /** Keys in use: n_filled * B. */
 static inline int lmr_bank_keys(const LmrBank *b) { return b->n_filled * b->B; }
 
-/* Host-memory banks (cpu): the keys that may take part (key_ok set), gathered into one block,
- * oldest batch first, and kept up to date a batch at a time: a push appends the new batch's
- * usable keys and drops the oldest batch's from the front, so no step regathers the whole bank.
- * A key left out has zero weight in every row's softmax, so lmr_forward on the block (all keys
- * ok) gives the same reconstruction with fewer GEMM columns; with class-balanced batches from a
- * long tail, most keys are few-shot. */
+/* The keys that may take part (key_ok set), gathered into one block, oldest batch first, and kept
+ * up to date a batch at a time: a push appends the new batch's usable keys and drops the oldest
+ * batch's from the front, so no step regathers the whole bank. A key left out has zero weight in
+ * every row's softmax, so lmr_forward on the block (all keys ok) gives the same reconstruction
+ * with fewer GEMM columns; with class-balanced batches from a long tail, most keys are few-shot.
+ * The block lives in the bank's backend memory (host for cpu, device for cuda); the bookkeeping
+ * (which bank position sits in which row) stays on the host, so no step waits for the device. */
 typedef struct {
     int K, B, F;
-    float *keys, *keys_n; /* (2 K B, F) storage; the block is rows lo .. hi-1 */
-    int32_t *clip;        /* (2 K B) storage: each row's clip, as key_clip of the bank */
-    uint8_t *ones;        /* (K B) all 1: the key_ok of the block's keys */
+    BackendCtx *ctx;      /* borrowed */
+    float *keys, *keys_n; /* (2 K B, F) backend memory; the block is rows lo .. hi-1 */
+    int32_t *clip;        /* (2 K B) backend memory: each row's clip, as key_clip of the bank */
+    uint8_t *ones;        /* (K B) backend memory, all 1: the key_ok of the block's keys */
+    uint8_t *ok;          /* (K B) host: the bank's key_ok, as pushed */
     int32_t *row;         /* (K B) bank position -> storage row, -1 when left out */
+    int32_t *take;        /* (K B) host scratch: bank positions to gather */
     int *seg_lo, *seg_n;  /* (K) each slot's first storage row and count; seg_n -1: empty slot */
     int lo, hi;
 } LmrKeys;
 
-int lmr_keys_init(LmrKeys *k, int K, int B, int F);
+int lmr_keys_init(LmrKeys *k, BackendCtx *ctx, int K, int B, int F);
 void lmr_keys_free(LmrKeys *k);
-/** After lmr_bank_push(b) filled `slot`: append its usable keys, dropping the batch it replaced. */
-void lmr_keys_push(LmrKeys *k, const LmrBank *b, int slot);
-/** Rebuild from the bank (after a resume): the same keys in the same order as the pushes gave. */
-void lmr_keys_rebuild(LmrKeys *k, const LmrBank *b);
-/** Bank positions (n) -> rows of the block, -1 for a key left out (the rows' own-key indices). */
+/** After lmr_bank_push(b, ..., ok) filled `slot`: append its usable keys (ok: the batch's B flags,
+ *  host memory), dropping the batch it replaced. */
+void lmr_keys_push(LmrKeys *k, const LmrBank *b, int slot, const uint8_t *ok);
+/** Rebuild from the bank (after a resume): the same keys in the same order as the pushes gave.
+ *  @return 0 or the backend's error reading the bank's flags. */
+int lmr_keys_rebuild(LmrKeys *k, const LmrBank *b);
+/** Bank positions (n, host memory) -> rows of the block, -1 for a key left out (the rows' own-key
+ *  indices). */
 void lmr_keys_map(const LmrKeys *k, int32_t *idx, int n);
 static inline int lmr_keys_count(const LmrKeys *k) { return k->hi - k->lo; }
 static inline const float *lmr_keys_f(const LmrKeys *k) { return k->keys + (size_t)k->lo * k->F; }

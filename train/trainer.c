@@ -100,7 +100,7 @@ typedef struct {
     Sampler sampler;
     Acts A;
     Host hs;
-    LmrKeys keys; /* cpu, stage lmr: the bank's usable keys in one block, updated per push */
+    LmrKeys keys; /* stage lmr: the bank's usable keys in one block, updated per push */
     const Method *method;
     MethodCtx mc;
     float smoothing; /* the init stage's label smoothing for this method */
@@ -152,8 +152,8 @@ static int buffers_init(Trainer *t, int N)
     for (size_t i = 0; i < sizeof whole / sizeof *whole; i++)
         if (Bg > B && t->lmr_on && acts_alloc(t, whole[i], Bg * F * fs) < 0)
             return LMR_ENOMEM;
-    if (t->lmr_on && backend_kind(t->ctx) == BACKEND_CPU) {
-        if (lmr_keys_init(&t->keys, t->bank.K, t->bank.B, F) < 0)
+    if (t->lmr_on) {
+        if (lmr_keys_init(&t->keys, t->ctx, t->bank.K, t->bank.B, F) < 0)
             return LMR_ENOMEM;
     }
     // host draws and targets cover the global batch: every rank draws them alike
@@ -315,8 +315,8 @@ static int train_step(Trainer *t, const Batch *b, double lr, long gstep, double 
         N = lmr_bank_keys(&t->bank);
         backend_upload(ctx, A->c, hs->c + row0, (size_t)B * sizeof(float));
         backend_upload(ctx, A->qclip, hs->qclip + row0, (size_t)B * sizeof(int32_t));
-        if (t->keys.keys) { // cpu: the bank's usable keys in one block
-            lmr_keys_push(&t->keys, &t->bank, slot);
+        if (t->keys.keys) { // the bank's usable keys in one block
+            lmr_keys_push(&t->keys, &t->bank, slot, hs->ok);
             N = lmr_keys_count(&t->keys);
             keys = lmr_keys_f(&t->keys);
             keys_n = lmr_keys_fn(&t->keys);
@@ -835,8 +835,8 @@ static int try_resume(Trainer *t, char *err)
     if (in.epochs != o->epochs)
         note(o, 0, "%s: %s from %ld to %d epochs", o->out, in.epochs < o->epochs ? "extending" : "shortening",
              in.epochs, o->epochs);
-    if (t->keys.keys)
-        lmr_keys_rebuild(&t->keys, &t->bank);
+    if (t->keys.keys && (rc = lmr_keys_rebuild(&t->keys, &t->bank)) < 0)
+        return lmr_fail(err, rc, "%s", backend_last_error(t->ctx));
     t->info.epoch = in.epoch;
     t->info.step_in_epoch = in.step_in_epoch;
     t->info.global_step = in.global_step;
