@@ -1,5 +1,6 @@
-/* Test and bench driver: raw frames (n, h, w, 3) u8 in a file -> backbone_run -> raw (n, dim)
- * f32 file. With --repeat R it times R extra passes and prints frames/s. */
+/* Test and bench driver: raw frames (n, h, w, 3) u8 in a file -> backbone_run -> raw
+ * (n / frames_per_feature, dim) f32 file. With --repeat R it times R extra passes and prints
+ * frames/s, and where the backbone counts them, the share of that time spent in sgemm. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,21 +61,27 @@ int main(int argc, char **argv)
         rc = 1;
         goto done;
     }
-    out = malloc((size_t)n * backbone_dim(b) * sizeof(float));
+    size_t n_out = (size_t)(n / backbone_frames_per_feature(b)) * backbone_dim(b);
+    out = malloc((n_out ? n_out : 1) * sizeof(float));
     if ((rc = backbone_run(b, px, n, h, w, out)) < 0) {
         fprintf(stderr, "resnet_features: %s\n", backbone_error(b));
         goto done;
     }
     if (repeat > 0) {
+        double g0 = 0, f0 = 0, g1, f1;
+        int counted = backbone_gemm_stats(b, &g0, &f0) == 0;
         double t0 = now();
         for (int r = 0; r < repeat && rc == 0; r++)
             rc = backbone_run(b, px, n, h, w, out);
         double dt = now() - t0;
         printf("lmr %s %s: %d x %d frames of %dx%d in %.3f s: %.2f frames/s\n", o.name, o.device, repeat, n, h, w,
                dt, repeat * n / dt);
+        if (counted && backbone_gemm_stats(b, &g1, &f1) == 0)
+            printf("  sgemm: %.0f%% of the time, %.1f GFLOP/s inside it, %.1f GFLOP/s over the whole pass\n",
+                   100 * (g1 - g0) / dt, (f1 - f0) / (g1 - g0) * 1e-9, (f1 - f0) / dt * 1e-9);
     }
     f = fopen(argv[i + 6], "wb");
-    if (!f || fwrite(out, sizeof(float), (size_t)n * backbone_dim(b), f) != (size_t)n * backbone_dim(b) ||
+    if (!f || fwrite(out, sizeof(float), n_out, f) != n_out ||
         fclose(f) != 0) {
         fprintf(stderr, "resnet_features: %s: write failed\n", argv[i + 6]);
         rc = 1;
