@@ -228,7 +228,7 @@ void tfm_linear(TfmCpu *c, float *out, const float *in, const float *w, const fl
 typedef struct {
     float *ctx, *scores;
     const float *qkv;
-    int n_seq, n_tok, dim, heads, n_qb, n_parts;
+    int n_seq, n_tok, dim, heads, qb_size, n_qb, n_parts;
     size_t n_tasks;
     double t[MAX_PARTS];
 } AttnArgs;
@@ -268,28 +268,43 @@ VEC_CLONES static void softmax_rows(float *s, int rows, int n)
     }
 }
 
+/* Per-thread scratch of attention, in floats: the scores of a query block, and the head's keys
+ * and values copied out of the qkv rows (contiguous operands pack faster than rows 3D apart). */
+static size_t attn_scratch(int qb, int n_tok, int dh) { return (size_t)n_tok * ((size_t)qb + 2 * (size_t)dh); }
+
 /* One thread's tasks, a task being (sequence, head, block of queries): scores = q k^T / sqrt(dh)
- * for the block against every key, softmax, times v into the block's rows of ctx. */
+ * for the block against every key, softmax, times v into the block's rows of ctx. A thread's
+ * tasks are consecutive, so it copies a head's keys and values once for all its blocks. */
 static void attn_part(void *p, int part)
 {
     AttnArgs *a = p;
     size_t lo = a->n_tasks * (size_t)part / (size_t)a->n_parts, hi = a->n_tasks * (size_t)(part + 1) / (size_t)a->n_parts;
     int D = a->dim, dh = D / a->heads, ld = 3 * D, N = a->n_tok;
-    float *S = a->scores + (size_t)part * TFM_QBLOCK * N;
+    float *S = a->scores + (size_t)part * attn_scratch(a->qb_size, N, dh);
+    float *K = S + (size_t)a->qb_size * N, *V = K + (size_t)N * dh;
     float scale = (float)(1.0 / sqrt((double)dh));
     double tg = 0;
+    size_t have = (size_t)-1; /* the (sequence, head) whose keys and values K, V hold */
     for (size_t task = lo; task < hi; task++) {
-        int qb = (int)(task % (size_t)a->n_qb), h = (int)(task / (size_t)a->n_qb % (size_t)a->heads);
-        size_t s = task / (size_t)a->n_qb / (size_t)a->heads;
-        int q0 = qb * TFM_QBLOCK, nq = N - q0 < TFM_QBLOCK ? N - q0 : TFM_QBLOCK;
+        int qb = (int)(task % (size_t)a->n_qb);
+        size_t sh = task / (size_t)a->n_qb, s = sh / (size_t)a->heads;
+        int h = (int)(sh % (size_t)a->heads);
         const float *base = a->qkv + s * N * ld;
-        const float *Q = base + (size_t)q0 * ld + h * dh, *K = base + D + h * dh, *V = base + 2 * D + h * dh;
+        if (sh != have) {
+            for (int j = 0; j < N; j++) {
+                memcpy(K + (size_t)j * dh, base + (size_t)j * ld + D + h * dh, (size_t)dh * sizeof(float));
+                memcpy(V + (size_t)j * dh, base + (size_t)j * ld + 2 * D + h * dh, (size_t)dh * sizeof(float));
+            }
+            have = sh;
+        }
+        int q0 = qb * a->qb_size, nq = N - q0 < a->qb_size ? N - q0 : a->qb_size;
+        const float *Q = base + (size_t)q0 * ld + h * dh;
         double t0 = now();
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, N, dh, scale, Q, ld, K, ld, 0.0f, S, N);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, N, dh, scale, Q, ld, K, dh, 0.0f, S, N);
         double t1 = now();
         softmax_rows(S, nq, N);
         double t2 = now();
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, dh, N, 1.0f, S, N, V, ld, 0.0f,
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, dh, N, 1.0f, S, N, V, dh, 0.0f,
                     a->ctx + (s * N + q0) * D + h * dh, D);
         tg += (t1 - t0) + (now() - t2);
     }
@@ -298,7 +313,8 @@ static void attn_part(void *p, int part)
 
 void tfm_attention(TfmCpu *c, float *ctx, const float *qkv, int n_seq, int n_tok, int dim, int heads)
 {
-    AttnArgs a = {ctx, c->scores, qkv, n_seq, n_tok, dim, heads, (n_tok + TFM_QBLOCK - 1) / TFM_QBLOCK, 1, 0, {0}};
+    int qb = c->qblock > 0 ? c->qblock : TFM_QBLOCK;
+    AttnArgs a = {ctx, c->scores, qkv, n_seq, n_tok, dim, heads, qb, (n_tok + qb - 1) / qb, 1, 0, {0}};
     a.n_tasks = (size_t)n_seq * heads * a.n_qb;
     double flops = 4.0 * n_seq * (double)n_tok * n_tok * dim;
     a.n_parts = op_parts(c->n_threads, flops, a.n_tasks);
@@ -334,7 +350,8 @@ int tfm_cpu_reserve(TfmCpu *c, const TfmShape *s, size_t rows, int n_tok)
             return LMR_ENOMEM;
         }
     }
-    return grow(&c->scores, &c->scores_cap, (size_t)nt * TFM_QBLOCK * (size_t)n_tok);
+    int qb = c->qblock > 0 ? c->qblock : TFM_QBLOCK;
+    return grow(&c->scores, &c->scores_cap, (size_t)nt * attn_scratch(qb, n_tok, s->dim / s->heads));
 }
 
 void tfm_cpu_free(TfmCpu *c)

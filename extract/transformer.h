@@ -38,9 +38,10 @@ typedef struct {
  * time spent inside sgemm (per op, the slowest thread's) and the flops it did. */
 typedef struct {
     int n_threads;
+    int qblock;                 /* queries per attention block, 0 = TFM_QBLOCK */
     float *h, *qkv, *ctx, *mid; /* (rows, D), (rows, 3D), (rows, D), (rows, M) */
     size_t rows_cap;
-    float *scores;              /* n_threads x TFM_QBLOCK x tokens */
+    float *scores;              /* per thread: qblock x tokens scores, the head's keys and values */
     size_t scores_cap;
     double gemm_s, gemm_flops;
 } TfmCpu;

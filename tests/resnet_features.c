@@ -7,7 +7,10 @@
 #include <string.h>
 #include <time.h>
 
+#include <cblas.h>
+
 #include "backbone.h"
+#include "resnet_internal.h" /* resnet_parallel_for */
 
 static double now(void)
 {
@@ -16,8 +19,42 @@ static double now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* sgemm as the CPU backbones run it: one single-threaded sgemm per thread, all at once. */
+#define PEAK_N 1536
+typedef struct {
+    float *a, *b, *c;
+} PeakArgs;
+
+static void peak_part(void *p, size_t lo, size_t hi)
+{
+    const PeakArgs *a = p;
+    for (size_t t = lo; t < hi; t++)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, PEAK_N, PEAK_N, PEAK_N, 1.0f, a->a, PEAK_N, a->b, PEAK_N,
+                    0.0f, a->c + t * PEAK_N * PEAK_N, PEAK_N);
+}
+
+static int sgemm_peak(int threads)
+{
+    size_t nn = (size_t)PEAK_N * PEAK_N;
+    PeakArgs a = {calloc(nn, sizeof(float)), calloc(nn, sizeof(float)), calloc(nn * threads, sizeof(float))};
+    if (!a.a || !a.b || !a.c)
+        return 1;
+    openblas_set_num_threads(1);
+    resnet_parallel_for(threads, (size_t)threads, peak_part, &a); /* warm-up */
+    double t0 = now();
+    for (int r = 0; r < 3; r++)
+        resnet_parallel_for(threads, (size_t)threads, peak_part, &a);
+    double dt = now() - t0;
+    printf("sgemm peak: %.1f GFLOP/s on %d threads (a single-threaded %dx%dx%d sgemm per thread)\n",
+           3.0 * threads * 2.0 * PEAK_N * PEAK_N * PEAK_N / dt * 1e-9, threads, PEAK_N, PEAK_N, PEAK_N);
+    free(a.a), free(a.b), free(a.c);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 3 && strcmp(argv[1], "--sgemm-peak") == 0)
+        return sgemm_peak(atoi(argv[2]) > 0 ? atoi(argv[2]) : 1);
     BackboneOpts o = {0};
     int repeat = 0, i = 1;
     o.device = "cpu";
@@ -35,7 +72,8 @@ int main(int argc, char **argv)
     }
     if (argc - i != 7) {
         fprintf(stderr, "usage: resnet_features [--device D] [--threads T] [--batch B] [--repeat R] "
-                        "NAME WEIGHTS FRAMES.u8 N H W OUT.f32\n");
+                        "NAME WEIGHTS FRAMES.u8 N H W OUT.f32\n"
+                        "       resnet_features --sgemm-peak THREADS\n");
         return 2;
     }
     o.name = argv[i];

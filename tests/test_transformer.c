@@ -242,7 +242,8 @@ static void test_linear(void)
 
 static void test_attention(void)
 {
-    TEST(4, "attention in query blocks against the full softmax (2 x 150 tokens, 1 token; 1-3 threads)");
+    TEST(4, "attention in query blocks against the full softmax (2 x 150 tokens, 1 token; blocks of 64 and 16; "
+            "1-3 threads)");
     static const int toks[2] = {150, 1}; /* 150: blocks of 64, 64 and a partial 22 */
     int D = 48, H = 3, n_seq = 2;
     for (int ti = 0; ti < 2; ti++) {
@@ -252,16 +253,17 @@ static void test_attention(void)
         double *dq = to_double(qkv, rows * 3 * D), *ref = malloc(rows * D * sizeof *ref);
         ref_attention(ref, dq, n_seq, N, D, H);
         TfmShape s = {D, H, 8, 1, 1e-6f};
-        for (int nt = 1; nt <= 3; nt++) {
-            TfmCpu c = {.n_threads = nt};
-            CHECK_RC(tfm_cpu_reserve(&c, &s, rows, N), 0);
-            memset(ctx, 0xff, rows * D * sizeof *ctx); /* NaN everywhere: every value must be written */
-            tfm_attention(&c, ctx, qkv, n_seq, N, D, H);
-            char what[64];
-            snprintf(what, sizeof what, "attention N %d threads %d", N, nt);
-            CHECK(close_rel(what, ctx, ref, rows * D, 1e-5));
-            tfm_cpu_free(&c);
-        }
+        for (int qb = 0; qb <= 16; qb += 16) /* the default block, and blocks of 16 that cut heads across threads */
+            for (int nt = 1; nt <= 3; nt++) {
+                TfmCpu c = {.n_threads = nt, .qblock = qb};
+                CHECK_RC(tfm_cpu_reserve(&c, &s, rows, N), 0);
+                memset(ctx, 0xff, rows * D * sizeof *ctx); /* NaN everywhere: every value must be written */
+                tfm_attention(&c, ctx, qkv, n_seq, N, D, H);
+                char what[64];
+                snprintf(what, sizeof what, "attention N %d block %d threads %d", N, qb, nt);
+                CHECK(close_rel(what, ctx, ref, rows * D, 1e-5));
+                tfm_cpu_free(&c);
+            }
         free(qkv), free(ctx), free(dq), free(ref);
     }
 }

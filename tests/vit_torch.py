@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """lmr's ViT features against torchvision's, in f32.
 
-Builds torchvision vit_b_16 and vit_l_16 with random weights under a fixed seed (biases, LayerNorm
-parameters, the class token and the position embedding randomised too, so none of them is a
-zero or a one that would hide a mistake), exports them with
-scripts/export-torchvision-weights.py, runs both on the same random 224x224 frames, and checks
-max |lmr - torch| / max |torch| <= 1e-4 over the class-token features (heads removed).
+vit_b_16: torchvision's model with random weights under a fixed seed (biases, LayerNorm
+parameters, the class token and the position embedding randomised too, so none of them is a zero
+or a one that would hide a mistake), saved as a state dict and exported with
+scripts/export-torchvision-weights.py --state-dict. vit_l_16 (the same code with another shape):
+the script's own --random export, rebuilt here from the same seed. Both run on random 224x224
+frames; max |lmr - torch| / max |torch| <= 1e-4 over the class-token features (heads removed).
 
 usage: vit_torch.py FEATURES_BINARY ; exit 77 without torch / torchvision.
 """
@@ -24,7 +25,8 @@ except ImportError as e:
 
 TOL = 1e-4
 S = 224
-MODELS = (("vit_b_16", 768, 3), ("vit_l_16", 1024, 1))  # name, dim, frames (3: a batch of 2 and of 1)
+# name, dim, frames (3: a batch of 2 and one of 1), weights through a saved state dict
+MODELS = (("vit_b_16", 768, 3, True), ("vit_l_16", 1024, 1, False))
 
 
 def randomise(model, seed):
@@ -53,20 +55,23 @@ def main():
     torch.set_num_threads(2)
     failures = 0
     with tempfile.TemporaryDirectory(prefix="lmr-vit-torch-") as tmp:
-        for name, dim, n in MODELS:
+        for name, dim, n, saved in MODELS:
             rng = np.random.default_rng(7)
             frames = rng.integers(0, 256, size=(n, S, S, 3), dtype=np.uint8)
             fpath = os.path.join(tmp, "frames.u8")
             frames.tofile(fpath)
+            st = os.path.join(tmp, name + ".safetensors")
             torch.manual_seed(0)
             model = getattr(torchvision.models, name)(weights=None)
-            randomise(model, 1)
+            if saved:
+                randomise(model, 1)
+                pth = os.path.join(tmp, name + ".pth")
+                torch.save(model.state_dict(), pth)
+                subprocess.run([sys.executable, export, name, st, "--state-dict", pth], check=True)
+                os.unlink(pth)
+            else:  # the export script's --random SEED is torch.manual_seed(SEED), then the constructor
+                subprocess.run([sys.executable, export, name, st, "--random", "0"], check=True)
             model.eval()
-            pth = os.path.join(tmp, name + ".pth")
-            torch.save(model.state_dict(), pth)
-            st = os.path.join(tmp, name + ".safetensors")
-            subprocess.run([sys.executable, export, name, st, "--state-dict", pth], check=True)
-            os.unlink(pth)
             out = os.path.join(tmp, name + ".f32")
             r = subprocess.run([driver, "--threads", "2", "--batch", "2", name, st, fpath, str(n), str(S), str(S), out])
             os.unlink(st)
