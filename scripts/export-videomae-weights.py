@@ -4,8 +4,8 @@
 
 Input: a fine-tuned model's state dict (model.safetensors, pytorch_model.bin or a .pth) with the
 tensor names of VideoMAEForVideoClassification (videomae.embeddings.*, videomae.encoder.layer.N.*,
-fc_norm.*) or of VideoMAEModel (the same without "videomae."; fc_norm then comes from the
-classification model's file), and its config.json. Output: float32 tensors named as in
+fc_norm.*), or VideoMAEModel's (without "videomae.") in a file that also holds fc_norm.*, and its
+config.json. Output: float32 tensors named as in
 VideoMAEForVideoClassification (the classifier only with --keep-classifier), and the config in the
 safetensors metadata, where lmr reads the model's shape from. transformers is not needed.
 
