@@ -38,6 +38,39 @@ fig "backbone.${model}.cpu.lmr_fps" "$a"
 fig "backbone.${model}.cpu.torch_fps" "$b"
 fi
 
+# Transformer backbones on the CPU, same threads: vit_b_16 per frame, videomae_b per 16-frame
+# clip (transformers from .venv-test: scripts/deps.sh --test), with the sgemm share of lmr's time
+# and its GFLOP/s against the sgemm peak. TRANSFORMERS=0 skips them.
+if [ "${TRANSFORMERS:-1}" != 0 ]; then
+    "$driver" --sgemm-peak "$threads"
+    "$py" -c "import numpy as np; np.random.default_rng(2).integers(0, 256, size=(16, 224, 224, 3), dtype=np.uint8).tofile('$tmp/t.u8')"
+    vpy=$py
+    [ -x "$here/../.venv-test/bin/python" ] && vpy="$here/../.venv-test/bin/python"
+    for tm in vit_b_16 videomae_b; do
+        if [ "$tm" = vit_b_16 ]; then
+            "$py" "$here/../scripts/export-torchvision-weights.py" vit_b_16 "$tmp/tw.safetensors" --random 0 >/dev/null
+            tn=${VIT_FRAMES:-8} tpy=$py
+        else
+            "$py" "$here/../scripts/export-videomae-weights.py" "$tmp/tw.safetensors" --random 0 >/dev/null
+            tn=16 tpy=$vpy
+        fi
+        echo "== $tm, $tn frames of 224x224, $threads threads"
+        lmr=$("$driver" --threads "$threads" --repeat "$repeat" "$tm" "$tmp/tw.safetensors" "$tmp/t.u8" "$tn" 224 224 \
+              "$tmp/tout.f32")
+        echo "$lmr"
+        if pt=$("$tpy" "$here/transformer_torch.py" "$tm" "$tmp/tw.safetensors" "$tmp/t.u8" "$tn" 224 224 "$threads" \
+                "$repeat" "$tmp/tout.f32" 2>"$tmp/terr"); then
+            echo "$pt"
+            a=$(echo "$lmr" | sed -n 's/.*: \([0-9.]*\) frames\/s.*/\1/p')
+            b=$(echo "$pt" | sed -n 's/.*: \([0-9.]*\) frames\/s.*/\1/p' | head -1)
+            awk -v a="$a" -v b="$b" 'BEGIN { printf "lmr / torch = %.2fx\n", a / b }'
+        else
+            echo "torch side skipped: $(tail -1 "$tmp/terr")"
+        fi
+        rm -f "$tmp/tw.safetensors"
+    done
+fi
+
 # GPU, when there is one: f32 (FMA math) and f16 (tensor cores), a larger batch
 gpu_frames=${GPU_FRAMES:-64}
 "$py" -c "import numpy as np; np.random.default_rng(1).integers(0, 256, size=($gpu_frames, $size, $size, 3), dtype=np.uint8).tofile('$tmp/g.u8')"

@@ -25,6 +25,7 @@ enum {
     OFF_MOVING = OFF_GLOBAL + 5,          /* colour of what changed (RGB weighted by |dI/dt|) */
     POOL_DIM = OFF_MOVING + 3
 };
+_Static_assert(POOL_DIM == BACKBONE_POOL_DIM, "backbone_internal.h's BACKBONE_POOL_DIM is the pool size");
 
 /* Area-average luminance (and colour, rgb: 3 maps) of an h x w RGB frame onto LS x LS maps
  * (values 0..1). */

@@ -37,7 +37,7 @@ static const char usage[] =
     "sampling:  --frames T (16)  --views V (1)  --crops 1|3 (1)  --mode train|test (test)\n"
     "           --sampling segment|window (window for epic, else segment)  --rate R (4)\n"
     "           --seed S (0)  --size S (224: short side, then a square crop)\n"
-    "features:  --backbone none|pool|resnet18|resnet50|resnet101 (none)  --weights F.safetensors\n"
+    "features:  --backbone NAME (none; the list below)  --weights F.safetensors\n"
     "           --device cpu|cuda|cuda:f16  --dtype f32|f16 (f32: how features are stored)\n"
     "data:      --target verb|noun (epic)  --frames-dir (epic: <p>/rgb_frames/<video> JPEG folders)\n"
     "           --fps F (frame rate of JPEG frame folders; epic: 50/60 from the video id; else 30)\n"
@@ -172,7 +172,12 @@ static int parse_args(int argc, char **argv, Args *a)
         case O_LIST: a->list = 1; break;
         case O_FRAMES_DIR: a->frames_dir = 1; break;
         case O_NOSKIP: a->skip_nonref = 0; break;
-        case 'h': fputs(usage, stdout); exit(0);
+        case 'h':
+            fputs(usage, stdout);
+            printf("\nbackbones (NAME, feature size, input):\n");
+            for (size_t i = 0; backbone_info(i); i++)
+                printf("  %-11s %5d  %s\n", backbone_info(i)->name, backbone_info(i)->dim, backbone_info(i)->input);
+            exit(0);
         case O_VERSION: printf("lmr-extract %s\n", LMR_VERSION); exit(0);
         case 'T': if (parse_int(optarg, 1, 4096, &a->frames)) return usage_error("--frames: want 1..4096, got '%s'", optarg); break;
         case 's': if (parse_int(optarg, 8, 4096, &a->size)) return usage_error("--size: want 8..4096, got '%s'", optarg); break;

@@ -88,11 +88,15 @@ int extract_record_shape(const ExtractOpts *o, uint8_t *kind, uint8_t *dtype, ui
 {
     Backbone *bb = NULL;
     LMR_TRY(backbone_open(&bb, &o->backbone, err));
-    int dim = backbone_dim(bb);
+    int dim = backbone_dim(bb), rc = backbone_check_input(bb, o->sample.frames, o->size, err);
     uint32_t views = (uint32_t)(o->sample.views * o->sample.crops), T = (uint32_t)o->sample.frames;
+    if (dim > 0) /* a video backbone makes one feature per clip of frames_per_feature frames */
+        T /= (uint32_t)backbone_frames_per_feature(bb);
     if (weights_checksum)
         snprintf(weights_checksum, 24, "%s", backbone_weights_checksum(bb));
     backbone_close(&bb);
+    if (rc < 0)
+        return rc;
     if (dim == 0) {
         *kind = LMR_KIND_FRAMES;
         *dtype = LMR_DT_U8;
@@ -255,17 +259,18 @@ static int clip_encode(Worker *w, const ManifestRow *row, const int64_t *idx, co
         uint32_t d[4] = {(uint32_t)nv, (uint32_t)T, (uint32_t)S, (uint32_t)S * 3};
         memcpy(ri.dims, d, sizeof d);
     } else {
+        int F = T / backbone_frames_per_feature(w->bb); /* features per view */
         for (int view = 0; view < nv; view++)
             if ((rc = backbone_run(w->bb, w->frames + fsz * view * T, T, S, S,
-                                   w->feat + (size_t)view * T * D)) < 0)
+                                   w->feat + (size_t)view * F * D)) < 0)
                 return lmr_fail(err, rc, "%s", backbone_error(w->bb));
         ri.kind = LMR_KIND_FEATURES;
         ri.dtype = LMR_DT_F32;
-        uint32_t d[4] = {(uint32_t)nv, (uint32_t)T, (uint32_t)D, 1};
+        uint32_t d[4] = {(uint32_t)nv, (uint32_t)F, (uint32_t)D, 1};
         memcpy(ri.dims, d, sizeof d);
         payload = w->feat;
         if (w->r->o->feature_dtype == LMR_DT_F16) { /* halves the shard; the trainer widens again */
-            lmr_f32_to_f16(w->feat, w->feat16, (size_t)nv * T * D);
+            lmr_f32_to_f16(w->feat, w->feat16, (size_t)nv * F * D);
             ri.dtype = LMR_DT_F16;
             payload = w->feat16;
         }

@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
-"""Export a torchvision ResNet's weights to safetensors for `lmr-extract --backbone resnetNN`.
+"""Export a torchvision ResNet's or ViT's weights to safetensors for `lmr-extract --backbone NAME`.
 
-Tensor names stay torchvision's (conv1.weight, bn1.running_var, layer1.0.downsample.0.weight, ...),
-float32, little endian. Nothing is downloaded: pass the state dict you have (--state-dict F.pth,
-e.g. a torchvision checkpoint saved earlier, or your own fine-tuned model), or --random SEED for a
-randomly initialised model (tests, benchmarks).
+Tensor names stay torchvision's (conv1.weight, bn1.running_var, layer1.0.downsample.0.weight, ...;
+conv_proj.weight, encoder.layers.encoder_layer_0.self_attention.in_proj_weight, ...), float32,
+little endian; the classifier (fc.* / heads.*) is left out unless --keep-fc. Nothing is
+downloaded: pass the state dict you have (--state-dict F.pth, e.g. a torchvision checkpoint saved
+earlier, or your own fine-tuned model), or --random SEED for a randomly initialised model (tests,
+benchmarks).
 
   export-torchvision-weights.py resnet50 resnet50.safetensors --state-dict resnet50-11ad3fa6.pth
+  export-torchvision-weights.py vit_b_16 vit_b_16.safetensors --state-dict vit_b_16-c867db91.pth
 """
 import argparse
 import json
@@ -17,7 +20,11 @@ import sys
 import torch
 import torchvision
 
-MODELS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
+MODELS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "vit_b_16", "vit_l_16")
+
+
+def head_prefix(name):
+    return "heads." if name.startswith("vit") else "fc."
 
 
 def build(name):
@@ -64,13 +71,14 @@ def main():
     src = ap.add_mutually_exclusive_group(required=True)
     src.add_argument("--state-dict", help="a .pth state dict for this model")
     src.add_argument("--random", type=int, metavar="SEED", help="random torchvision initialisation")
-    ap.add_argument("--keep-fc", action="store_true", help="also export the classifier (fc.*)")
+    ap.add_argument("--keep-fc", action="store_true", help="also export the classifier (fc.* / heads.*)")
     args = ap.parse_args()
 
     model = build(args.model)
+    head = head_prefix(args.model)
     if args.state_dict:
         missing, unexpected = model.load_state_dict(load_state(args.state_dict), strict=False)
-        missing = [k for k in missing if not k.startswith("fc.")]
+        missing = [k for k in missing if not k.startswith(head)]
         if missing or unexpected:
             sys.exit(f"export: {args.state_dict}: not a {args.model} state dict "
                      f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
@@ -80,7 +88,7 @@ def main():
         model = build(args.model)
         source = f"random seed {args.random}"
     tensors = {k: v for k, v in model.state_dict().items()
-               if not k.endswith("num_batches_tracked") and (args.keep_fc or not k.startswith("fc."))}
+               if not k.endswith("num_batches_tracked") and (args.keep_fc or not k.startswith(head))}
     meta = {"format": "pt", "model": args.model, "source": source, "torchvision": torchvision.__version__}
     try:
         from safetensors.torch import save_file
