@@ -282,6 +282,24 @@ for i in range(len(s)):
     cid, labels, x = s[i]
     assert rows[cid] == ";".join(map(str, labels)) and np.array_equal(x, np.load("feats/%s.npy" % cid)), cid
 PY
+# a per-clip model (one feature per view, a video transformer's shape): [views, 1, D] records
+"$GEN" frames2.rec 4 --kind frames --dtype u8 --views 2 --t 4 --d 8 --classes 2 --seed 6 >/dev/null
+"$PACK" -q -o frames2.lmdb frames2.rec
+cat > clipnet.py <<'PY'
+import torch
+def build():
+    torch.manual_seed(1)
+    return torch.nn.Sequential(torch.nn.Conv3d(3, 5, (2, 3, 3)), torch.nn.AdaptiveAvgPool3d(1),
+                               torch.nn.Flatten()), "clip"
+PY
+"$PY" "$LMR_SRC/scripts/dump_features.py" --frames frames2.lmdb --model clipnet.py:build --out feats2 > /dev/null
+[ "$(status "$PACK" --from-npy feats2 --manifest feats2/manifest.csv -o clip.lmdb)" -eq 0 ] || { cat err; fail "per-clip import"; }
+"$PY" -c "
+import lmr, numpy as np
+s = lmr.Shard('clip.lmdb'); assert len(s) == 4
+for i in range(4):
+    cid, lab, x = s[i]
+    assert x.shape == (2, 1, 5) and np.array_equal(x, np.load('feats2/%s.npy' % cid)), (cid, x.shape)"
 "$LMR_BIN/lmr-train" --stage init --train train.lmdb --out m.safetensors --epochs 2 --batch 8 --hidden 16 --quiet ||
     fail "lmr-train on the imported shard"
 "$LMR_BIN/lmr-eval" --model m.safetensors --data train.lmdb --json eval.json > /dev/null || fail "lmr-eval"
