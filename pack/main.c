@@ -615,15 +615,15 @@ int main(int argc, char **argv)
 
     /* never write over an input: every stream and sidecar, the lists, the HDF5 file */
     int n_in = 0;
-    const char **ins = calloc((size_t)(2 * n_inputs + 4), sizeof *ins);
+    const char *lists[] = {labels, counts, manifest, hdf5, class_names};
+    const char **ins = calloc((size_t)(2 * n_inputs) + sizeof lists / sizeof lists[0], sizeof *ins);
     char **sidecars = calloc((size_t)(n_inputs + 1), sizeof *sidecars);
     if (!ins || !sidecars) {
         fprintf(stderr, PROG ": out of memory\n");
         return 1;
     }
-    const char *lists[] = {labels, counts, manifest, hdf5, class_names};
     for (size_t k = 0; k < sizeof lists / sizeof lists[0]; k++)
-        if (lists[k] && n_in < 2 * n_inputs + 4)
+        if (lists[k])
             ins[n_in++] = lists[k];
     for (int k = 0; k < n_inputs; k++) {
         ins[n_in++] = argv[optind + k];

@@ -226,6 +226,9 @@ grep -q "^clip_007	a.h5: clip 7		1 of 30 values are NaN or Inf (first at row 2, 
 [ "$(status "$PACK" --from-hdf5 b.h5 --h5-features out/feats --h5-ids out/names --h5-labels out/multi -o b.lmdb)" -eq 0 ] ||
     { cat err; fail "b.h5"; }
 [ "$(status "$PACK" --from-hdf5 c.h5 -o c.lmdb)" -eq 0 ] || { cat err; fail "c.h5"; }
+[ "$(status "$PACK" --from-hdf5 c.h5 --format hdf5 -o c_out.h5)" -eq 0 ] || { cat err; fail "c.h5 into an HDF5 shard"; }
+[ "$(status "$PACK" --from-hdf5 c.h5 --format hdf5 -o c.h5)" -eq 2 ] && grep -q "refusing to write over it" err ||
+    { cat err; fail "-o = the HDF5 input"; }
 [ "$(status "$PACK" --from-hdf5 d.h5 -o d.lmdb --max-failures 1)" -eq 0 ] &&
     grep -q "d.h5: clip 0: multi-hot labels hold 2 at class 2, want 0 or 1" err || { cat err; fail "d.h5"; }
 [ "$(status "$PACK" --from-hdf5 b.h5 -o x.lmdb)" -eq 1 ] && grep -q "b.h5: no dataset 'features' in it" err &&
@@ -251,6 +254,10 @@ assert info["n_classes"] == 7 and info["multi_label"] and info["dtype"] == "f16"
 s = lmr.Shard("c.lmdb")
 got = {s[i][0]: (s[i][1], s[i][2].shape) for i in range(len(s))}
 assert got == {"10": ([0], (1, 1, 6)), "11": ([1, 2], (1, 1, 6)), "12": ([], (1, 1, 6)), "13": ([3, 0], (1, 1, 6))}, got
+h = lmr.Shard("c_out.h5")
+assert {h[i][0]: (h[i][1], h[i][2].shape) for i in range(len(h))} == got
+for i in range(len(h)):
+    assert np.array_equal(h[i][2], s[s.ids.index(h[i][0])][2])
 print("test 4: a.h5 (36 clips), b.h5 (10 clips, 2 views, multi-hot), c.h5 (vlen labels) read back equal")
 PY
 
