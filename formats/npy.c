@@ -167,7 +167,7 @@ static int parse_dict(const char *hdr, size_t len, char *descr, size_t descr_cap
     return 0;
 }
 
-int npy_parse(NpyArray *a, const void *buf, size_t len, const char *name, char *err)
+static int parse(NpyArray *a, const void *buf, size_t len, const char *name, char *err, int any)
 {
     const uint8_t *b = buf;
     if (!name)
@@ -219,31 +219,58 @@ int npy_parse(NpyArray *a, const void *buf, size_t len, const char *name, char *
     }
     if (fortran)
         return lmr_fail(err, LMR_EUNSUPPORTED, "%s: Fortran-order array, want C order", name);
-    if (ndim != 2)
-        return lmr_fail(err, LMR_EUNSUPPORTED, "%s: %d-D array, want 2-D (T, D)", name, ndim);
+    if (any ? ndim < 1 || ndim > 3 : ndim != 2)
+        return lmr_fail(err, LMR_EUNSUPPORTED, any ? "%s: %d-D array, want (D), (T, D) or (views, T, D)"
+                                                   : "%s: %d-D array, want 2-D (T, D)", name, ndim);
     size_t off = start + hlen, avail = len - off;
-    if (dims[0] > INT32_MAX || dims[1] > INT32_MAX ||
-        (dims[1] && (uint64_t)dims[0] > (uint64_t)SIZE_MAX / (uint64_t)dims[1] / esize))
-        return lmr_fail(err, LMR_EUNSUPPORTED, "%s: shape (%lld, %lld) too large", name,
-                        (long long)dims[0], (long long)dims[1]);
-    size_t need = (size_t)dims[0] * (size_t)dims[1] * esize;
+    char shp[80];
+    int sl = 0;
+    uint64_t n_el = 1;
+    int too_large = 0;
+    for (int k = 0; k < ndim; k++) {
+        sl += snprintf(shp + sl, sizeof shp - (size_t)sl, "%s%lld", k ? ", " : "(", (long long)dims[k]);
+        if (dims[k] > INT32_MAX || (dims[k] && n_el > (uint64_t)SIZE_MAX / esize / (uint64_t)dims[k]))
+            too_large = 1;
+        else
+            n_el *= (uint64_t)dims[k];
+    }
+    snprintf(shp + sl, sizeof shp - (size_t)sl, ")");
+    if (too_large)
+        return lmr_fail(err, LMR_EUNSUPPORTED, "%s: shape %s too large", name, shp);
+    size_t need = (size_t)n_el * esize;
     if (avail < need)
-        return lmr_fail(err, LMR_ETRUNC, "%s: truncated: shape (%lld, %lld) needs %zu data bytes, file has %zu",
-                        name, (long long)dims[0], (long long)dims[1], need, avail);
+        return lmr_fail(err, LMR_ETRUNC, "%s: truncated: shape %s needs %zu data bytes, file has %zu",
+                        name, shp, need, avail);
     if (avail > need)
-        return lmr_fail(err, LMR_ECORRUPT, "%s: %zu bytes after the data of shape (%lld, %lld)", name,
-                        avail - need, (long long)dims[0], (long long)dims[1]);
+        return lmr_fail(err, LMR_ECORRUPT, "%s: %zu bytes after the data of shape %s", name,
+                        avail - need, shp);
     a->version = major;
     a->dtype = dtype;
-    a->rows = dims[0];
-    a->cols = dims[1];
+    a->ndim = ndim;
+    a->rows = 1;
+    for (int k = 0; k < ndim; k++) {
+        a->shape[k] = dims[k];
+        if (k < ndim - 1)
+            a->rows *= dims[k];
+    }
+    a->cols = dims[ndim - 1];
     a->data_offset = off;
     a->data_bytes = need;
     a->data = b + off;
     return 0;
 }
 
-int npy_read(NpyArray *a, const char *path, char *err)
+int npy_parse(NpyArray *a, const void *buf, size_t len, const char *name, char *err)
+{
+    return parse(a, buf, len, name, err, 0);
+}
+
+int npy_parse_any(NpyArray *a, const void *buf, size_t len, const char *name, char *err)
+{
+    return parse(a, buf, len, name, err, 1);
+}
+
+static int read_file(NpyArray *a, const char *path, char *err, int any)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
@@ -278,8 +305,12 @@ int npy_read(NpyArray *a, const char *path, char *err)
     }
     a->buf.len = got;
     a->file_bytes = got;
-    rc = npy_parse(a, a->buf.data, got, path, err);
+    rc = parse(a, a->buf.data, got, path, err, any);
 done:
     close(fd);
     return rc;
 }
+
+int npy_read(NpyArray *a, const char *path, char *err) { return read_file(a, path, err, 0); }
+
+int npy_read_any(NpyArray *a, const char *path, char *err) { return read_file(a, path, err, 1); }

@@ -1,6 +1,7 @@
 /* NumPy .npy files (format versions 1.0, 2.0, 3.0), the subset lmr reads: 2-D (T, D) arrays of
- * little-endian float32 ('<f4') or float16 ('<f2') in C order, as VideoLT's features ship.
- * Anything else is refused with a reason that names the file. */
+ * little-endian float32 ('<f4') or float16 ('<f2') in C order, as VideoLT's features ship, and with
+ * npy_read_any also 1-D (D) and 3-D (views, T, D) ones. Anything else is refused with a reason that
+ * names the file. */
 #ifndef LMR_NPY_H
 #define LMR_NPY_H
 
@@ -13,7 +14,9 @@
 typedef struct {
     int version;          /* major format version: 1, 2 or 3 */
     int dtype;            /* LMR_DT_F32 or LMR_DT_F16 */
-    int64_t rows, cols;   /* shape (T, D) */
+    int64_t rows, cols;   /* shape (T, D); npy_*_any: rows = views * T (1 for a 1-D array) */
+    int ndim;             /* 1, 2 or 3 */
+    int64_t shape[3];     /* the file's shape, ndim entries */
     size_t data_offset;   /* bytes before the data */
     size_t data_bytes;    /* rows * cols * element size */
     const uint8_t *data;  /* borrowed: into the parsed buffer (npy_parse) or a->buf (npy_read) */
@@ -35,5 +38,10 @@ int npy_parse(NpyArray *a, const void *buf, size_t len, const char *name, char *
 /** Read a whole .npy file into a->buf (reused across calls) and parse it.
  *  @return as npy_parse, or -errno. */
 int npy_read(NpyArray *a, const char *path, char *err);
+
+/** As npy_parse / npy_read, but 1-D (D,) and 3-D (views, T, D) arrays are accepted too: a->ndim
+ *  and a->shape give the shape, a->rows the product of all but the last dimension. */
+int npy_parse_any(NpyArray *a, const void *buf, size_t len, const char *name, char *err);
+int npy_read_any(NpyArray *a, const char *path, char *err);
 
 #endif

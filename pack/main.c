@@ -1,5 +1,6 @@
-/* lmr-pack: record streams -> LMDB or HDF5 shards (resumable), VideoLT feature import, and the
- * --info / --verify tools. Only this file prints or exits. */
+/* lmr-pack: record streams -> LMDB or HDF5 shards (resumable), the import of features made
+ * elsewhere (.npy files, one HDF5 file, VideoLT's release), and the --info / --verify tools. Only
+ * this file prints or exits. */
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
@@ -13,15 +14,17 @@
 #include <unistd.h>
 
 #include "fileid.h"
+#include "import.h"
 #include "pack.h"
-#include "videolt.h"
 
 #define PROG "lmr-pack"
 #define MAX_PRINTED_FAILURES 50
 
 static const char usage[] =
     "usage: lmr-pack [--format lmdb|hdf5] [options] -o SHARD F.rec... | -\n"
-    "       lmr-pack --from-videolt DIR --labels F.lst [--counts F] [--max-frames N] -o SHARD\n"
+    "       lmr-pack --from-npy DIR --manifest M.csv [import options] -o SHARD\n"
+    "       lmr-pack --from-hdf5 F.h5 [--h5-features NAME ...] [import options] -o SHARD\n"
+    "       lmr-pack --from-videolt DIR --labels F.lst [--counts F] [import options] -o SHARD\n"
     "       lmr-pack --info SHARD... [--json]\n"
     "       lmr-pack --verify SHARD... [--threads N]\n"
     "\n"
@@ -46,19 +49,31 @@ static const char usage[] =
     "  --verify            read every record of each SHARD, check checksums and ids; exit 1\n"
     "                      naming the bad records and the first bad shard\n"
     "  --threads N         threads for --verify (default 2)\n"
-    "  --from-videolt DIR  import VideoLT's <DIR>/<video_id>.npy features with --labels F.lst\n"
+    "\n"
+    "Import features made elsewhere, one record per clip ([D], [T, D] or [views, T, D], f16/f32;\n"
+    "views and D must match the first clip's, T may vary):\n"
+    "  --from-npy DIR      DIR/<clip_id>.npy for each row of --manifest (ids with / are sub-folders)\n"
+    "  --manifest M.csv    CSV with a header; only its clip_id and labels (0;3;7) columns are read\n"
+    "  --from-hdf5 F.h5    one HDF5 file: features [N, ...], ids [N] (strings or ints), labels [N]\n"
+    "                      ints, [N, C] multi-hot or [N] lists; read clip by clip\n"
+    "  --h5-features NAME, --h5-ids NAME, --h5-labels NAME   dataset names (default features, ids, labels)\n"
+    "  --from-videolt DIR  VideoLT's DIR/<video_id>.npy features with --labels F.lst\n"
     "  --labels F          VideoLT list file (<video_id> <label>[,<label>...])\n"
     "  --counts F          VideoLT class count list (class names and count; labels checked against it)\n"
-    "  --max-frames N      keep N evenly spaced frames per video (0 = all)\n"
-    "  --dtype f16|f32     VideoLT: dtype of the records (default: the shard's, else the first file's)\n"
-    "  --strict            stop at the first VideoLT file that cannot be imported\n"
+    "  --class-names F     one class name per line (line k = class k); sets the class count\n"
+    "  --backbone NAME     metadata: the model that made the features (default npy, hdf5, videolt-npy)\n"
+    "  --weights-checksum S  metadata: a digest of its weights\n"
+    "  --max-frames N      keep N evenly spaced rows of each view (0 = all)\n"
+    "  --dtype f16|f32     dtype of the records (default: the shard's, else the first clip's)\n"
+    "  --strict            stop at the first clip that cannot be imported\n"
     "  -q, --quiet         no progress line, no summary\n"
     "  -h, --help          this text\n"
     "  --version           print the version\n";
 
 enum { OPT_FORMAT = 256, OPT_ZSTD, OPT_DEFLATE, OPT_TXN, OPT_DATASET, OPT_SPLIT, OPT_CLASSES, OPT_NOCHECK,
        OPT_INFO, OPT_JSON, OPT_VERIFY, OPT_THREADS, OPT_VIDEOLT, OPT_LABELS, OPT_COUNTS, OPT_MAXFRAMES,
-       OPT_STRICT, OPT_VERSION, OPT_H5ZSTD, OPT_MAXFAIL, OPT_FAILURES, OPT_DTYPE };
+       OPT_STRICT, OPT_VERSION, OPT_H5ZSTD, OPT_MAXFAIL, OPT_FAILURES, OPT_DTYPE, OPT_NPY, OPT_MANIFEST,
+       OPT_HDF5, OPT_H5FEAT, OPT_H5IDS, OPT_H5LABELS, OPT_CLASSNAMES, OPT_BACKBONE, OPT_WEIGHTS };
 
 /* A usage error: the one reason, then where to look. @return 2. */
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -352,6 +367,7 @@ typedef struct {
     int exists, readable;
     uint64_t n;
     int dtype, n_classes;
+    uint32_t views;
     int64_t dim;
 } ShardState;
 
@@ -378,6 +394,7 @@ static void shard_state(const char *path, ShardState *st)
     st->n = shardset_count(s);
     st->dtype = m->kind == LMR_KIND_FEATURES ? m->dtype : 0;
     st->dim = m->kind == LMR_KIND_FEATURES ? m->dims[2] : 0;
+    st->views = m->kind == LMR_KIND_FEATURES ? m->dims[0] : 0;
     st->n_classes = m->n_classes;
     shardset_close(&s);
 }
@@ -425,15 +442,23 @@ int main(int argc, char **argv)
         {"quiet", no_argument, 0, 'q'},                 {"help", no_argument, 0, 'h'},
         {"version", no_argument, 0, OPT_VERSION},       {"hdf5-zstd", no_argument, 0, OPT_H5ZSTD},
         {"max-failures", required_argument, 0, OPT_MAXFAIL}, {"failures", required_argument, 0, OPT_FAILURES},
-        {"dtype", required_argument, 0, OPT_DTYPE},     {0, 0, 0, 0}};
+        {"dtype", required_argument, 0, OPT_DTYPE},     {"from-npy", required_argument, 0, OPT_NPY},
+        {"manifest", required_argument, 0, OPT_MANIFEST}, {"from-hdf5", required_argument, 0, OPT_HDF5},
+        {"h5-features", required_argument, 0, OPT_H5FEAT}, {"h5-ids", required_argument, 0, OPT_H5IDS},
+        {"h5-labels", required_argument, 0, OPT_H5LABELS}, {"class-names", required_argument, 0, OPT_CLASSNAMES},
+        {"backbone", required_argument, 0, OPT_BACKBONE}, {"weights-checksum", required_argument, 0, OPT_WEIGHTS},
+        {0, 0, 0, 0}};
     const char *out = NULL, *videolt = NULL, *labels = NULL, *counts = NULL, *failures = NULL;
+    const char *npy = NULL, *manifest = NULL, *hdf5 = NULL, *class_names = NULL;
+    Hdf5Names h5n = {NULL, NULL, NULL};
     ShardWriterOpts wo = {SHARD_LMDB, 4, 64u << 20};
     ShardMeta hint;
     shardmeta_init(&hint);
     MaxFail maxfail = {0, 0, 0, "0"};
     long zstd = -1, threads = 2, max_frames = 0, v;
     int info = 0, json = 0, verify = 0, quiet = 0, check = 1, strict = 0, dtype = 0, c;
-    int videolt_only = 0, threads_given = 0; /* options that need --from-videolt / --verify */
+    int threads_given = 0; /* --threads needs --verify */
+    const char *import_opt = NULL, *videolt_opt = NULL, *h5_opt = NULL; /* options that need an importer */
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":o:qh", opts, NULL)) != -1) {
         const char *opt = argv[optind - 1]; /* the argument holding the option, for messages */
@@ -479,14 +504,35 @@ int main(int argc, char **argv)
             threads_given = 1;
             break;
         case OPT_VIDEOLT: videolt = optarg; break;
-        case OPT_LABELS: labels = optarg; videolt_only = 1; break;
-        case OPT_COUNTS: counts = optarg; videolt_only = 1; break;
+        case OPT_LABELS: labels = optarg; videolt_opt = "--labels"; break;
+        case OPT_COUNTS: counts = optarg; videolt_opt = "--counts"; break;
+        case OPT_NPY: npy = optarg; break;
+        case OPT_MANIFEST: manifest = optarg; break;
+        case OPT_HDF5: hdf5 = optarg; break;
+        case OPT_H5FEAT: h5n.features = optarg; h5_opt = "--h5-features"; break;
+        case OPT_H5IDS: h5n.ids = optarg; h5_opt = "--h5-ids"; break;
+        case OPT_H5LABELS: h5n.labels = optarg; h5_opt = "--h5-labels"; break;
+        case OPT_CLASSNAMES: class_names = optarg; import_opt = "--class-names"; break;
+        case OPT_BACKBONE:
+            if (!optarg[0] || strlen(optarg) >= sizeof hint.backbone || strpbrk(optarg, " \t\n\r"))
+                return usage_error("--backbone: '%s' is not a name of 1 to %zu characters without blanks", optarg,
+                                   sizeof hint.backbone - 1);
+            snprintf(hint.backbone, sizeof hint.backbone, "%s", optarg);
+            import_opt = "--backbone";
+            break;
+        case OPT_WEIGHTS:
+            if (!optarg[0] || strlen(optarg) >= sizeof hint.weights_checksum || strpbrk(optarg, " \t\n\r"))
+                return usage_error("--weights-checksum: '%s' is not a digest of 1 to %zu characters without blanks",
+                                   optarg, sizeof hint.weights_checksum - 1);
+            snprintf(hint.weights_checksum, sizeof hint.weights_checksum, "%s", optarg);
+            import_opt = "--weights-checksum";
+            break;
         case OPT_MAXFRAMES:
             if (parse_int(optarg, 0, 1 << 30, &max_frames))
                 return usage_error("--max-frames: '%s' is not an integer >= 0", optarg);
-            videolt_only = 1;
+            import_opt = "--max-frames";
             break;
-        case OPT_STRICT: strict = 1; videolt_only = 1; break;
+        case OPT_STRICT: strict = 1; import_opt = "--strict"; break;
         case OPT_DTYPE:
             if (strcmp(optarg, "f16") == 0)
                 dtype = LMR_DT_F16;
@@ -494,7 +540,7 @@ int main(int argc, char **argv)
                 dtype = LMR_DT_F32;
             else
                 return usage_error("--dtype: '%s' is not f16 or f32", optarg);
-            videolt_only = 1;
+            import_opt = "--dtype";
             break;
         case OPT_MAXFAIL:
             if (parse_max_failures(optarg, &maxfail))
@@ -535,33 +581,55 @@ int main(int argc, char **argv)
         return usage_error("--threads goes with --verify");
     if (!out)
         return usage_error("-o is required");
-    if (videolt) {
-        if (!labels)
-            return usage_error("--from-videolt needs --labels F.lst");
-        if (!videolt[0])
-            return usage_error("--from-videolt: the folder name is empty");
+    const char *from = videolt ? "--from-videolt" : npy ? "--from-npy" : hdf5 ? "--from-hdf5" : NULL;
+    if (!!videolt + !!npy + !!hdf5 > 1)
+        return usage_error("--from-npy, --from-hdf5 and --from-videolt are separate runs");
+    if (from) {
+        const char *arg = videolt ? videolt : npy ? npy : hdf5;
+        if (!arg[0])
+            return usage_error("%s: the %s name is empty", from, hdf5 ? "file" : "folder");
         if (n_inputs)
-            return usage_error("--from-videolt takes no F.rec inputs ('%s')", argv[optind]);
+            return usage_error("%s takes no F.rec inputs ('%s')", from, argv[optind]);
+        if (videolt && !labels)
+            return usage_error("--from-videolt needs --labels F.lst");
+        if (npy && !manifest)
+            return usage_error("--from-npy needs --manifest M.csv");
+        if (videolt_opt && !videolt)
+            return usage_error("%s goes with --from-videolt", videolt_opt);
+        if (manifest && !npy)
+            return usage_error("--manifest goes with --from-npy");
+        if (h5_opt && !hdf5)
+            return usage_error("%s goes with --from-hdf5", h5_opt);
+        if (class_names && videolt)
+            return usage_error("--class-names goes with --from-npy or --from-hdf5 (VideoLT: --counts)");
+        if ((h5n.features && !h5n.features[0]) || (h5n.ids && !h5n.ids[0]) || (h5n.labels && !h5n.labels[0]))
+            return usage_error("--h5-features, --h5-ids, --h5-labels: the dataset name is empty");
     } else {
-        if (videolt_only)
-            return usage_error("--labels, --counts, --max-frames, --dtype and --strict go with --from-videolt");
+        if (videolt_opt)
+            return usage_error("%s goes with --from-videolt", videolt_opt);
+        if (manifest)
+            return usage_error("--manifest goes with --from-npy");
+        if (h5_opt)
+            return usage_error("%s goes with --from-hdf5", h5_opt);
+        if (import_opt)
+            return usage_error("%s goes with --from-npy, --from-hdf5 or --from-videolt", import_opt);
         if (n_inputs < 1)
-            return usage_error("no input: give F.rec files, - for stdin, or --from-videolt DIR");
+            return usage_error("no input: give F.rec files, - for stdin, --from-npy DIR, --from-hdf5 F or "
+                               "--from-videolt DIR");
     }
 
-    /* never write over an input: every stream and sidecar, the VideoLT lists */
+    /* never write over an input: every stream and sidecar, the lists, the HDF5 file */
     int n_in = 0;
-    const char **ins = calloc((size_t)(2 * n_inputs + 2), sizeof *ins);
+    const char *lists[] = {labels, counts, manifest, hdf5, class_names};
+    const char **ins = calloc((size_t)(2 * n_inputs) + sizeof lists / sizeof lists[0], sizeof *ins);
     char **sidecars = calloc((size_t)(n_inputs + 1), sizeof *sidecars);
     if (!ins || !sidecars) {
         fprintf(stderr, PROG ": out of memory\n");
         return 1;
     }
-    if (videolt) {
-        ins[n_in++] = labels;
-        if (counts)
-            ins[n_in++] = counts;
-    }
+    for (size_t k = 0; k < sizeof lists / sizeof lists[0]; k++)
+        if (lists[k])
+            ins[n_in++] = lists[k];
     for (int k = 0; k < n_inputs; k++) {
         ins[n_in++] = argv[optind + k];
         size_t len = strlen(argv[optind + k]) + sizeof ".meta.json";
@@ -584,7 +652,7 @@ int main(int argc, char **argv)
 
     ShardState before;
     shard_state(out, &before);
-    if (videolt && dtype && before.dtype && dtype != before.dtype) {
+    if (from && dtype && before.dtype && dtype != before.dtype) {
         fprintf(stderr, PROG ": %s holds %s features; --dtype %s records cannot be added to it\n", out,
                 before.dtype == LMR_DT_F32 ? "f32" : "f16", dtype == LMR_DT_F32 ? "f32" : "f16");
         return 1;
@@ -611,18 +679,35 @@ int main(int argc, char **argv)
     int stopped = 0, empty = 0;
     double seconds = 0;
     const char *unit = "records";
-    if (videolt) {
-        VideoltImportOpts vo = {.root = videolt, .labels = labels, .counts = counts, .max_frames = (int)max_frames,
-                                .zstd_level = zstd >= 0 ? (int)zstd : 3, .strict = strict, .quiet = quiet};
-        vo.dtype = dtype ? dtype : before.dtype;
-        vo.dim = before.dim;
-        vo.n_classes = hint.n_classes ? hint.n_classes : counts ? 0 : before.n_classes;
-        vo.hint = (hint.dataset[0] || hint.split[0] || hint.n_classes) ? &hint : NULL;
-        vo.fail = fail_cb;
-        VideoltStats vs;
-        rc = videolt_import(&vo, w, warn_cb, NULL, &vs, err);
-        written = vs.written, present = vs.present, failed = vs.failed, seconds = vs.seconds;
-        total = vs.listed + vs.bad_lines;
+    if (from) {
+        ImportOpts io = {.max_frames = (int)max_frames, .zstd_level = zstd >= 0 ? (int)zstd : 3, .strict = strict,
+                         .fail = fail_cb, .progress = progress_cb};
+        io.dtype = dtype ? dtype : before.dtype;
+        io.views = before.views;
+        io.dim = before.dim;
+        /* VideoLT's class count is declared (--counts, else the shard's); elsewhere a shard's count may
+         * only be the largest label stored so far, which must not refuse the clips a re-run adds */
+        io.n_classes = hint.n_classes ? hint.n_classes : videolt && !counts ? before.n_classes : 0;
+        io.hint = &hint;
+        ImportStats is;
+        Importer *im;
+        ImportSource src;
+        rc = importer_new(&im, &io, w, warn_cb, NULL, &is);
+        if (rc) {
+            snprintf(err, sizeof err, "out of memory");
+        } else {
+            rc = videolt ? import_videolt_open(&src, im, videolt, labels, counts, io.n_classes, strict, warn_cb, NULL, err)
+                 : npy   ? import_npy_open(&src, im, npy, manifest, class_names, io.n_classes, strict, err)
+                         : import_hdf5_open(&src, im, hdf5, &h5n, class_names, io.n_classes, err);
+            if (rc) {
+                importer_free(im);
+            } else {
+                rc = import_run(im, &src, err);
+                videolt ? import_videolt_close(&src) : npy ? import_npy_close(&src) : import_hdf5_close(&src);
+            }
+        }
+        written = is.written, present = is.present, failed = is.failed, seconds = is.seconds;
+        total = is.listed + is.bad_lines;
         unit = "clips";
     } else {
         PackOpts po = {(int)zstd, check, &hint, warn_cb, NULL, fail_cb, NULL, progress_cb, NULL};
@@ -666,7 +751,7 @@ int main(int argc, char **argv)
             snprintf(done, sizeof done, "written: unknown (the shard cannot be reopened)");
         fprintf(stderr, PROG ": %s: %s, %llu already present, %llu failed in %.1f s", out, done,
                 (unsigned long long)present, (unsigned long long)failed, seconds);
-        if (!videolt && seconds > 0)
+        if (!from && seconds > 0)
             fprintf(stderr, " (%.0f records/s)", (double)(written + present + failed) / seconds);
         fputc('\n', stderr);
     }

@@ -1,13 +1,12 @@
 /* Import VideoLT's pre-extracted per-video features (<root>/<video_id>.npy, (T, 2048) f32/f16)
- * with a VideoLT label list into a shard, as features records (views 1), multi-label. */
+ * with a VideoLT label list into a shard, as features records (views 1), multi-label: the VideoLT
+ * list source of the importer (import.h). */
 #ifndef LMR_PACK_VIDEOLT_H
 #define LMR_PACK_VIDEOLT_H
 
 #include <stdint.h>
 
-#include "manifest.h"
-#include "pack.h"
-#include "shard.h"
+#include "import.h"
 
 typedef struct {
     const char *root;      /* folder of .npy files */
@@ -26,16 +25,7 @@ typedef struct {
     void *fail_user;
 } VideoltImportOpts;
 
-typedef struct {
-    uint64_t listed;       /* rows of the list file read */
-    uint64_t bad_lines;    /* list lines refused (bad id or label, label out of range, duplicate) */
-    uint64_t written, present;
-    uint64_t failed;       /* clips not stored: bad_lines, and files missing, unreadable, of another D,
-                            * holding NaN/Inf, or stored already with other content */
-    uint64_t converted;    /* files converted to the records' dtype (f16 <-> f32) */
-    uint64_t bytes_read;
-    double seconds;
-} VideoltStats;
+typedef ImportStats VideoltStats;
 
 /** Read every listed video's .npy and put a record into w (clips already in w are counted as
  *  present). Each clip that cannot be stored is reported through o->fail and counted; notes

@@ -3,7 +3,7 @@
 
 lmr-extract decodes and samples the clips once (`--backbone none` keeps the frames); this script
 runs any torch.nn.Module over those frames and writes one `OUT/<clip_id>.npy` per clip, shaped
-[views, T, D] (one feature per frame) or [views, D] (one per view, e.g. a video transformer that
+[views, T, D] (one feature per frame) or [views, 1, D] (one per view, e.g. a video transformer that
 takes the whole clip), plus `OUT/manifest.csv` with the clip ids and labels.
 
     lmr-extract --dataset epic --annotations EPIC_100_train.csv --videos DIR --backbone none \\
@@ -79,7 +79,7 @@ def main():
                 y = torch.cat([model(f[k:k + a.batch]) for k in range(0, f.shape[0], a.batch)])
                 y = y.reshape(v, t, -1)
             else:
-                y = model(f.reshape(v, t, 3, h, w).transpose(1, 2)).reshape(v, -1)
+                y = model(f.reshape(v, t, 3, h, w).transpose(1, 2)).reshape(v, 1, -1)  # T = 1
             y = y.float().cpu().numpy().astype(np.float16 if a.dtype == "f16" else np.float32)
             if not np.isfinite(y).all():
                 sys.exit(f"dump_features: clip {clip_id}: the model gave non-finite features")

@@ -32,7 +32,21 @@ usage_is "lmr-pack: option '--format' needs a value (see --help)" "$PACK" -o s.l
 usage_is "lmr-pack: --format: 'tar' is not lmdb or hdf5 (see --help)" "$PACK" --format tar -o x.lmdb a.rec
 usage_is "lmr-pack: --from-videolt needs --labels F.lst (see --help)" "$PACK" --from-videolt feats -o x.lmdb
 usage_is "lmr-pack: --info needs at least one SHARD (see --help)" "$PACK" --info
-usage_is "lmr-pack: no input: give F.rec files, - for stdin, or --from-videolt DIR (see --help)" "$PACK" -o x.lmdb
+usage_is "lmr-pack: no input: give F.rec files, - for stdin, --from-npy DIR, --from-hdf5 F or --from-videolt DIR (see --help)" "$PACK" -o x.lmdb
+usage_is "lmr-pack: --from-npy needs --manifest M.csv (see --help)" "$PACK" --from-npy feats -o x.lmdb
+usage_is "lmr-pack: --manifest goes with --from-npy (see --help)" "$PACK" --manifest m.csv -o x.lmdb a.rec
+usage_is "lmr-pack: --manifest goes with --from-npy (see --help)" "$PACK" --from-hdf5 f.h5 --manifest m.csv -o x.lmdb
+usage_is "lmr-pack: --from-npy, --from-hdf5 and --from-videolt are separate runs (see --help)" \
+    "$PACK" --from-npy feats --manifest m.csv --from-hdf5 f.h5 -o x.lmdb
+usage_is "lmr-pack: --h5-ids goes with --from-hdf5 (see --help)" "$PACK" --from-npy f --manifest m.csv --h5-ids x -o x.lmdb
+usage_is "lmr-pack: --labels goes with --from-videolt (see --help)" "$PACK" --from-npy f --manifest m.csv --labels l -o x.lmdb
+usage_is "lmr-pack: --backbone goes with --from-npy, --from-hdf5 or --from-videolt (see --help)" \
+    "$PACK" --backbone vit -o x.lmdb a.rec
+usage_is "lmr-pack: --class-names goes with --from-npy or --from-hdf5 (VideoLT: --counts) (see --help)" \
+    "$PACK" --from-videolt f --labels l --class-names c -o x.lmdb
+usage_is "lmr-pack: --from-hdf5 takes no F.rec inputs ('a.rec') (see --help)" "$PACK" --from-hdf5 f.h5 -o x.lmdb a.rec
+usage_is "lmr-pack: --from-npy: the folder name is empty (see --help)" "$PACK" --from-npy "" --manifest m.csv -o x.lmdb
+[ "$(status "$PACK" --from-hdf5 f.h5 --backbone "a b" -o x.lmdb)" -eq 2 ] || fail "--backbone with a blank accepted"
 [ "$(status "$PACK" --max-failures -1 -o x.lmdb a.rec)" -eq 2 ] || fail "--max-failures -1 accepted"
 [ "$(status "$PACK" --max-failures 1.5 -o x.lmdb a.rec)" -eq 2 ] || fail "--max-failures 1.5 accepted"
 [ "$(status "$PACK" --labels l.lst -o x.lmdb a.rec)" -eq 2 ] || fail "--labels without --from-videolt accepted"
