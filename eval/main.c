@@ -16,6 +16,7 @@
 #include "annotations.h"
 #include "batch.h"
 #include "classes.h"
+#include "checkpoint.h"
 #include "fileid.h"
 #include "metrics.h"
 #include "plot.h"
@@ -302,29 +303,22 @@ static int run_check_paths(Run *r)
     return rc;
 }
 
-/* The checkpoint's provenance against the shards': refused when it was trained on another
- * backbone's features or weights, unless --allow-other-features (then said loudly). */
+/* The checkpoint's provenance against the shards' (checkpoint_check_features, as lmr-train --init
+ * does): refused when it was trained on another backbone's features or weights, unless
+ * --allow-other-features (then said loudly). Its class names are kept for the outputs. */
 static int check_features(Run *r, int i, const ShardMeta *m)
 {
-    Provenance *p = &r->prov[i];
-    char note[1024];
-    int rc = provenance_read(p, r->o.models[i], r->err);
+    int rc = provenance_read(&r->prov[i], r->o.models[i], r->err);
     if (rc < 0)
         return rc;
-    rc = provenance_check(p, m, r->o.models[i], r->o.data[0], note, sizeof note, r->err);
-    if (rc == LMR_EMISMATCH && r->o.allow_other_features) {
-        fprintf(stderr, "lmr-eval: WARNING: %s. Scoring it anyway (--allow-other-features): its "
-                "numbers describe a head on features it was not trained on\n", r->err);
-        r->err[0] = '\0';
-        return 0;
-    }
-    if (rc == LMR_EMISMATCH) {
-        char why[LMR_ERRLEN];
-        snprintf(why, sizeof why, "%s", r->err);
-        return lmr_fail(r->err, rc, "%s (--allow-other-features scores it anyway)", why);
-    }
-    if (note[0] && !r->o.quiet)
-        fprintf(stderr, "lmr-eval: note: %s\n", note);
+    char msg[LMR_ERRLEN];
+    rc = checkpoint_check_features(r->o.models[i], m, r->o.allow_other_features, msg);
+    if (rc < 0)
+        return lmr_fail(r->err, rc, "%s", msg);
+    if (rc == CKPT_FEATURES_OVERRIDDEN)
+        fprintf(stderr, "lmr-eval: WARNING: %s\n", msg);
+    else if (rc == CKPT_FEATURES_UNCHECKED && !r->o.quiet)
+        fprintf(stderr, "lmr-eval: note: %s\n", msg);
     return 0;
 }
 

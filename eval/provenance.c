@@ -1,7 +1,5 @@
-/* Checkpoint provenance: the "provenance" metadata (a JSON object) and the class names of a
- * checkpoint, read with the safetensors API, and the check that the shards being scored hold
- * features from the same backbone and weights. A head trained on one backbone's features gives
- * numbers on another's that mean nothing, and nothing else would say so. */
+/* The class names a checkpoint carries (its "provenance" metadata, or a "class_names" key), read
+ * with the safetensors API, for outputs whose shards do not name the classes. */
 #include "provenance.h"
 
 #include <jansson.h>
@@ -10,12 +8,6 @@
 #include <string.h>
 
 #include "safetensors.h"
-
-static void copy_str(char *dst, size_t n, json_t *o, const char *key)
-{
-    const char *s = json_string_value(json_object_get(o, key));
-    snprintf(dst, n, "%s", s ? s : "");
-}
 
 /* names: a JSON array of strings. @return 0, LMR_EPARSE, LMR_ENOMEM. */
 static int take_names(Provenance *p, json_t *names)
@@ -53,10 +45,6 @@ int provenance_read(Provenance *p, const char *ckpt, char *err)
             goto done;
         }
         p->present = 1;
-        copy_str(p->dataset, sizeof p->dataset, prov, "dataset");
-        copy_str(p->split, sizeof p->split, prov, "split");
-        copy_str(p->backbone, sizeof p->backbone, prov, "backbone");
-        copy_str(p->weights_checksum, sizeof p->weights_checksum, prov, "weights_checksum");
     }
     s = st_meta(&f, "class_names");
     if (s)
@@ -82,32 +70,4 @@ void provenance_free(Provenance *p)
         free(p->class_names[i]);
     free(p->class_names);
     memset(p, 0, sizeof *p);
-}
-
-int provenance_check(const Provenance *p, const ShardMeta *m, const char *ckpt, const char *data,
-                     char *note, size_t note_len, char *err)
-{
-    if (note_len)
-        note[0] = '\0';
-    if (!p->present) {
-        snprintf(note, note_len, "%s records no provenance (an older checkpoint): whether it was "
-                 "trained on features like those of %s (backbone %s) is not checked", ckpt, data,
-                 m->backbone[0] ? m->backbone : "unknown");
-        return 0;
-    }
-    if (p->backbone[0] && m->backbone[0] && strcmp(p->backbone, m->backbone) != 0)
-        return lmr_fail(err, LMR_EMISMATCH, "%s was trained on %s features, but %s holds %s features",
-                        ckpt, p->backbone, data, m->backbone);
-    if (p->weights_checksum[0] && m->weights_checksum[0] &&
-        strcmp(p->weights_checksum, m->weights_checksum) != 0)
-        return lmr_fail(err, LMR_EMISMATCH, "%s was trained on %s features from weights %s, but %s "
-                        "holds features from weights %s", ckpt, p->backbone[0] ? p->backbone : "",
-                        p->weights_checksum, data, m->weights_checksum);
-    if (!p->backbone[0] || !m->backbone[0])
-        snprintf(note, note_len, "the backbone of %s is not recorded: the features of %s are not "
-                 "checked against it", p->backbone[0] ? data : ckpt, data);
-    else if (!p->weights_checksum[0] != !m->weights_checksum[0])
-        snprintf(note, note_len, "the weights checksum of %s is not recorded: only the backbone "
-                 "(%s) is checked", p->weights_checksum[0] ? data : ckpt, m->backbone);
-    return 0;
 }

@@ -603,7 +603,7 @@ static void test_provenance(const Fixture *fx)
                     "{\"dataset\":\"epic\",\"split\":\"train\",\"mode\":\"train\",\"frames\":16,\"size\":224,"
                     "\"backbone\":\"resnet50\",\"weights_checksum\":\"00000000aaaaaaaa\"}");
     snprintf(buf, sizeof buf, "--model '%s' --data '%s'", p_r50, fx->shard); // pool features
-    CHECK(run(buf, "trained on resnet50 features, but") == 1);
+    CHECK(run(buf, "trained on features of backbone resnet50") == 1);
     CHECK(out_has("stderr.txt", "--allow-other-features"));
     snprintf(buf, sizeof buf, "--model '%s' --data '%s' --allow-other-features --quiet", p_r50, fx->shard);
     CHECK(run(buf, "WARNING") == 0);
@@ -620,7 +620,7 @@ static void test_provenance(const Fixture *fx)
     snprintf(buf, sizeof buf, "%s/stderr.txt", dir);
     CHECK(!file_has(buf, "note")); // nothing to say when the provenance matches
     snprintf(buf, sizeof buf, "--model '%s' --data '%s'", fx->ckpt, fx->shard); // an older checkpoint
-    CHECK(run(buf, "records no provenance") == 0);
+    CHECK(run(buf, "records no feature provenance") == 0);
     write_ckpt_meta(p_r50, fx->w2, fx->b2, D, C, counts, "provenance", "resnet50");
     snprintf(buf, sizeof buf, "--model '%s' --data '%s'", p_r50, fx->shard);
     CHECK(run(buf, "'provenance' is not a JSON object") == 1);

@@ -353,6 +353,12 @@ char *checkpoint_provenance_json(const ShardMeta *m)
     json_object_set_new(o, "size", json_integer(m->size));
     json_object_set_new(o, "backbone", json_string(m->backbone));
     json_object_set_new(o, "weights_checksum", json_string(m->weights_checksum));
+    if (m->n_class_names > 0) {
+        json_t *names = json_array();
+        for (int c = 0; c < m->n_class_names; c++)
+            json_array_append_new(names, json_string(m->class_names[c]));
+        json_object_set_new(o, "class_names", names);
+    }
     char *s = json_dumps(o, JSON_COMPACT);
     json_decref(o);
     return s;

@@ -57,7 +57,7 @@ int checkpoint_read_info(const char *path, CkptInfo *info, ModelConfig *cfg, cha
 int checkpoint_read_meta(const char *path, const char *key, char **out, char *err);
 
 /** The provenance JSON a checkpoint records for features described by m: dataset, split, mode,
- *  frames, size, backbone, weights_checksum. Owned (free()); NULL when out of memory. */
+ *  frames, size, backbone, weights_checksum, and class_names when the shards name the classes. Owned (free()); NULL when out of memory. */
 char *checkpoint_provenance_json(const ShardMeta *m);
 
 /* checkpoint_check_features results other than errors */
