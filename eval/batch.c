@@ -30,9 +30,12 @@ static int decode_clip(ClipWorker *w, uint64_t i, float *x, ClipRow *row)
     int id_len = info.id_len;
     if (info.kind != LMR_KIND_FEATURES || (info.dtype != LMR_DT_F16 && info.dtype != LMR_DT_F32) ||
         (int)info.dims[0] != b->views || (int)info.dims[2] != b->D || info.dims[1] == 0)
-        return lmr_fail(w->err, LMR_EMISMATCH, "clip %.*s: record [%u, %u, %u] kind %d dtype %d, "
-                        "want f16/f32 features [%d, T, %d]", id_len, info.id, info.dims[0], info.dims[1],
-                        info.dims[2], info.kind, info.dtype, b->views, b->D);
+    {
+        char shape[96];
+        record_shape_str(info.kind, info.dtype, info.dims, info.ndim, shape, sizeof shape);
+        return lmr_fail(w->err, LMR_EMISMATCH, "clip %.*s: record holds %s, want f16/f32 features [%d, T, %d]", id_len,
+                        info.id, shape, b->views, b->D);
+    }
     if ((rc = buf_reserve(&w->payload, info.raw_size)) < 0)
         return lmr_fail(w->err, rc, "clip %.*s: out of memory", id_len, info.id);
     if ((rc = record_payload(&w->rctx, &info, w->payload.data, w->payload.cap)) < 0)

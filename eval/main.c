@@ -106,7 +106,8 @@ static int parse_args(int argc, char **argv, Opts *o)
         return 1;
     char *end;
     int opt;
-    while ((opt = getopt_long(argc, argv, "", longs, NULL)) != -1) {
+    opterr = 0; // one wording across the tools, below
+    while ((opt = getopt_long(argc, argv, ":", longs, NULL)) != -1) {
         switch (opt) {
         case O_MODEL: o->models[0] = optarg; break;
         case O_DATA:
@@ -167,7 +168,17 @@ static int parse_args(int argc, char **argv, Opts *o)
             break;
         case O_HELP: usage(stdout); exit(0);
         case O_VERSION: printf("lmr-eval %s\n", LMR_VERSION); exit(0);
-        default: usage(stderr); return 2;
+        case ':':
+            fprintf(stderr, "lmr-eval: option '%s' needs a value (see --help)\n", argv[optind - 1]);
+            return 2;
+        default: {
+            const char *a = argv[optind - 1], *eq = strchr(a, '=');
+            if (optopt)
+                fprintf(stderr, "lmr-eval: unknown option '-%c' (see --help)\n", optopt);
+            else
+                fprintf(stderr, "lmr-eval: unknown option '%.*s' (see --help)\n", eq ? (int)(eq - a) : (int)strlen(a), a);
+            return 2;
+        }
         }
     }
     if (optind < argc) {

@@ -665,9 +665,11 @@ static int resume_scan(const char *path, Out *o, IdSet *done, const ShardMeta *w
         } else {
             if (info.kind != want->kind || info.dtype != want->dtype ||
                 memcmp(info.dims, want->dims, sizeof info.dims) != 0) {
-                fprintf(stderr, PROG ": %s: holds records of another shape than this run's (kind %d, dims %ux%ux%ux%u); "
-                        "remove it or choose another --out\n", path, info.kind, info.dims[0], info.dims[1],
-                        info.dims[2], info.dims[3]);
+                char have[96], run[96];
+                record_shape_str(info.kind, info.dtype, info.dims, info.ndim, have, sizeof have);
+                record_shape_str(want->kind, want->dtype, want->dims, want->ndim, run, sizeof run);
+                fprintf(stderr, PROG ": %s: holds %s records, this run makes %s; remove it or choose another --out\n",
+                        path, have, run);
                 fail = 1;
                 break;
             }

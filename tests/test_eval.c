@@ -503,6 +503,9 @@ static void test_outputs(const Fixture *fx)
     snprintf(buf, sizeof buf, "--model '%s' --compare '%s' --data '%s' --per-class '%s/pcx.csv'", fx->ckpt,
              fx->ckpt, fx->shard, dir);
     CHECK(run(buf, "pcx.m.csv is also an input") == 2);
+    // usage errors: one line, the one reason first, the wording every lmr tool uses, exit 2
+    CHECK(run("--x", "lmr-eval: unknown option '--x' (see --help)") == 2);
+    CHECK(run("--model", "lmr-eval: option '--model' needs a value (see --help)") == 2);
     unlink(path);
     snprintf(buf, sizeof buf, "--model '%s' --data '%s' --json '%s/x' --per-class '%s/x'", fx->ckpt, fx->shard,
              dir, dir);

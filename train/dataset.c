@@ -133,7 +133,8 @@ int dataset_open(Dataset *d, const char *const *paths, int n_paths, int n_classe
         goto fail;
     }
     if (m->dtype != LMR_DT_F16 && m->dtype != LMR_DT_F32) {
-        rc = lmr_fail(err, LMR_EMISMATCH, "%s: feature dtype %d, expected f16 or f32", paths[0], m->dtype);
+        rc = lmr_fail(err, LMR_EMISMATCH, "%s: features of dtype %s, expected f16 or f32", paths[0],
+                      record_dtype_name(m->dtype));
         goto fail;
     }
     d->n = shardset_count(d->set);
