@@ -94,7 +94,7 @@ show: $(OUT)/eval.txt
 # 6. A short long-tail comparison on the same shards, one seed (compare.mk; COMPARE_METHODS= skips it).
 COMPARE_METHODS ?= ce la cb ldam-drw cbs crt lmr ce+ncm
 compare: show
-	@$(if $(strip $(COMPARE_METHODS)),$(MAKE) --no-print-directory -f $(SRC)/scripts/pipelines/compare.mk BIN=$(BIN) \
+	@$(if $(strip $(COMPARE_METHODS)),$(MAKE) -s --no-print-directory -f $(SRC)/scripts/pipelines/compare.mk BIN=$(BIN) \
 	  OUT=$(OUT)/compare TRAIN=$(OUT)/train.lmdb VAL=$(OUT)/val.lmdb METHODS="$(COMPARE_METHODS)" SEEDS=$(SEED) \
 	  EPOCHS_INIT=$(EPOCHS_INIT) EPOCHS_FT=$(EPOCHS_LMR) LR_FT=$(LR_LMR) HIDDEN=$(HIDDEN) BATCH=$(BATCH) \
 	  PRESET=$(PRESET) THREADS=$(JOBS),:)
