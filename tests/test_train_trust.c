@@ -19,45 +19,9 @@
 #include "safetensors.h"
 #include "train_synth.h"
 
-static char dir[64], bin[512];
+#include "train_cli.h"
 
-static int train(const char *args)
-{
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd, "cd %s && %s/lmr-train --threads 1 %s > out.txt 2>&1", dir, bin, args);
-    int st = system(cmd);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static char *slurp(const char *name, size_t *len)
-{
-    char p[256];
-    snprintf(p, sizeof p, "%s/%s", dir, name);
-    FILE *f = fopen(p, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    if (fread(b, 1, (size_t)n, f) != (size_t)n)
-        n = 0;
-    b[n] = 0;
-    fclose(f);
-    if (len)
-        *len = (size_t)n;
-    return b;
-}
-
-static int same_file(const char *a, const char *b)
-{
-    size_t la, lb;
-    char *x = slurp(a, &la), *y = slurp(b, &lb);
-    int same = x && y && la == lb && memcmp(x, y, la) == 0;
-    free(x);
-    free(y);
-    return same;
-}
+static int train(const char *args) { return train_cli_run("", args); }
 
 static int exists(const char *name)
 {
@@ -65,16 +29,6 @@ static int exists(const char *name)
     struct stat sb;
     snprintf(p, sizeof p, "%s/%s", dir, name);
     return stat(p, &sb) == 0;
-}
-
-static int output_has(const char *needle)
-{
-    char *o = slurp("out.txt", NULL);
-    int has = o && strstr(o, needle);
-    if (!has)
-        fprintf(stderr, "output lacks '%s':\n%s\n", needle, o ? o : "(none)");
-    free(o);
-    return has;
 }
 
 static int output_lacks(const char *needle)
