@@ -12,7 +12,7 @@ target_link_libraries(methods_dump PRIVATE lmrtrain)
 set_target_properties(methods_dump PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
 add_test(NAME methods_torch_check COMMAND ${LMR_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/methods_torch_check.py
   $<TARGET_FILE:methods_dump>)
-set_tests_properties(methods_torch_check PROPERTIES SKIP_RETURN_CODE 77 LABELS unit)
+set_tests_properties(methods_torch_check PROPERTIES SKIP_RETURN_CODE 77 LABELS python)
 if(TARGET lmreval)
   lmr_add_test(test_posthoc SOURCES test_posthoc.c LIBS lmreval LABELS unit)
 endif()

@@ -608,7 +608,15 @@ static void test_extract(const char *dir, const char *bin)
     if (b) {
         for (int v = 0; v < 2; v++)
             CHECK_RC(backbone_run(b, frames + (size_t)v * 8 * fsz, 8, MSIDE, MSIDE, want + v * 2 * MD), 0);
-        CHECK(memcmp(feat, want, sizeof feat) == 0);
+        // same code, but another process may pick another sgemm kernel (under valgrind: no AVX-512, no FMA)
+        double worst = 0;
+        for (size_t k = 0; k < sizeof feat / sizeof *feat; k++) {
+            double d = fabs((double)feat[k] - want[k]) / (1e-3 + fabs((double)want[k]));
+            worst = d > worst ? d : worst;
+        }
+        if (worst >= 1e-4)
+            printf("  worst relative difference %.3g\n", worst);
+        CHECK(worst < 1e-4); // the tolerance the backbones keep against PyTorch
     }
     backbone_close(&b);
     free(frames);
