@@ -372,7 +372,9 @@ void h5_shuffle(const uint8_t *src, uint8_t *dst, size_t n, size_t elem)
         return;
     }
     if (elem == 2) {
-        SHUFFLE_LOOP(2, j * 2 + k, k * m + j)
+        uint8_t *a = dst, *b = dst + m;
+        for (size_t j = 0; j < m; j++)
+            a[j] = src[2 * j], b[j] = src[2 * j + 1];
     } else if (elem == 4) {
         SHUFFLE_LOOP(4, j * 4 + k, k * m + j)
     } else {
@@ -388,8 +390,10 @@ void h5_unshuffle(const uint8_t *src, uint8_t *dst, size_t n, size_t elem)
         memcpy(dst, src, n);
         return;
     }
-    if (elem == 2) {
-        SHUFFLE_LOOP(2, k * m + j, j * 2 + k)
+    if (elem == 2) { /* the common case (f16): one pass that interleaves the two planes */
+        const uint8_t *a = src, *b = src + m;
+        for (size_t j = 0; j < m; j++)
+            dst[2 * j] = a[j], dst[2 * j + 1] = b[j];
     } else if (elem == 4) {
         SHUFFLE_LOOP(4, k * m + j, j * 4 + k)
     } else {
