@@ -5,6 +5,7 @@
  * are checked before they size a buffer or select a hyperslab. */
 #include <errno.h>
 #include <fcntl.h>
+#include <libdeflate.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -321,6 +322,86 @@ int h5_select_clip(hid_t data, const H5Shape *s, uint64_t i, uint64_t first, uin
     return 0;
 }
 
+// --- direct chunk I/O ----------------------------------------------------------------------------
+
+void h5_direct_plan(hid_t data, const H5Shape *s, H5Direct *p)
+{
+    memset(p, 0, sizeof *p);
+    if (s->rows_layout)
+        return;
+    hid_t dcpl = H5Dget_create_plist(data), ft = H5Dget_type(data), mt = h5_elem_type(s->dtype);
+    hsize_t chunk[8] = {0};
+    int rank = 3 + s->inner_rank, ok = dcpl >= 0 && ft >= 0 && mt >= 0 && H5Tequal(ft, mt) > 0 &&
+                                      H5Pget_layout(dcpl) == H5D_CHUNKED && H5Pget_chunk(dcpl, 8, chunk) == rank &&
+                                      chunk[0] == 1 && chunk[1] == s->dims[0] && chunk[2] == s->dims[1];
+    for (int k = 0; ok && k < s->inner_rank; k++)
+        ok = chunk[3 + k] == s->inner[k];
+    int nf = ok ? H5Pget_nfilters(dcpl) : -1;
+    for (int k = 0; ok && k < nf; k++) {
+        unsigned flags = 0, cd[8], config = 0;
+        size_t ncd = 8;
+        char name[64];
+        H5Z_filter_t id = H5Pget_filter2(dcpl, (unsigned)k, &flags, &ncd, cd, sizeof name, name, &config);
+        if (id == H5Z_FILTER_SHUFFLE && k == 0) /* lmr unshuffles last: only as the first filter */
+            p->shuffle = 1, p->shuffle_bit = 1u << k;
+        else if (id == H5Z_FILTER_DEFLATE && !p->deflate)
+            p->deflate = 1, p->deflate_bit = 1u << k;
+        else
+            ok = 0;
+    }
+    p->ok = ok && nf >= 0;
+    if (mt >= 0)
+        H5Tclose(mt);
+    if (ft >= 0)
+        H5Tclose(ft);
+    if (dcpl >= 0)
+        H5Pclose(dcpl);
+}
+
+/* The loops with a constant element size, so the compiler unrolls and vectorises them. */
+#define SHUFFLE_LOOP(E, src_at, dst_at)                                                                 \
+    for (size_t k = 0; k < (E); k++)                                                                    \
+        for (size_t j = 0; j < m; j++)                                                                  \
+            dst[dst_at] = src[src_at];
+
+void h5_shuffle(const uint8_t *src, uint8_t *dst, size_t n, size_t elem)
+{
+    size_t m = elem ? n / elem : 0;
+    if (elem <= 1) {
+        memcpy(dst, src, n);
+        return;
+    }
+    if (elem == 2) {
+        uint8_t *a = dst, *b = dst + m;
+        for (size_t j = 0; j < m; j++)
+            a[j] = src[2 * j], b[j] = src[2 * j + 1];
+    } else if (elem == 4) {
+        SHUFFLE_LOOP(4, j * 4 + k, k * m + j)
+    } else {
+        SHUFFLE_LOOP(elem, j * elem + k, k * m + j)
+    }
+    memcpy(dst + m * elem, src + m * elem, n - m * elem);
+}
+
+void h5_unshuffle(const uint8_t *src, uint8_t *dst, size_t n, size_t elem)
+{
+    size_t m = elem ? n / elem : 0;
+    if (elem <= 1) {
+        memcpy(dst, src, n);
+        return;
+    }
+    if (elem == 2) { /* the common case (f16): one pass that interleaves the two planes */
+        const uint8_t *a = src, *b = src + m;
+        for (size_t j = 0; j < m; j++)
+            dst[2 * j] = a[j], dst[2 * j + 1] = b[j];
+    } else if (elem == 4) {
+        SHUFFLE_LOOP(4, k * m + j, j * 4 + k)
+    } else {
+        SHUFFLE_LOOP(elem, k * m + j, j * elem + k)
+    }
+    memcpy(dst + m * elem, src + m * elem, n - m * elem);
+}
+
 // --- reader -------------------------------------------------------------------------------------
 
 struct H5Reader {
@@ -332,6 +413,7 @@ struct H5Reader {
     size_t width;
     uint64_t *checksums;
     uint64_t *rows;       /* [2n] */
+    H5Direct direct;      /* fixed layout: chunks read as stored and decoded outside the lock */
 };
 
 static void reader_free(H5Reader *r)
@@ -469,6 +551,8 @@ static int reader_open(H5Reader *r, const char *path, ShardMeta *meta, LabelInde
                (r->shape.rows_layout || (dd[1] == r->shape.dims[0] && dd[2] == r->shape.dims[1]));
     for (int k = 0; fits && k < r->shape.inner_rank; k++)
         fits = dd[lead + k] == r->shape.inner[k];
+    if (fits && !r->shape.rows_layout)
+        h5_direct_plan(r->data, &r->shape, &r->direct);
     if (!fits || (r->mtype = h5_elem_type(r->shape.dtype)) < 0) {
         char shape[96];
         rc = lmr_fail(err, LMR_ECORRUPT, "%s: %s (rank %d) does not hold clips of %s", path, h5_data_name(r->shape.kind),
@@ -544,6 +628,61 @@ void h5r_id(const H5Reader *r, uint64_t i, const char **id, uint16_t *len)
     *len = (uint16_t)strnlen(*id, r->width);
 }
 
+/* Bytes a stored chunk of a clip of raw bytes may take: deflate's worst case (stored blocks, a few
+ * bytes per 64 KiB) with room to spare. A larger size is damage, refused before it sizes a buffer. */
+static uint64_t chunk_bound(uint64_t raw) { return raw + raw / 16 + 4096; }
+
+/* Clip i through the direct path: its chunk read as stored (under the lock), then inflated and
+ * unshuffled here, outside it, so that several threads decode at once. On success the payload is
+ * at scratch + head + raw. @return 0, 1 when the chunk is not stored (read it through HDF5), or an
+ * error (err does not repeat the path). */
+static int read_direct(H5Reader *r, uint64_t i, uint64_t raw, LmrBuf *scratch, size_t head, char *err)
+{
+    hsize_t off[8] = {i}, csz = 0;
+    uint32_t mask = 0;
+    H5Capture cap;
+    h5_lock(&cap);
+    int rc = 0;
+    if (H5Dget_chunk_storage_size(r->data, off, &csz) < 0)
+        rc = h5_fail(err, NULL, "reading the clip");
+    else if (csz == 0)
+        rc = 1;
+    else if (csz > chunk_bound(raw))
+        rc = lmr_fail(err, LMR_ECORRUPT, "reading the clip: its chunk claims %llu bytes, more than a clip of %llu "
+                      "can take", (unsigned long long)csz, (unsigned long long)raw);
+    else if (buf_reserve(scratch, head + 3 * raw + csz))
+        rc = lmr_fail(err, LMR_ENOMEM, "%llu bytes: out of memory", (unsigned long long)(3 * raw + csz));
+    else if (H5Dread_chunk(r->data, H5P_DEFAULT, off, &mask, scratch->data + head + 3 * raw) < 0)
+        rc = h5_fail(err, NULL, "reading the clip");
+    h5_unlock();
+    if (rc)
+        return rc;
+    uint8_t *payload = scratch->data + head + raw, *tmp = payload + raw, *src = tmp + raw;
+    size_t len = (size_t)csz;
+    int unshuffle = r->direct.shuffle && !(mask & r->direct.shuffle_bit);
+    if (r->direct.deflate && !(mask & r->direct.deflate_bit)) {
+        uint8_t *dst = unshuffle ? tmp : payload;
+        struct libdeflate_decompressor *d = libdeflate_alloc_decompressor();
+        if (!d)
+            return lmr_fail(err, LMR_ENOMEM, "reading the clip: out of memory");
+        size_t got = 0;
+        enum libdeflate_result res = libdeflate_zlib_decompress(d, src, len, dst, (size_t)raw, &got);
+        libdeflate_free_decompressor(d);
+        if (res != LIBDEFLATE_SUCCESS || got != raw)
+            return lmr_fail(err, LMR_ECORRUPT, "reading the clip: its chunk (%zu bytes stored) does not inflate to the "
+                            "clip's %llu bytes: damaged deflate data", len, (unsigned long long)raw);
+        src = dst, len = (size_t)raw;
+    } else if (len != raw) {
+        return lmr_fail(err, LMR_ECORRUPT, "reading the clip: its unfiltered chunk holds %zu bytes, the clip %llu", len,
+                        (unsigned long long)raw);
+    }
+    if (unshuffle)
+        h5_unshuffle(src, payload, (size_t)raw, (size_t)r->shape.elem_size);
+    else if (src != payload)
+        memcpy(payload, src, (size_t)raw);
+    return 0;
+}
+
 int h5r_get(H5Reader *r, uint64_t i, const LabelIndex *labels, LmrBuf *scratch, char *err)
 {
     const H5Shape *s = &r->shape;
@@ -559,24 +698,29 @@ int h5r_get(H5Reader *r, uint64_t i, const LabelIndex *labels, LmrBuf *scratch, 
     uint64_t raw = count * s->inner_elems * s->elem_size;
     size_t head = LMR_RECORD_HEADER + info.id_len + 4 * (size_t)info.n_labels;
     /* the payload is read behind the place record_encode copies it to, so the two never overlap */
-    if (buf_reserve(scratch, head + 2 * raw))
-        return lmr_fail(err, LMR_ENOMEM, "%llu bytes: out of memory", (unsigned long long)raw);
-    uint8_t *payload = scratch->data + head + raw;
-    H5Capture cap;
-    h5_lock(&cap);
-    hid_t fsp, msp;
-    int rc = 0;
-    if (h5_select_clip(r->data, s, i, first, count, &fsp, &msp) == 0) {
-        if (H5Dread(r->data, r->mtype, msp, fsp, H5P_DEFAULT, payload) < 0)
-            rc = h5_fail(err, NULL, "reading the clip");
-        H5Sclose(fsp);
-        H5Sclose(msp);
-    } else {
-        rc = h5_fail(err, NULL, "selecting the clip");
-    }
-    h5_unlock();
-    if (rc)
+    int rc = r->direct.ok ? read_direct(r, i, raw, scratch, head, err) : 1;
+    if (rc < 0)
         return rc;
+    if (rc == 1) { /* through HDF5's own pipeline */
+        if (buf_reserve(scratch, head + 2 * raw))
+            return lmr_fail(err, LMR_ENOMEM, "%llu bytes: out of memory", (unsigned long long)raw);
+        H5Capture cap;
+        h5_lock(&cap);
+        hid_t fsp, msp;
+        rc = 0;
+        if (h5_select_clip(r->data, s, i, first, count, &fsp, &msp) == 0) {
+            if (H5Dread(r->data, r->mtype, msp, fsp, H5P_DEFAULT, scratch->data + head + raw) < 0)
+                rc = h5_fail(err, NULL, "reading the clip");
+            H5Sclose(fsp);
+            H5Sclose(msp);
+        } else {
+            rc = h5_fail(err, NULL, "selecting the clip");
+        }
+        h5_unlock();
+        if (rc)
+            return rc;
+    }
+    uint8_t *payload = scratch->data + head + raw;
     RecordCtx raw_ctx = {.level = 0}; /* level 0 never touches the zstd contexts */
     if ((rc = record_encode(&raw_ctx, &info, payload, scratch)))
         return lmr_fail(err, rc, "%s", raw_ctx.last_error);

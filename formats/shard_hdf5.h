@@ -54,6 +54,23 @@ void *h5_read_small(hid_t file, const char *name, hid_t mt, size_t elem, uint64_
 /** The shape the metadata m describes, checked: kind, dtype, ndim 3..4, no zero dims (T = 0 only
  *  in the rows layout), one clip's size far from overflow. @return 0 or LMR_ECORRUPT (err). */
 int h5_shape_from_meta(H5Shape *s, const ShardMeta *m, int rows_layout, const char *path, char *err);
+/* How the chunks of a fixed-layout data set (one chunk per clip) may bypass HDF5's filter
+ * pipeline: lmr filters them itself (shuffle, then zlib-format deflate with libdeflate) and moves
+ * the stored bytes with H5Dwrite_chunk / H5Dread_chunk. */
+typedef struct {
+    int ok;                /* one chunk per clip, the element type lmr's, a pipeline lmr knows */
+    int shuffle, deflate;  /* filters present */
+    uint32_t shuffle_bit, deflate_bit; /* their bits in a chunk's filter mask (set: skipped) */
+} H5Direct;
+
+/** The plan for data set data holding clips of shape s (fixed layout). Call with the lock held.
+ *  Any other layout, type or filter (zstd, fletcher32, several clips per chunk) gives ok = 0. */
+void h5_direct_plan(hid_t data, const H5Shape *s, H5Direct *p);
+/** HDF5's shuffle filter and its inverse: byte k of every element of elem bytes goes to plane k;
+ *  n % elem trailing bytes are copied as they are. src and dst do not overlap. */
+void h5_shuffle(const uint8_t *src, uint8_t *dst, size_t n, size_t elem);
+void h5_unshuffle(const uint8_t *src, uint8_t *dst, size_t n, size_t elem);
+
 /** 1 when another process holds a lock on path (an HDF5 writer or reader), 0 otherwise. */
 int h5_file_busy(const char *path);
 /** Shape of the records of r. @return 0 or LMR_EUNSUPPORTED (fewer than 3 dims). */

@@ -2,9 +2,12 @@
  * layout); ids, labels, checksums and the metadata stay in memory and are written at close,
  * followed by the `lmr_complete` mark. A resumed writer reads them back first. */
 #include <errno.h>
+#include <libdeflate.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <xxhash.h>
 
 #include "shard_hdf5.h"
@@ -102,6 +105,139 @@ static int h5index_push(H5Index *x, const char *id, size_t len, uint64_t checksu
     return 0;
 }
 
+// --- compressing pool (direct chunk writes) ------------------------------------------------------
+
+/* Clips of the fixed layout are filtered here, not by HDF5: shuffle, then zlib-format deflate with
+ * libdeflate, by a few threads at once; the caller's thread stores the finished chunks in clip
+ * order with H5Dwrite_chunk (HDF5 calls stay on one thread, under the lock). The file is the same
+ * shuffle + deflate HDF5 that HDF5's own filters would write. */
+
+enum { JOB_FREE, JOB_QUEUED, JOB_BUSY, JOB_DONE };
+
+typedef struct {
+    LmrBuf in, out;   /* the clip's raw payload; the filtered chunk */
+    size_t out_len;
+    uint64_t clip;    /* chunk index along dim 0 */
+    int state, rc;
+} H5Job;
+
+typedef struct {
+    pthread_mutex_t mu;
+    pthread_cond_t work, done;
+    pthread_t *threads;
+    int n_threads, n_jobs, stop;
+    H5Job *jobs;
+    uint64_t head, take, tail; /* next to queue, next a thread takes, oldest not yet stored */
+    int level, shuffle, deflate;
+    size_t elem;
+} H5Pool;
+
+static int filter_chunk(H5Pool *p, struct libdeflate_compressor *c, LmrBuf *tmp, H5Job *j)
+{
+    size_t n = j->in.len;
+    const uint8_t *src = j->in.data;
+    if (p->shuffle && p->elem > 1) {
+        if (buf_reserve(tmp, n))
+            return LMR_ENOMEM;
+        h5_shuffle(src, tmp->data, n, p->elem);
+        src = tmp->data;
+    }
+    if (!p->deflate) {
+        if (buf_reserve(&j->out, n ? n : 1))
+            return LMR_ENOMEM;
+        memcpy(j->out.data, src, n);
+        j->out_len = n;
+        return 0;
+    }
+    size_t bound = libdeflate_zlib_compress_bound(c, n);
+    if (buf_reserve(&j->out, bound))
+        return LMR_ENOMEM;
+    j->out_len = libdeflate_zlib_compress(c, src, n, j->out.data, bound);
+    return j->out_len ? 0 : LMR_ECOMPRESS;
+}
+
+static void *pool_thread(void *arg)
+{
+    H5Pool *p = arg;
+    struct libdeflate_compressor *c = p->deflate ? libdeflate_alloc_compressor(p->level) : NULL;
+    LmrBuf tmp;
+    buf_init(&tmp);
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        while (!p->stop && p->take == p->head)
+            pthread_cond_wait(&p->work, &p->mu);
+        if (p->take == p->head) /* stopping, nothing left */
+            break;
+        H5Job *j = &p->jobs[p->take++ % (uint64_t)p->n_jobs];
+        j->state = JOB_BUSY;
+        pthread_mutex_unlock(&p->mu);
+        int rc = p->deflate && !c ? LMR_ENOMEM : filter_chunk(p, c, &tmp, j);
+        pthread_mutex_lock(&p->mu);
+        j->rc = rc;
+        j->state = JOB_DONE;
+        pthread_cond_broadcast(&p->done);
+    }
+    pthread_mutex_unlock(&p->mu);
+    buf_free(&tmp);
+    libdeflate_free_compressor(c);
+    return NULL;
+}
+
+static void pool_free(H5Pool *p)
+{
+    if (!p)
+        return;
+    pthread_mutex_lock(&p->mu);
+    p->stop = 1;
+    pthread_cond_broadcast(&p->work);
+    pthread_mutex_unlock(&p->mu);
+    for (int t = 0; t < p->n_threads; t++)
+        pthread_join(p->threads[t], NULL);
+    for (int k = 0; k < p->n_jobs; k++) {
+        buf_free(&p->jobs[k].in);
+        buf_free(&p->jobs[k].out);
+    }
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->work);
+    pthread_cond_destroy(&p->done);
+    free(p->threads);
+    free(p->jobs);
+    free(p);
+}
+
+/* Threads: the online cores, at most 8; jobs: enough to keep them busy while one chunk is stored. */
+static H5Pool *pool_new(const H5Direct *d, int level, size_t elem)
+{
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    int nt = cores < 1 ? 1 : cores > 8 ? 8 : (int)cores;
+    H5Pool *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    p->n_jobs = 2 * nt + 2;
+    p->level = level, p->shuffle = d->shuffle, p->deflate = d->deflate, p->elem = elem;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->work, NULL);
+    pthread_cond_init(&p->done, NULL);
+    p->jobs = calloc((size_t)p->n_jobs, sizeof *p->jobs);
+    p->threads = calloc((size_t)nt, sizeof *p->threads);
+    if (!p->jobs || !p->threads) {
+        pool_free(p);
+        return NULL;
+    }
+    for (int k = 0; k < p->n_jobs; k++) {
+        buf_init(&p->jobs[k].in);
+        buf_init(&p->jobs[k].out);
+    }
+    for (; p->n_threads < nt; p->n_threads++)
+        if (pthread_create(&p->threads[p->n_threads], NULL, pool_thread, p))
+            break;
+    if (p->n_threads == 0) {
+        pool_free(p);
+        return NULL;
+    }
+    return p;
+}
+
 // --- writer -----------------------------------------------------------------------------------------
 
 struct H5Writer {
@@ -114,6 +250,11 @@ struct H5Writer {
     LabelIndex labels;
     RecordCtx ctx;
     LmrBuf payload;
+    H5Direct direct;   /* fixed layout with a pipeline lmr filters itself: chunks go to the pool */
+    H5Pool *pool;
+    uint64_t n_stored; /* clips whose chunk is in the file (the first n_stored of x) */
+    int failed;        /* 0, or the error of a chunk that could not be stored: later puts fail with it */
+    char fail_err[LMR_ERRLEN];
 };
 
 static hid_t create_data(H5Writer *w, const char *name, int rows_layout)
@@ -168,6 +309,63 @@ static int ensure_cap(H5Writer *w, uint64_t need)
         return -1;
     w->cap = cap;
     return 0;
+}
+
+/* Store the filtered chunk of clip (its index in x) with the lock held. */
+static int store_chunk(H5Writer *w, uint64_t clip, const void *buf, size_t len, char *err)
+{
+    hsize_t off[8] = {clip};
+    char what[LMR_SHOWLEN + 32], show[LMR_SHOWLEN];
+    const char *id = h5index_id(&w->x, clip);
+    snprintf(what, sizeof what, "writing clip %s", lmr_show(show, id, strlen(id)));
+    if (ensure_cap(w, clip + 1) < 0 || H5Dwrite_chunk(w->data, H5P_DEFAULT, 0, off, len, buf) < 0)
+        return h5_fail(err, w->path, what);
+    w->n_stored = clip + 1;
+    return 0;
+}
+
+/* Store the finished chunks of the pool in clip order: every queued one when all, else those done
+ * already and, while the pool is full, the oldest one waited for. The first failure is kept in
+ * w->failed / w->fail_err; later chunks are dropped. @return w->failed. */
+static int pool_flush(H5Writer *w, int all)
+{
+    H5Pool *p = w->pool;
+    pthread_mutex_lock(&p->mu);
+    while (p->tail < p->head) {
+        H5Job *j = &p->jobs[p->tail % (uint64_t)p->n_jobs];
+        if (j->state != JOB_DONE) {
+            if (!all && p->head - p->tail < (uint64_t)p->n_jobs)
+                break;
+            pthread_cond_wait(&p->done, &p->mu);
+            continue;
+        }
+        pthread_mutex_unlock(&p->mu);
+        if (!w->failed) {
+            char show[LMR_SHOWLEN];
+            const char *id = h5index_id(&w->x, j->clip);
+            int rc = j->rc ? lmr_fail(w->fail_err, j->rc, "%s: clip %s: %s", w->path, lmr_show(show, id, strlen(id)),
+                                      j->rc == LMR_ENOMEM ? "out of memory" : "deflate failed")
+                           : store_chunk(w, j->clip, j->out.data, j->out_len, w->fail_err);
+            w->failed = rc;
+        }
+        pthread_mutex_lock(&p->mu);
+        j->state = JOB_FREE;
+        p->tail++;
+    }
+    pthread_mutex_unlock(&p->mu);
+    return w->failed;
+}
+
+/* Decide how clips are stored once the data set is open (fixed layout): lmr's own filters and
+ * direct chunk writes when its pipeline is one lmr knows, else HDF5's H5Dwrite. */
+static void plan_direct(H5Writer *w)
+{
+    h5_direct_plan(w->data, &w->shape, &w->direct);
+    if (w->direct.ok && (w->direct.shuffle || w->direct.deflate)) {
+        int level = w->deflate > 0 ? w->deflate : 4; /* a resumed file keeps its filters, not its level */
+        if (!(w->pool = pool_new(&w->direct, level, (size_t)w->shape.elem_size)))
+            w->direct.ok = 0;
+    }
 }
 
 /* T changed: rewrite the clips so far as rows of a new dataset and continue in that layout. */
@@ -317,6 +515,7 @@ static int resume_existing(H5Writer *w, ShardMeta *meta, char *err)
 
 static void writer_free(H5Writer *w)
 {
+    pool_free(w->pool);
     h5index_free(&w->x);
     labelindex_free(&w->labels);
     record_ctx_free(&w->ctx);
@@ -371,6 +570,9 @@ static int writer_open(H5Writer *w, const char *path, ShardMeta *meta, char *err
             return h5_fail(err, path, "unmarking");
         if (w->x.n && (w->ftype = h5_elem_type(w->shape.dtype)) < 0)
             return h5_fail(err, path, "element type");
+        w->n_stored = w->x.n;
+        if (w->x.n && w->data >= 0 && !w->shape.rows_layout)
+            plan_direct(w);
         return 0;
     }
     w->file = H5Fcreate(path, H5F_ACC_EXCL, H5P_DEFAULT, fapl);
@@ -407,6 +609,8 @@ static int writer_put(H5Writer *w, const RecordInfo *info, char *err)
 {
     H5Shape *s = &w->shape;
     char show[LMR_SHOWLEN];
+    if (w->failed)
+        return lmr_fail(err, w->failed, "%s", w->fail_err);
     if (w->x.n) {
         uint64_t j = *h5index_slot(&w->x, info->id, info->id_len);
         if (j--) { /* stored already: the same clip when checksum, T and labels agree */
@@ -419,14 +623,9 @@ static int writer_put(H5Writer *w, const RecordInfo *info, char *err)
                                    lmr_show(show, info->id, info->id_len));
         }
     }
-    if (info->raw_size > SIZE_MAX / 2 || buf_reserve(&w->payload, info->raw_size))
-        return lmr_fail(err, LMR_ENOMEM, "%s: clip %s: %llu bytes: out of memory", w->path,
-                        lmr_show(show, info->id, info->id_len), (unsigned long long)info->raw_size);
-    int rc = record_payload(&w->ctx, info, w->payload.data, w->payload.cap);
-    if (rc)
-        return lmr_fail(err, rc, "%s: %s", w->path, w->ctx.last_error);
     if (w->data < 0) { /* first record: it decides the shape */
-        if ((rc = h5_shape_set(s, info))) {
+        int rc = h5_shape_set(s, info);
+        if (rc) {
             char shape[96];
             return lmr_fail(err, rc, "%s: clip %s: records of %s cannot be stored in HDF5 (3 or 4 dims)", w->path,
                             lmr_show(show, info->id, info->id_len),
@@ -434,26 +633,72 @@ static int writer_put(H5Writer *w, const RecordInfo *info, char *err)
         }
         if ((w->ftype = h5_elem_type(s->dtype)) < 0 || (w->data = create_data(w, h5_data_name(s->kind), 0)) < 0)
             return h5_fail(err, w->path, "creating the data set");
+        plan_direct(w);
     }
     uint64_t count = (uint64_t)info->dims[0] * info->dims[1];
-    if (!s->rows_layout && info->dims[1] != s->dims[1])
+    if (!s->rows_layout && info->dims[1] != s->dims[1]) { /* every chunk stored before the data move */
+        if (w->pool && pool_flush(w, 1))
+            return lmr_fail(err, w->failed, "%s", w->fail_err);
+        pool_free(w->pool);
+        w->pool = NULL;
+        w->direct.ok = 0;
         LMR_TRY(convert_to_rows(w, err));
-    uint64_t first = s->rows_layout ? w->rows_total : w->x.n * count;
-    if (ensure_cap(w, s->rows_layout ? first + count : w->x.n + 1) < 0)
-        return h5_fail(err, w->path, "extending the data set");
-    hid_t fsp, msp;
-    if (h5_select_clip(w->data, s, w->x.n, first, count, &fsp, &msp) < 0)
-        return h5_fail(err, w->path, "selecting");
-    herr_t hr = H5Dwrite(w->data, w->ftype, msp, fsp, H5P_DEFAULT, w->payload.data);
-    if (hr < 0)
-        rc = h5_fail(err, w->path, "writing a clip");
-    H5Sclose(fsp);
-    H5Sclose(msp);
+    }
+    /* the raw payload goes to a free job of the pool, else to w->payload */
+    LmrBuf *dst = &w->payload;
+    H5Job *job = NULL;
+    if (w->pool) {
+        if (pool_flush(w, 0))
+            return lmr_fail(err, w->failed, "%s", w->fail_err);
+        job = &w->pool->jobs[w->pool->head % (uint64_t)w->pool->n_jobs];
+        dst = &job->in;
+    }
+    if (info->raw_size > SIZE_MAX / 2 || buf_reserve(dst, info->raw_size ? info->raw_size : 1))
+        return lmr_fail(err, LMR_ENOMEM, "%s: clip %s: %llu bytes: out of memory", w->path,
+                        lmr_show(show, info->id, info->id_len), (unsigned long long)info->raw_size);
+    int rc = record_payload(&w->ctx, info, dst->data, dst->cap);
     if (rc)
-        return rc;
+        return lmr_fail(err, rc, "%s: %s", w->path, w->ctx.last_error);
+    dst->len = info->raw_size;
+    uint64_t first = s->rows_layout ? w->rows_total : w->x.n * count;
     if (h5index_push(&w->x, info->id, info->id_len, info->checksum, first, count) ||
         labelindex_push(&w->labels, info->labels, info->n_labels))
         return lmr_fail(err, LMR_ENOMEM, "%s: index", w->path);
+    uint64_t clip = w->x.n - 1;
+    if (job) {
+        H5Pool *p = w->pool;
+        pthread_mutex_lock(&p->mu);
+        job->clip = clip;
+        job->rc = 0;
+        job->state = JOB_QUEUED;
+        p->head++;
+        pthread_cond_signal(&p->work);
+        pthread_mutex_unlock(&p->mu);
+        return 0;
+    }
+    if (w->direct.ok) /* no filter: the raw bytes are the chunk */
+        rc = store_chunk(w, clip, dst->data, dst->len, err);
+    else if (ensure_cap(w, s->rows_layout ? first + count : clip + 1) < 0)
+        rc = h5_fail(err, w->path, "extending the data set");
+    else {
+        hid_t fsp, msp;
+        if (h5_select_clip(w->data, s, clip, first, count, &fsp, &msp) < 0)
+            rc = h5_fail(err, w->path, "selecting");
+        else {
+            if (H5Dwrite(w->data, w->ftype, msp, fsp, H5P_DEFAULT, dst->data) < 0)
+                rc = h5_fail(err, w->path, "writing a clip");
+            H5Sclose(fsp);
+            H5Sclose(msp);
+        }
+    }
+    if (rc) { /* the clip is not in the file: out of the index again (it was the last one in) */
+        w->x.n--;
+        *h5index_slot(&w->x, info->id, info->id_len) = 0;
+        w->labels.n--;
+        w->labels.n_labels_total = w->labels.label_off[w->labels.n];
+        return rc;
+    }
+    w->n_stored = w->x.n;
     if (s->rows_layout)
         w->rows_total += count;
     return 0;
@@ -582,6 +827,35 @@ static int write_tables(H5Writer *w, const ShardMeta *meta, char *err)
     return 0;
 }
 
+/* After a chunk failed to be stored, the clips queued behind it are not in the file: drop them from
+ * the index and from a copy of the metadata (records, class counts) that out then describes;
+ * out->class_counts is owned (free). @return 0 or LMR_ENOMEM. */
+static int drop_unstored(H5Writer *w, const ShardMeta *meta, ShardMeta *out)
+{
+    *out = *meta;
+    out->class_counts = NULL;
+    if (meta->n_classes > 0 && meta->class_counts) {
+        if (!(out->class_counts = malloc(sizeof(int64_t) * (size_t)meta->n_classes)))
+            return LMR_ENOMEM;
+        memcpy(out->class_counts, meta->class_counts, sizeof(int64_t) * (size_t)meta->n_classes);
+    }
+    for (uint64_t i = w->n_stored; i < w->x.n; i++) {
+        const int32_t *l = w->labels.labels + w->labels.label_off[i];
+        uint64_t nl = w->labels.label_off[i + 1] - w->labels.label_off[i];
+        for (uint64_t a = 0; a < nl; a++) { /* each distinct label of the clip was counted once */
+            int seen = 0;
+            for (uint64_t b = 0; b < a && !seen; b++)
+                seen = l[b] == l[a];
+            if (!seen && l[a] >= 0 && l[a] < out->n_classes && out->class_counts)
+                out->class_counts[l[a]]--;
+        }
+    }
+    out->n_records -= w->x.n - w->n_stored;
+    w->x.n = w->labels.n = w->n_stored;
+    w->labels.n_labels_total = w->labels.label_off[w->n_stored];
+    return 0;
+}
+
 int h5w_close(H5Writer **pw, const ShardMeta *meta, char *err)
 {
     if (!pw || !*pw)
@@ -590,9 +864,25 @@ int h5w_close(H5Writer **pw, const ShardMeta *meta, char *err)
     H5Capture cap;
     h5_lock(&cap);
     int rc = 0;
-    if (meta && w->file >= 0)
+    if (w->pool)
+        pool_flush(w, 1);
+    pool_free(w->pool);
+    w->pool = NULL;
+    ShardMeta kept;
+    int trimmed = 0;
+    if (meta && w->n_stored < w->x.n) {
+        if ((rc = drop_unstored(w, meta, &kept)))
+            lmr_fail(err, rc, "%s: out of memory", w->path);
+        else
+            trimmed = 1, meta = &kept;
+    }
+    if (!rc && meta && w->file >= 0)
         rc = write_tables(w, meta, err);
+    if (!rc && w->failed) /* the stored clips are safe; the first one that is not is the error */
+        rc = lmr_fail(err, w->failed, "%s", w->fail_err);
     rc = writer_close_file(w, rc, err);
+    if (trimmed)
+        free(kept.class_counts);
     h5_unlock();
     writer_free(w);
     *pw = NULL;

@@ -31,7 +31,7 @@ test_venv() {
 }
 
 pkgs=(pkg-config cmake make gcc ffmpeg libavformat-dev libavcodec-dev libswscale-dev libavutil-dev
-      libhdf5-dev liblmdb-dev libzstd-dev libcsv-dev libjansson-dev libopenblas-dev libxxhash-dev
+      libhdf5-dev libdeflate-dev liblmdb-dev libzstd-dev libcsv-dev libjansson-dev libopenblas-dev libxxhash-dev
       libcairo2-dev python3 python3-numpy)
 if [ "${1:-}" = "--test" ]; then
   pkgs+=(python3-h5py python3-lmdb python3-numpy python3-sklearn openmpi-bin libopenmpi-dev

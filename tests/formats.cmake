@@ -6,6 +6,7 @@ set_target_properties(gen_records PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BI
 lmr_add_test(test_record SOURCES test_record.c LIBS lmrformats m LABELS unit)
 lmr_add_test(test_shard SOURCES test_shard.c LIBS lmrformats Threads::Threads LABELS unit)
 lmr_add_test(test_shard_damage SOURCES test_shard_damage.c LIBS lmrformats Threads::Threads LABELS unit)
+lmr_add_test(test_shard_direct SOURCES test_shard_direct.c LIBS lmrformats LABELS unit)
 lmr_add_test(test_classes SOURCES test_classes.c LIBS lmrformats LABELS unit)
 
 # Interop: plain h5py / python-lmdb read what lmr-pack wrote (Debian's python3).
