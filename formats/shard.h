@@ -35,6 +35,8 @@ typedef struct {
     char lmr_version[16];
     char **class_names;        /* [n_class_names] from --labels, or NULL; owned */
     int n_class_names;
+    char reduced[8];           /* "mean": each view is its mean over T (lmr-pack --reduce), "" otherwise */
+    uint32_t reduced_t[2];     /* the T range (min, max) of the records before the reduction */
 } ShardMeta;
 
 void shardmeta_init(ShardMeta *m);
@@ -125,5 +127,7 @@ int shardset_walked(const ShardSet *s);
  *  than the file (ignored by readers). @return 0, LMR_ECORRUPT naming the first disagreement, or
  *  an open error. */
 int shard_check_index(const char *path, int *state, char *err);
+/** 1 when the file starts with the HDF5 signature, 0 otherwise, -errno when unreadable. */
+int shard_is_hdf5(const char *path);
 
 #endif
