@@ -246,6 +246,11 @@ int dataset_digest(Dataset *d, char hex[17], char *err)
 
 void dataset_close(Dataset *d)
 {
+    if (d) {
+        free(d->cache);
+        free((void *)d->cache_state);
+        d->cache = NULL, d->cache_state = NULL, d->cache_n = 0;
+    }
     if (!d)
         return;
     shardset_close(&d->set);
@@ -303,6 +308,8 @@ static void add_f16_row(float *out, const uint16_t *x, float *tmp, int D)
     }
 }
 
+static int read_view(Dataset *d, DatasetReader *r, uint64_t i, int view, float *out, char *err);
+
 int dataset_read(Dataset *d, DatasetReader *r, uint64_t i, int view, float *out, char *err)
 {
     int D = d->D;
@@ -310,6 +317,70 @@ int dataset_read(Dataset *d, DatasetReader *r, uint64_t i, int view, float *out,
         memcpy(out, d->mem + ((size_t)i * d->views + (size_t)view) * D, (size_t)D * sizeof *out);
         return 0;
     }
+    if (i >= d->cache_n)
+        return read_view(d, r, i, view, out, err);
+    float *slot = d->cache + (size_t)i * d->views * D;
+    unsigned char st = atomic_load_explicit(&d->cache_state[i], memory_order_acquire);
+    if (st == 2) {
+        memcpy(out, slot + (size_t)view * D, (size_t)D * sizeof *out);
+        return 0;
+    }
+    unsigned char empty = 0;
+    if (st != 0 || !atomic_compare_exchange_strong(&d->cache_state[i], &empty, 1))
+        return read_view(d, r, i, view, out, err); /* another thread fills it */
+    int rc = 0;
+    for (int v = 0; v < d->views && !rc; v++)
+        rc = read_view(d, r, i, v, slot + (size_t)v * D, err);
+    if (rc) {
+        atomic_store_explicit(&d->cache_state[i], 0, memory_order_release);
+        return rc;
+    }
+    atomic_store_explicit(&d->cache_state[i], 2, memory_order_release);
+    memcpy(out, slot + (size_t)view * D, (size_t)D * sizeof *out);
+    return 0;
+}
+
+int dataset_cache(Dataset *d, uint64_t mb, char *err)
+{
+    free(d->cache);
+    free((void *)d->cache_state);
+    d->cache = NULL, d->cache_state = NULL, d->cache_n = 0;
+    if (!mb || d->mem || !d->set)
+        return 0;
+    uint64_t per = (uint64_t)d->views * (uint64_t)d->D * sizeof(float) + 1;
+    uint64_t n = (mb << 20) / per;
+    if (n > d->n)
+        n = d->n;
+    if (!n)
+        return 0;
+    d->cache = malloc((size_t)n * (size_t)d->views * (size_t)d->D * sizeof(float)); /* untouched pages cost nothing */
+    d->cache_state = calloc((size_t)n, 1);
+    if (!d->cache || !d->cache_state) {
+        free(d->cache);
+        free((void *)d->cache_state);
+        d->cache = NULL, d->cache_state = NULL;
+        return lmr_fail(err, LMR_ENOMEM, "--cache-mb %llu: out of memory", (unsigned long long)mb);
+    }
+    d->cache_n = n;
+    return 0;
+}
+
+uint64_t dataset_cache_default_mb(void)
+{
+    FILE *f = fopen("/proc/meminfo", "r");
+    char line[256];
+    unsigned long long kb = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return kb / 1024 / 4;
+}
+
+static int read_view(Dataset *d, DatasetReader *r, uint64_t i, int view, float *out, char *err)
+{
+    int D = d->D;
     RecordInfo info;
     int rc = shardset_get(d->set, i, &r->scratch, &info);
     if (rc < 0)
