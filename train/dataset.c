@@ -392,8 +392,12 @@ static int read_view(Dataset *d, DatasetReader *r, uint64_t i, int view, float *
     // room for the payload, then one f32 row for f16 conversion
     if ((rc = buf_reserve(&r->payload, info.raw_size + 64 + (size_t)D * sizeof(float))) < 0)
         return lmr_fail(err, rc, "out of memory");
-    if ((rc = record_payload(&r->rctx, &info, r->payload.data, r->payload.cap)) < 0)
-        return lmr_fail(err, rc, "%s", r->rctx.last_error);
+    if ((rc = record_payload(&r->rctx, &info, r->payload.data, r->payload.cap)) < 0) {
+        const char *id, *file = NULL;
+        uint16_t idl;
+        shardset_id(d->set, i, &id, &idl, &file);
+        return lmr_fail(err, rc, "%s: %s", file ? file : "?", r->rctx.last_error);
+    }
     memset(out, 0, (size_t)D * sizeof *out);
     size_t row0 = (size_t)view * T;
     if (info.dtype == LMR_DT_F32) {
