@@ -30,6 +30,7 @@ assert m["reduced_t"][0] >= 6 and m["reduced_t"][1] <= 12 and m["reduced_t"][0] 
 assert m["dtype"] == "f32" and m["dims"][1] == 1 and m["n_records"] == 300, m
 PY
 [ "$(stat -c %s r.lmdb)" -lt "$(stat -c %s a.lmdb)" ] || fail "the reduced shard is not smaller"
+"$B/lmr-pack" --info r.lmdb | grep -q "^reduced *mean over T (T 6 to 12 before" || fail "--info shows the reduction"
 st=0; "$B/lmr-pack" --reduce mean -o a.lmdb a.lmdb > out.txt 2> err.txt || st=$?
 [ $st -eq 2 ] || fail "--reduce over its input"
 st=0; "$B/lmr-pack" --reduce max -o x.lmdb a.lmdb 2> err.txt || st=$?
@@ -50,7 +51,7 @@ ka = {k: v for k, v in a.items() if isinstance(v, (int, float))}
 kr = {k: v for k, v in r.items() if isinstance(v, (int, float))}
 assert ka == kr and ka, (ka, kr)" || fail "lmr-eval scores differ"
 
-echo "test 3: the cache of per-clip means (default, and one too small for every clip): the same bits"
+echo "test 3: the cache of per-clip means (default; 1 MiB with 2 threads): the same bits (a cache of part of the clips: test_train_data)"
 "$B/lmr-train" --stage init --train a.lmdb --out c.safetensors --epochs 3 --batch 32 --threads 1 --quiet
 tensors c.safetensors > c.bin
 cmp -s a.bin c.bin || fail "the cache changed the weights"
