@@ -60,6 +60,12 @@ cmp -s a.bin c.bin || fail "the cache changed the weights"
 tensors p.safetensors > p.bin
 tensors q.safetensors > q.bin
 cmp -s p.bin q.bin || fail "the cache changed the weights (2 threads)"
+for c in 0 64; do # the validation set is cached too
+    "$B/lmr-train" --stage init --train a.lmdb --val r.lmdb --out v$c.safetensors --epochs 2 --batch 32 --threads 1 \
+        --quiet --cache-mb $c --log v$c.jsonl 2> /dev/null
+    "$LMR_PYTHON" -c "import json,sys; [print(json.loads(l)['val']) for l in open(sys.argv[1])]" v$c.jsonl > v$c.txt
+done
+cmp -s v0.txt v64.txt && [ -s v0.txt ] || fail "the cache changed the validation numbers"
 
 echo "test 4: --verify checks the index; --reindex writes one for a shard without"
 "$B/lmr-pack" --verify a.lmdb > out.txt || fail "--verify"

@@ -449,6 +449,12 @@ int main(int argc, char **argv)
             fprintf(stderr, "lmr-train: %s\n", err);
             goto out;
         }
+        /* the validation set gets what the training set leaves */
+        uint64_t used = (tr.cache_n * ((uint64_t)tr.views * (uint64_t)tr.D * sizeof(float) + 1) + (1u << 20) - 1) >> 20;
+        if (n_val && mb > used && (rc = dataset_cache(&va, mb - used, err)) < 0) {
+            fprintf(stderr, "lmr-train: %s\n", err);
+            goto out;
+        }
         if (!nc.quiet && !nc.silent && shardset_walked(tr.set))
             fprintf(stderr, "lmr-train: note: %d training shard%s without a current index: opened by reading every "
                     "record (lmr-pack --reindex SHARD writes it)\n", shardset_walked(tr.set),
