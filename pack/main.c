@@ -52,7 +52,8 @@ static const char usage[] =
     "                      naming the bad records and the first bad shard\n"
     "  --threads N         threads for --verify (default 2)\n"
     "  --reduce mean       copy the SHARDs' clips with each view replaced by its mean over T\n"
-    "                      (f32, T = 1): what lmr-train reads from them, T times smaller\n"
+    "                      (f32, T = 1): what lmr-train reads from them, bit for bit; with\n"
+    "                      --dtype f16 half that size, the means rounded to f16\n"
     "  --reindex           write the per-clip index of LMDB shards packed without one\n"
     "\n"
     "Import features made elsewhere, one record per clip ([D], [T, D] or [views, T, D], f16/f32;\n"
@@ -340,7 +341,7 @@ static int run_reindex(char **paths, int n)
 }
 
 /* --reduce mean: the shards' clips, each view averaged over T, into out. */
-static int run_reduce(const char *out, const ShardWriterOpts *wo, const char *const *paths, int n, int quiet)
+static int run_reduce(const char *out, const ShardWriterOpts *wo, int dtype, const char *const *paths, int n, int quiet)
 {
     char err[LMR_ERRLEN] = "";
     int rc = lmr_check_outputs(paths, n, &out, 1, err);
@@ -360,7 +361,7 @@ static int run_reduce(const char *out, const ShardWriterOpts *wo, const char *co
         return 1;
     }
     PackStats st;
-    rc = pack_reduce(s, w, &st, err);
+    rc = pack_reduce_as(s, w, dtype, &st, err);
     int crc = shardwriter_close(&w);
     shardset_close(&s);
     if (rc || crc) {
@@ -656,7 +657,9 @@ int main(int argc, char **argv)
             return usage_error("--reduce copies shards: not with --info or --verify");
         if (!out || n_inputs < 1)
             return usage_error("--reduce mean needs -o OUT and at least one SHARD");
-        return run_reduce(out, &wo, (const char *const *)argv + optind, n_inputs, quiet);
+        if (import_opt && strcmp(import_opt, "--dtype"))
+            return usage_error("%s goes with --from-npy, --from-hdf5 or --from-videolt", import_opt);
+        return run_reduce(out, &wo, dtype ? dtype : LMR_DT_F32, (const char *const *)argv + optind, n_inputs, quiet);
     }
     if (info || verify) {
         if (info && verify)

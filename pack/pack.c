@@ -372,6 +372,11 @@ int pack_run(ShardWriter *w, const char *const *inputs, int n_inputs, const Pack
 
 int pack_reduce(ShardSet *s, ShardWriter *w, PackStats *st, char *err)
 {
+    return pack_reduce_as(s, w, LMR_DT_F32, st, err);
+}
+
+int pack_reduce_as(ShardSet *s, ShardWriter *w, int dtype, PackStats *st, char *err)
+{
     memset(st, 0, sizeof *st);
     double t0 = now_s();
     const ShardMeta *sm = shardset_meta(s);
@@ -385,6 +390,7 @@ int pack_reduce(ShardSet *s, ShardWriter *w, PackStats *st, char *err)
     LmrBuf scratch, payload, out;
     buf_init(&scratch), buf_init(&payload), buf_init(&out);
     float *mean = NULL, *tmp = NULL;
+    uint16_t *half = NULL;
     uint32_t tmin = UINT32_MAX, tmax = 0;
     int rc = 0;
     char show[LMR_SHOWLEN];
@@ -403,7 +409,8 @@ int pack_reduce(ShardSet *s, ShardWriter *w, PackStats *st, char *err)
             lmr_fail(err, rc, "clip %s: %s", lmr_show(show, info.id, info.id_len), ctx.last_error);
             break;
         }
-        if (!mean && (!(mean = malloc(sizeof(float) * V * D)) || !(tmp = malloc(sizeof(float) * D)))) {
+        if (!mean && (!(mean = malloc(sizeof(float) * V * D)) || !(tmp = malloc(sizeof(float) * D)) ||
+                      !(half = malloc(sizeof(uint16_t) * V * D)))) {
             rc = lmr_fail(err, LMR_ENOMEM, "out of memory");
             break;
         }
@@ -426,9 +433,11 @@ int pack_reduce(ShardSet *s, ShardWriter *w, PackStats *st, char *err)
         }
         tmin = T < tmin ? T : tmin, tmax = T > tmax ? T : tmax;
         RecordInfo r = info;
-        r.dtype = LMR_DT_F32;
+        r.dtype = (uint8_t)dtype;
         r.dims[1] = 1;
-        if ((rc = record_encode(&ctx, &r, mean, &out))) {
+        if (dtype == LMR_DT_F16)
+            lmr_f32_to_f16(mean, half, (size_t)V * D);
+        if ((rc = record_encode(&ctx, &r, dtype == LMR_DT_F16 ? (const void *)half : mean, &out))) {
             lmr_fail(err, rc, "clip %s: %s", lmr_show(show, info.id, info.id_len), ctx.last_error);
             break;
         }
@@ -448,7 +457,7 @@ int pack_reduce(ShardSet *s, ShardWriter *w, PackStats *st, char *err)
             lmr_fail(err, rc, "%s", shardwriter_error(w));
     }
     st->seconds = now_s() - t0;
-    free(mean), free(tmp);
+    free(mean), free(tmp), free(half);
     buf_free(&scratch), buf_free(&payload), buf_free(&out);
     record_ctx_free(&ctx);
     shardmeta_free(&hint);

@@ -71,6 +71,9 @@ int pack_run(ShardWriter *w, const char *const *inputs, int n_inputs, const Pack
  *  the copy gives the same features bit for bit. The metadata records "reduced": "mean" and the T
  *  range before. @return 0, or an error naming the clip. */
 int pack_reduce(ShardSet *s, ShardWriter *w, PackStats *st, char *err);
+/** The same with the means stored as dtype (LMR_DT_F32, or LMR_DT_F16: half the bytes, the means
+ *  rounded to f16, so training on it is the same only up to that rounding). */
+int pack_reduce_as(ShardSet *s, ShardWriter *w, int dtype, PackStats *st, char *err);
 
 /* --- --verify and --info ---------------------------------------------------------------------- */
 

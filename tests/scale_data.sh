@@ -67,6 +67,16 @@ for c in 0 64; do # the validation set is cached too
 done
 cmp -s v0.txt v64.txt && [ -s v0.txt ] || fail "the cache changed the validation numbers"
 
+echo "test 3b: --reduce mean --dtype f16: half the size again; the weights within f16 rounding"
+"$B/lmr-pack" -q --reduce mean --dtype f16 -o h.lmdb a.lmdb > /dev/null
+"$B/lmr-pack" --info h.lmdb | grep -q "features f16 \[views 2, T 1, D 32\]" || fail "f16 means"
+[ "$(stat -c %s h.lmdb)" -lt "$(stat -c %s r.lmdb)" ] || fail "the f16 means are not smaller"
+"$B/lmr-train" --stage init --train h.lmdb --out h.safetensors --epochs 3 --batch 32 --threads 1 --quiet --cache-mb 0
+tensors h.safetensors > h.bin
+cmp -s a.bin h.bin && fail "f16 means rounded nothing?"
+"$LMR_PYTHON" "$LMR_SRC/tests/ckpt_compare.py" a.safetensors h.safetensors --atol 2e-3 --rtol 2e-2 > cmp.txt ||
+    { cat cmp.txt; fail "the f16 means train other weights"; }
+
 echo "test 4: --verify checks the index; --reindex writes one for a shard without"
 "$B/lmr-pack" --verify a.lmdb > out.txt || fail "--verify"
 grep -q "no index" out.txt && fail "a fresh shard has its index"
