@@ -58,8 +58,15 @@ echo "features f16 [1, $T, $D], $EPOCHS epochs, $THREADS threads, $(nproc) cores
 printf '%9s %9s %8s %8s %10s %10s %10s %10s %10s %9s %9s\n' clips shard_MB gen+pack_s open_s \
     ep1_sps ep2_sps nocache2 memory_sps rss_MB rss_noc rss_mem
 
-# samples/s of epoch E from a --log file
-sps() { $PY -c "import json,sys; print(int([json.loads(l) for l in open(sys.argv[1])][int(sys.argv[2]) - 1]['samples_per_s']))" "$1" "$2"; }
+# samples/s of epoch E alone from a --log file (its samples_per_s averages the run so far)
+sps() {
+    $PY -c "
+import json, sys
+e = [json.loads(l) for l in open(sys.argv[1])]
+k = int(sys.argv[2]) - 1
+steps = e[k]['step'] - (e[k - 1]['step'] if k else 0)
+print(int(steps * 256 / e[k]['seconds']))" "$1" "$2"
+}
 train() { # log extra...: runs lmr-train, prints its peak RSS in MB
     local log=$1
     shift

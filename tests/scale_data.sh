@@ -60,6 +60,15 @@ cmp -s a.bin c.bin || fail "the cache changed the weights"
 tensors p.safetensors > p.bin
 tensors q.safetensors > q.bin
 cmp -s p.bin q.bin || fail "the cache changed the weights (2 threads)"
+# batches of 30 read all 300 clips in epoch 1: from epoch 2 the cache is the features in memory
+"$B/lmr-train" --stage init --train a.lmdb --out m.safetensors --epochs 3 --batch 30 --threads 2 --quiet --log m.jsonl
+"$B/lmr-train" --stage init --train a.lmdb --out n.safetensors --epochs 3 --batch 30 --threads 2 --quiet --cache-mb 0 \
+    --log n.jsonl
+tensors m.safetensors > m.bin
+tensors n.safetensors > n.bin
+cmp -s m.bin n.bin || fail "the cache as features in memory changed the weights"
+[ "$(grep -c '"from_memory":true' m.jsonl)" = 2 ] && [ "$(grep -c '"from_memory":true' n.jsonl)" = 0 ] ||
+    { cat m.jsonl; fail "epochs 2 and 3 were not read from memory"; }
 for c in 0 64; do # the validation set is cached too
     "$B/lmr-train" --stage init --train a.lmdb --val r.lmdb --out v$c.safetensors --epochs 2 --batch 32 --threads 1 \
         --quiet --cache-mb $c --log v$c.jsonl 2> /dev/null

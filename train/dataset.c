@@ -251,6 +251,8 @@ int dataset_digest(Dataset *d, char hex[17], char *err)
 void dataset_close(Dataset *d)
 {
     if (d) {
+        if (d->mem == d->cache)
+            d->mem = NULL;
         free(d->cache);
         free((void *)d->cache_state);
         d->cache = NULL, d->cache_state = NULL, d->cache_n = 0;
@@ -340,12 +342,25 @@ int dataset_read(Dataset *d, DatasetReader *r, uint64_t i, int view, float *out,
         return rc;
     }
     atomic_store_explicit(&d->cache_state[i], 2, memory_order_release);
+    atomic_fetch_add_explicit(&d->cache_filled, 1, memory_order_relaxed);
     memcpy(out, slot + (size_t)view * D, (size_t)D * sizeof *out);
     return 0;
 }
 
+int dataset_cache_to_memory(Dataset *d)
+{
+    if (d->mem || !d->cache || d->cache_n != d->n ||
+        atomic_load_explicit(&d->cache_filled, memory_order_acquire) != d->n)
+        return 0;
+    d->mem = d->cache;
+    return 1;
+}
+
 int dataset_cache(Dataset *d, uint64_t mb, char *err)
 {
+    if (d->mem && d->mem == d->cache)
+        d->mem = NULL;
+    atomic_store(&d->cache_filled, 0);
     free(d->cache);
     free((void *)d->cache_state);
     d->cache = NULL, d->cache_state = NULL, d->cache_n = 0;

@@ -25,6 +25,7 @@ typedef struct {
                           * their first read (dataset_cache); NULL = off */
     _Atomic unsigned char *cache_state; /* (cache_n) 0 empty, 1 being filled, 2 ready */
     uint64_t cache_n;
+    _Atomic uint64_t cache_filled; /* slots ready */
     char last_error[LMR_ERRLEN];
 } Dataset;
 
@@ -60,6 +61,10 @@ int dataset_preload(Dataset *d, char *err);
  *  later epochs read those clips from memory: the features are the same bits either way. Pages of
  *  the cache cost memory only once filled. mb = 0: off. @return 0 or LMR_ENOMEM. */
 int dataset_cache(Dataset *d, uint64_t mb, char *err);
+/** When the cache holds every clip (all read once), make it the set's in-memory features (mem,
+ *  borrowed from the cache), so batches become a gather like --preload's. @return 1 when done,
+ *  0 when not (yet) possible. */
+int dataset_cache_to_memory(Dataset *d);
 /** A default for dataset_cache: a quarter of MemAvailable (/proc/meminfo), in MiB; 0 when unknown. */
 uint64_t dataset_cache_default_mb(void);
 
