@@ -148,7 +148,7 @@ def lmdb_dataset(torch, path):
             self.path, self.env = path, None
             env = lmdb.open(path, subdir=False, readonly=True, lock=False)
             with env.begin() as txn:
-                self.keys = [k for k, _ in txn.cursor() if k != b"__meta__"]
+                self.keys = [k for k, _ in txn.cursor() if k not in (b"__meta__", b"__index__")]
                 self.meta = json.loads(txn.get(b"__meta__"))
             env.close()
 

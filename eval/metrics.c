@@ -5,9 +5,12 @@
  * compared number for number. */
 #include "metrics.h"
 
+#include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 // --- accumulation --------------------------------------------------------------------------
 
@@ -38,7 +41,9 @@ void eval_acc_free(EvalAcc *a)
     free(a->class_n);
     free(a->class_correct);
     free(a->confusion);
-    free(a->scores);
+    if (a->spill)
+        fclose(a->spill);
+    free(a->label_scores);
     free(a->labels);
     free(a->label_off);
     free(a->dscores);
@@ -89,12 +94,21 @@ void eval_sum_softmax(const float *logits, int n_views, int n_classes, float *ou
 static int keep_clip(EvalAcc *a, const float *scores, const int32_t *labels, int n_labels)
 {
     int64_t C = a->n_classes, n = a->n_labelled;
+    if (!a->spill) {
+        const char *dir = getenv("TMPDIR");
+        char path[4096];
+        snprintf(path, sizeof path, "%s/lmr_eval_scores_XXXXXX", dir && dir[0] ? dir : "/tmp");
+        int fd = mkstemp(path);
+        if (fd < 0 || !(a->spill = fdopen(fd, "w+b"))) {
+            int e = errno;
+            if (fd >= 0)
+                close(fd), unlink(path);
+            return LMR_FAIL(a, -e, "eval: a temporary file for the scores in %s: %s", path, strerror(e));
+        }
+        unlink(path); /* gone with the last close */
+    }
     if (n + 1 > a->cap_clips) {
         int64_t cap = a->cap_clips ? a->cap_clips * 2 : 256;
-        float *s = realloc(a->scores, (size_t)(cap * C) * sizeof *s);
-        if (!s)
-            return LMR_ENOMEM;
-        a->scores = s;
         int64_t *off = realloc(a->label_off, (size_t)(cap + 1) * sizeof *off);
         if (!off)
             return LMR_ENOMEM;
@@ -110,10 +124,18 @@ static int keep_clip(EvalAcc *a, const float *scores, const int32_t *labels, int
         if (!l)
             return LMR_ENOMEM;
         a->labels = l;
+        float *ls = realloc(a->label_scores, (size_t)cap * sizeof *ls);
+        if (!ls)
+            return LMR_ENOMEM;
+        a->label_scores = ls;
         a->cap_labels = cap;
     }
-    memcpy(a->scores + n * C, scores, (size_t)C * sizeof *scores);
+    if (fwrite(scores, sizeof *scores, (size_t)C, a->spill) != (size_t)C)
+        return LMR_FAIL(a, -(errno ? errno : EIO), "eval: writing the scores to a temporary file: %s",
+                        strerror(errno ? errno : EIO));
     memcpy(a->labels + used, labels, (size_t)n_labels * sizeof *labels);
+    for (int i = 0; i < n_labels; i++)
+        a->label_scores[used + i] = scores[labels[i]];
     a->label_off[n + 1] = used + n_labels;
     return 0;
 }
@@ -210,27 +232,109 @@ static void group_means(const double *v, const int *groups, int C, double *all, 
         memcpy(n_per, gn, sizeof gn);
 }
 
+static int cmp_float_desc(const void *pa, const void *pb)
+{
+    float a = *(const float *)pa, b = *(const float *)pb;
+    return (a < b) - (a > b);
+}
+
+/* Average precision of every class from one pass over the spilled scores. Only the thresholds
+ * at a positive's score move the recall, so per class it needs those (desc, with the positives
+ * at each) and, for each, the number of clips scoring at least it: a clip's score of class c adds
+ * one to every threshold of c at or below it (a difference array). The sum runs over the same
+ * thresholds in the same order as eval_average_precision's, with the same terms: the same bits. */
 static int compute_ap(const EvalAcc *a, double *class_ap)
 {
-    int64_t N = a->n_labelled, C = a->n_classes;
-    EvalScorePair *pairs = malloc((size_t)(N ? N : 1) * sizeof *pairs);
-    if (!pairs)
-        return LMR_ENOMEM;
-    for (int64_t c = 0; c < C; c++) {
-        if (a->class_n[c] == 0) {
-            class_ap[c] = -1.0;
-            continue;
-        }
-        for (int64_t i = 0; i < N; i++) {
-            pairs[i].score = a->scores[i * C + c];
-            pairs[i].positive = 0;
-            for (int64_t l = a->label_off[i]; l < a->label_off[i + 1]; l++)
-                pairs[i].positive |= a->labels[l] == c;
-        }
-        class_ap[c] = eval_average_precision(pairs, N);
+    int64_t N = a->n_labelled, C = a->n_classes, L = a->label_off[N];
+    int64_t *start = calloc((size_t)C + 1, sizeof *start), *fill = calloc((size_t)C, sizeof *fill);
+    float *thr = malloc((size_t)(L ? L : 1) * sizeof *thr);
+    int64_t *npos = malloc((size_t)(L ? L : 1) * sizeof *npos), *ge = calloc((size_t)(L ? L : 1), sizeof *ge);
+    int64_t *m = calloc((size_t)C, sizeof *m), *active = malloc((size_t)C * sizeof *active);
+    float *row = malloc((size_t)C * sizeof *row);
+    int rc = 0;
+    if (!start || !fill || !thr || !npos || !ge || !m || !active || !row) {
+        rc = LMR_ENOMEM;
+        goto out;
     }
-    free(pairs);
-    return 0;
+    /* each clip's distinct labels: positives per class, then their scores by class */
+    for (int pass = 0; pass < 2; pass++) {
+        for (int64_t i = 0; i < N; i++)
+            for (int64_t l = a->label_off[i]; l < a->label_off[i + 1]; l++) {
+                int dup = 0;
+                for (int64_t k = a->label_off[i]; k < l && !dup; k++)
+                    dup = a->labels[k] == a->labels[l];
+                if (dup)
+                    continue;
+                int c = a->labels[l];
+                if (pass == 0)
+                    start[c + 1]++;
+                else
+                    thr[start[c] + fill[c]++] = a->label_scores[l];
+            }
+        if (pass == 0)
+            for (int64_t c = 0; c < C; c++)
+                start[c + 1] += start[c];
+    }
+    int64_t n_active = 0;
+    for (int64_t c = 0; c < C; c++) { /* distinct scores, best first, with their positives, in place */
+        float *t = thr + start[c];
+        int64_t n = start[c + 1] - start[c], k = 0;
+        if (!n)
+            continue;
+        qsort(t, (size_t)n, sizeof *t, cmp_float_desc);
+        for (int64_t i = 0; i < n; i++) {
+            if (k && t[k - 1] == t[i]) {
+                npos[start[c] + k - 1]++;
+                continue;
+            }
+            t[k] = t[i];
+            npos[start[c] + k++] = 1;
+        }
+        m[c] = k;
+        active[n_active++] = c;
+    }
+    if (fseek(a->spill, 0, SEEK_SET)) {
+        rc = -errno;
+        goto out;
+    }
+    for (int64_t i = 0; i < N; i++) {
+        if (fread(row, sizeof *row, (size_t)C, a->spill) != (size_t)C) {
+            rc = ferror(a->spill) ? -EIO : LMR_ECORRUPT;
+            goto out;
+        }
+        for (int64_t q = 0; q < n_active; q++) {
+            int64_t c = active[q], lo = 0, hi = m[c];
+            const float *t = thr + start[c];
+            float s = row[c];
+            while (lo < hi) { /* the first threshold at or below s (t descends) */
+                int64_t mid = lo + (hi - lo) / 2;
+                if (t[mid] <= s)
+                    hi = mid;
+                else
+                    lo = mid + 1;
+            }
+            if (lo < m[c])
+                ge[start[c] + lo]++;
+        }
+    }
+    for (int64_t c = 0; c < C; c++) {
+        class_ap[c] = -1.0;
+        if (a->class_n[c] == 0 || m[c] == 0)
+            continue;
+        int64_t n_pos = start[c + 1] - start[c], tp = 0, seen = 0;
+        double ap = 0.0, prev_recall = 0.0;
+        for (int64_t j = 0; j < m[c]; j++) {
+            tp += npos[start[c] + j];
+            seen += ge[start[c] + j];
+            double recall = (double)tp / (double)n_pos;
+            ap += (recall - prev_recall) * ((double)tp / (double)seen);
+            prev_recall = recall;
+        }
+        class_ap[c] = ap;
+    }
+out:
+    free(start), free(fill), free(thr), free(npos), free(ge), free(m), free(active), free(row);
+    return rc;
 }
 
 int eval_finish(const EvalAcc *a, const int *groups, EvalResult *r)

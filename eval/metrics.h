@@ -22,7 +22,10 @@ typedef struct {
     int64_t *class_correct;   /* [C] of those, clips with c among their k best scores (k labels;
                                  classes_score_clip) */
     int64_t *confusion;       /* [C, C] true label x top-1, or NULL */
-    float *scores;            /* [n_labelled, C] when keep_scores */
+    void *spill;              /* FILE *: the labelled clips' scores [n_labelled, C], when keep_scores, in
+                                 an unlinked temporary file ($TMPDIR or /tmp): read once more by
+                                 eval_finish, never held in memory */
+    float *label_scores;      /* the clip's score of each of its labels, back to back with labels */
     int32_t *labels;          /* all labels back to back, when keep_scores */
     int64_t *label_off;       /* [n_labelled + 1] offsets into labels, when keep_scores */
     int64_t cap_clips, cap_labels;
@@ -30,7 +33,8 @@ typedef struct {
     char last_error[LMR_ERRLEN];
 } EvalAcc;
 
-/** @param keep_scores  1 to compute average precision (memory: n_clips x C floats).
+/** @param keep_scores  1 to compute average precision: memory 16 bytes a clip and 8 a label (the
+ *                      n_clips x C scores go to a temporary file, read once by eval_finish).
  *  @param confusion    1 to count the C x C confusion matrix.
  *  @return 0, LMR_EINVAL, LMR_ENOMEM. */
 int eval_acc_init(EvalAcc *a, int n_classes, int keep_scores, int confusion);
@@ -66,8 +70,10 @@ typedef struct {
 } EvalResult;
 
 /** Compute the metrics. groups: [C] per class (LMR_GROUP_*; NONE counts only in the average),
- *  or NULL.
- *  @return 0, LMR_ENOMEM. @note free the result with eval_result_free. */
+ *  or NULL. Average precision is exact (the same numbers as eval_average_precision on every
+ *  class's column), from one pass over the spilled scores.
+ *  @return 0, LMR_ENOMEM, -errno (reading the spilled scores). @note free the result with
+ *  eval_result_free. */
 int eval_finish(const EvalAcc *a, const int *groups, EvalResult *r);
 void eval_result_free(EvalResult *r);
 

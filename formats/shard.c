@@ -47,8 +47,10 @@ void labelindex_free(LabelIndex *x)
 {
     if (!x)
         return;
-    free(x->label_off);
-    free(x->labels);
+    if (!x->borrowed) {
+        free(x->label_off);
+        free(x->labels);
+    }
     memset(x, 0, sizeof *x);
 }
 
@@ -124,6 +126,8 @@ int shardwriter_put(ShardWriter *w, const uint8_t *rec, size_t len)
         return LMR_FAIL(w, LMR_EINVAL, "the stream's metadata record is not a clip (read it with record_meta_json)");
     if ((info.id_len == strlen(LMR_META_KEY) && memcmp(info.id, LMR_META_KEY, info.id_len) == 0))
         return LMR_FAIL(w, LMR_EINVAL, "clip id %s is reserved", LMR_META_KEY);
+    if ((info.id_len == strlen(LMR_INDEX_KEY) && memcmp(info.id, LMR_INDEX_KEY, info.id_len) == 0))
+        return LMR_FAIL(w, LMR_EINVAL, "clip id %s is reserved", LMR_INDEX_KEY);
     if ((rc = shardmeta_check(&w->meta, &info, w->last_error)))
         return rc;
     rc = w->format == SHARD_HDF5 ? h5w_put(w->h5, &info, rec, len, w->last_error)
@@ -529,3 +533,20 @@ void shardset_id(const ShardSet *s, uint64_t i, const char **id, uint16_t *len, 
 }
 
 const char *shardset_error(const ShardSet *s) { return s ? s->last_error : ""; }
+
+int shardset_walked(const ShardSet *s)
+{
+    int n = 0;
+    for (int k = 0; s && k < s->n_files; k++)
+        n += s->files[k].lmdb && !lmdbr_indexed(s->files[k].lmdb);
+    return n;
+}
+
+int shard_check_index(const char *path, int *state, char *err)
+{
+    *state = 0;
+    int h5 = shard_is_hdf5(path);
+    if (h5 < 0)
+        return lmr_fail(err, h5, "%s: %s", path, strerror(-h5));
+    return h5 ? 0 : lmdb_check_index(path, state, err);
+}

@@ -35,6 +35,8 @@ typedef struct {
     char lmr_version[16];
     char **class_names;        /* [n_class_names] from --labels, or NULL; owned */
     int n_class_names;
+    char reduced[8];           /* "mean": each view is its mean over T (lmr-pack --reduce), "" otherwise */
+    uint32_t reduced_t[2];     /* the T range (min, max) of the records before the reduction */
 } ShardMeta;
 
 void shardmeta_init(ShardMeta *m);
@@ -116,5 +118,16 @@ int64_t shardset_find(const ShardSet *s, const char *id);
  *  file is not NULL, the path of the shard holding it. */
 void shardset_id(const ShardSet *s, uint64_t i, const char **id, uint16_t *len, const char **file);
 const char *shardset_error(const ShardSet *s);
+/** Number of the set's files opened by walking every record: LMDB shards written before shards
+ *  carried an index, or changed after it was written (lmr-pack --reindex writes it). The others
+ *  open from the index alone, without touching a record (docs/shards.md). */
+int shardset_walked(const ShardSet *s);
+/** Compare an LMDB shard's stored per-clip index with its records (a full walk; lmr-pack
+ *  --verify). state: 0 no index (HDF5 or an older shard), 1 current and in agreement, 2 older
+ *  than the file (ignored by readers). @return 0, LMR_ECORRUPT naming the first disagreement, or
+ *  an open error. */
+int shard_check_index(const char *path, int *state, char *err);
+/** 1 when the file starts with the HDF5 signature, 0 otherwise, -errno when unreadable. */
+int shard_is_hdf5(const char *path);
 
 #endif

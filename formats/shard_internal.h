@@ -9,6 +9,7 @@
 #include "shard.h"
 
 #define LMR_META_KEY "__meta__"
+#define LMR_INDEX_KEY "__index__" /* per-clip index of an LMDB shard (shard_lmdb.c) */
 
 /* --- metadata bookkeeping (shard.c) ------------------------------------------------------ */
 
@@ -36,6 +37,7 @@ typedef struct {
     uint64_t *label_off; /* [n + 1]: labels of record i are labels[label_off[i] .. label_off[i+1]) */
     int32_t *labels;
     uint64_t n_labels_total, labels_cap;
+    int borrowed;        /* label_off and labels point into a reader's map: not freed */
 } LabelIndex;
 
 int labelindex_push(LabelIndex *x, const int32_t *labels, int n);
@@ -60,6 +62,12 @@ void lmdbr_get(const LmdbReader *r, uint64_t i, const uint8_t **rec, size_t *len
 /** Key of record i (zero-copy); keys come in LMDB's order: bytes, then the shorter first. */
 void lmdbr_key(const LmdbReader *r, uint64_t i, const char **key, uint16_t *len);
 void lmdbr_close(LmdbReader **r);
+/** 1 when r was opened from the shard's stored index, 0 when it walked every record. */
+int lmdbr_indexed(const LmdbReader *r);
+/** Compare an LMDB shard's stored index with its records (a walk of every key, in a child first).
+ *  @return 0 (state: 0 no index, 1 index current and agrees, 2 index older than the file),
+ *  LMR_ECORRUPT naming the first disagreement, or an open error. */
+int lmdb_check_index(const char *path, int *state, char *err);
 
 /* --- HDF5 (shard_hdf5.c) ------------------------------------------------------------------ */
 

@@ -184,6 +184,10 @@ void shardmeta_merge_hint(ShardMeta *dst, const ShardMeta *src)
         dst->frames = src->frames;
     if (src->size)
         dst->size = src->size;
+    if (src->reduced[0]) {
+        snprintf(dst->reduced, sizeof dst->reduced, "%s", src->reduced);
+        memcpy(dst->reduced_t, src->reduced_t, sizeof dst->reduced_t);
+    }
     if (src->n_classes > dst->n_classes)
         shardmeta_grow_classes(dst, src->n_classes); /* ENOMEM leaves the smaller count: harmless */
     if (src->classes_declared && src->n_classes > 0 && dst->n_classes >= src->n_classes)
@@ -223,6 +227,10 @@ char *shardmeta_to_json(const ShardMeta *m)
     json_object_set_new(o, "backbone", json_string(m->backbone));
     json_object_set_new(o, "weights_checksum", json_string(m->weights_checksum));
     json_object_set_new(o, "lmr_version", json_string(m->lmr_version));
+    if (m->reduced[0]) {
+        json_object_set_new(o, "reduced", json_string(m->reduced));
+        json_object_set_new(o, "reduced_t", json_pack("[II]", (json_int_t)m->reduced_t[0], (json_int_t)m->reduced_t[1]));
+    }
     if (m->n_class_names > 0) {
         json_t *names = json_array();
         for (int i = 0; names && i < m->n_class_names; i++)
@@ -357,8 +365,18 @@ int shardmeta_from_json(ShardMeta *m, const char *json, char *err)
         (rc = json_str(o, "mode", m->mode, sizeof m->mode, err)) ||
         (rc = json_str(o, "backbone", m->backbone, sizeof m->backbone, err)) ||
         (rc = json_str(o, "weights_checksum", m->weights_checksum, sizeof m->weights_checksum, err)) ||
-        (rc = json_str(o, "lmr_version", m->lmr_version, sizeof m->lmr_version, err)))
+        (rc = json_str(o, "lmr_version", m->lmr_version, sizeof m->lmr_version, err)) ||
+        (rc = json_str(o, "reduced", m->reduced, sizeof m->reduced, err)))
         goto fail;
+    json_t *rt = json_object_get(o, "reduced_t");
+    if (rt && !json_is_null(rt)) {
+        json_int_t a, b;
+        if (json_unpack(rt, "[II]", &a, &b) || a < 0 || b < a || b > UINT32_MAX) {
+            rc = lmr_fail(err, LMR_EPARSE, "metadata: \"reduced_t\" is not [min T, max T]");
+            goto fail;
+        }
+        m->reduced_t[0] = (uint32_t)a, m->reduced_t[1] = (uint32_t)b;
+    }
     json_t *names = json_object_get(o, "class_names");
     if (names && !json_is_null(names)) {
         size_t n = json_is_array(names) ? json_array_size(names) : 0;

@@ -256,6 +256,9 @@ int pack_info(const ShardSet *s, const char *path, int json, FILE *out)
             m->split[0] ? m->split : "-", m->mode[0] ? m->mode : "-");
     fprintf(out, "extract       frames %d, size %d, backbone %s, weights %s\n", m->frames, m->size,
             m->backbone[0] ? m->backbone : "-", m->weights_checksum[0] ? m->weights_checksum : "-");
+    if (m->reduced[0])
+        fprintf(out, "reduced       %s over T (T %u to %u before; lmr-pack --reduce)\n", m->reduced, m->reduced_t[0],
+                m->reduced_t[1]);
     fprintf(out, "written by    lmr %s, shard format %d\n", m->lmr_version, m->format_version);
     int sizes[LMR_N_GROUPS];
     classes_group_sizes(groups, m->n_classes, sizes);

@@ -27,6 +27,8 @@ static const char usage[] =
     "       lmr-pack --from-videolt DIR --labels F.lst [--counts F] [import options] -o SHARD\n"
     "       lmr-pack --info SHARD... [--json]\n"
     "       lmr-pack --verify SHARD... [--threads N]\n"
+    "       lmr-pack --reduce mean -o OUT SHARD...\n"
+    "       lmr-pack --reindex SHARD...\n"
     "\n"
     "Pack clip records (.rec streams from lmr-extract; - = stdin) into a shard. Re-running the\n"
     "same command resumes: records already stored are skipped, never written twice.\n"
@@ -49,6 +51,10 @@ static const char usage[] =
     "  --verify            read every record of each SHARD, check checksums and ids; exit 1\n"
     "                      naming the bad records and the first bad shard\n"
     "  --threads N         threads for --verify (default 2)\n"
+    "  --reduce mean       copy the SHARDs' clips with each view replaced by its mean over T\n"
+    "                      (f32, T = 1): what lmr-train reads from them, bit for bit; with\n"
+    "                      --dtype f16 half that size, the means rounded to f16\n"
+    "  --reindex           write the per-clip index of LMDB shards packed without one\n"
     "\n"
     "Import features made elsewhere, one record per clip ([D], [T, D] or [views, T, D], f16/f32;\n"
     "views and D must match the first clip's, T may vary):\n"
@@ -73,7 +79,7 @@ static const char usage[] =
 enum { OPT_FORMAT = 256, OPT_ZSTD, OPT_DEFLATE, OPT_TXN, OPT_DATASET, OPT_SPLIT, OPT_CLASSES, OPT_NOCHECK,
        OPT_INFO, OPT_JSON, OPT_VERIFY, OPT_THREADS, OPT_VIDEOLT, OPT_LABELS, OPT_COUNTS, OPT_MAXFRAMES,
        OPT_STRICT, OPT_VERSION, OPT_H5ZSTD, OPT_MAXFAIL, OPT_FAILURES, OPT_DTYPE, OPT_NPY, OPT_MANIFEST,
-       OPT_HDF5, OPT_H5FEAT, OPT_H5IDS, OPT_H5LABELS, OPT_CLASSNAMES, OPT_BACKBONE, OPT_WEIGHTS };
+       OPT_HDF5, OPT_H5FEAT, OPT_H5IDS, OPT_H5LABELS, OPT_CLASSNAMES, OPT_BACKBONE, OPT_WEIGHTS, OPT_REDUCE, OPT_REINDEX };
 
 /* A usage error: the one reason, then where to look. @return 2. */
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -306,6 +312,68 @@ static int run_info(int json, char **paths, int n)
     return 0;
 }
 
+/* --reindex: open each LMDB shard as a writer and close it, which writes its index anew. */
+static int run_reindex(char **paths, int n)
+{
+    int n_bad = 0;
+    for (int k = 0; k < n; k++) {
+        char err[LMR_ERRLEN] = "";
+        int h5 = shard_is_hdf5(paths[k]);
+        if (h5 != 0) {
+            print_about(stderr, paths[k], h5 > 0 ? "an HDF5 shard: it opens without a walk already, nothing to do"
+                                                 : strerror(-h5));
+            n_bad += h5 < 0;
+            continue;
+        }
+        ShardWriterOpts o = {SHARD_LMDB, 4, 64u << 20};
+        ShardWriter *w = NULL;
+        int rc = shardwriter_open(&w, paths[k], &o, err);
+        if (!rc && (rc = shardwriter_close(&w)))
+            snprintf(err, sizeof err, "%s", "writing the index failed");
+        if (rc) {
+            print_about(stderr, paths[k], err);
+            n_bad++;
+        } else {
+            printf(PROG ": %s: index written\n", paths[k]);
+        }
+    }
+    return n_bad ? 1 : 0;
+}
+
+/* --reduce mean: the shards' clips, each view averaged over T, into out. */
+static int run_reduce(const char *out, const ShardWriterOpts *wo, int dtype, const char *const *paths, int n, int quiet)
+{
+    char err[LMR_ERRLEN] = "";
+    int rc = lmr_check_outputs(paths, n, &out, 1, err);
+    if (rc) {
+        fprintf(stderr, PROG ": %s\n", err);
+        return 2;
+    }
+    ShardSet *s = NULL;
+    if ((rc = shardset_open(&s, paths, n, err))) {
+        fprintf(stderr, PROG ": %s\n", err);
+        return 1;
+    }
+    ShardWriter *w = NULL;
+    if ((rc = shardwriter_open(&w, out, wo, err))) {
+        fprintf(stderr, PROG ": %s\n", err);
+        shardset_close(&s);
+        return 1;
+    }
+    PackStats st;
+    rc = pack_reduce_as(s, w, dtype, &st, err);
+    int crc = shardwriter_close(&w);
+    shardset_close(&s);
+    if (rc || crc) {
+        fprintf(stderr, PROG ": %s: %s\n", out, rc ? err : "closing the shard failed");
+        return 1;
+    }
+    if (!quiet)
+        printf(PROG ": %s: %llu clips reduced to their mean over T (%llu already present) in %.1f s\n", out,
+               (unsigned long long)st.written, (unsigned long long)st.present, st.seconds);
+    return 0;
+}
+
 static int run_verify(int threads, int quiet, char **paths, int n)
 {
     int n_bad = 0;
@@ -324,6 +392,13 @@ static int run_verify(int threads, int quiet, char **paths, int n)
         VerifyStats vs;
         rc = pack_verify(s, threads, &vs, err);
         shardset_close(&s);
+        int istate = 0;
+        char ierr[LMR_ERRLEN] = "";
+        if (!rc && !vs.n_bad && (rc = shard_check_index(paths[k], &istate, ierr)))
+            snprintf(err, sizeof err, "%s", ierr);
+        if (!rc && istate != 1 && !quiet && !shard_is_hdf5(paths[k]))
+            printf(PROG ": %s: %s; lmr-pack --reindex %s lets readers open it without reading every record\n", paths[k],
+                   istate == 2 ? "its index is older than the file" : "no index", paths[k]);
         if (vs.n_bad) {
             int shown = vs.n_kept < 20 ? vs.n_kept : 20;
             for (int b = 0; b < shown; b++) {
@@ -447,6 +522,7 @@ int main(int argc, char **argv)
         {"h5-features", required_argument, 0, OPT_H5FEAT}, {"h5-ids", required_argument, 0, OPT_H5IDS},
         {"h5-labels", required_argument, 0, OPT_H5LABELS}, {"class-names", required_argument, 0, OPT_CLASSNAMES},
         {"backbone", required_argument, 0, OPT_BACKBONE}, {"weights-checksum", required_argument, 0, OPT_WEIGHTS},
+        {"reduce", required_argument, 0, OPT_REDUCE},   {"reindex", no_argument, 0, OPT_REINDEX},
         {0, 0, 0, 0}};
     const char *out = NULL, *videolt = NULL, *labels = NULL, *counts = NULL, *failures = NULL;
     const char *npy = NULL, *manifest = NULL, *hdf5 = NULL, *class_names = NULL;
@@ -456,6 +532,7 @@ int main(int argc, char **argv)
     shardmeta_init(&hint);
     MaxFail maxfail = {0, 0, 0, "0"};
     long zstd = -1, threads = 2, max_frames = 0, v;
+    int reduce = 0, reindex = 0;
     int info = 0, json = 0, verify = 0, quiet = 0, check = 1, strict = 0, dtype = 0, c;
     int threads_given = 0; /* --threads needs --verify */
     const char *import_opt = NULL, *videolt_opt = NULL, *h5_opt = NULL; /* options that need an importer */
@@ -498,6 +575,12 @@ int main(int argc, char **argv)
         case OPT_INFO: info = 1; break;
         case OPT_JSON: json = 1; break;
         case OPT_VERIFY: verify = 1; break;
+        case OPT_REINDEX: reindex = 1; break;
+        case OPT_REDUCE:
+            if (strcmp(optarg, "mean"))
+                return usage_error("--reduce: '%s' is not a reduction (mean)", optarg);
+            reduce = 1;
+            break;
         case OPT_THREADS:
             if (parse_int(optarg, 1, 64, &threads))
                 return usage_error("--threads: '%s' is not an integer in [1, 64]", optarg);
@@ -562,6 +645,22 @@ int main(int argc, char **argv)
         }
     }
     int n_inputs = argc - optind;
+    if (reindex) {
+        if (info || verify || reduce || out)
+            return usage_error("--reindex SHARD... is a run of its own");
+        if (n_inputs < 1)
+            return usage_error("--reindex needs at least one SHARD");
+        return run_reindex(argv + optind, n_inputs);
+    }
+    if (reduce) {
+        if (info || verify)
+            return usage_error("--reduce copies shards: not with --info or --verify");
+        if (!out || n_inputs < 1)
+            return usage_error("--reduce mean needs -o OUT and at least one SHARD");
+        if (import_opt && strcmp(import_opt, "--dtype"))
+            return usage_error("%s goes with --from-npy, --from-hdf5 or --from-videolt", import_opt);
+        return run_reduce(out, &wo, dtype ? dtype : LMR_DT_F32, (const char *const *)argv + optind, n_inputs, quiet);
+    }
     if (info || verify) {
         if (info && verify)
             return usage_error("--info and --verify are separate runs");

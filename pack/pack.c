@@ -369,3 +369,97 @@ int pack_run(ShardWriter *w, const char *const *inputs, int n_inputs, const Pack
     record_ctx_free(&ctx);
     return rc;
 }
+
+int pack_reduce(ShardSet *s, ShardWriter *w, PackStats *st, char *err)
+{
+    return pack_reduce_as(s, w, LMR_DT_F32, st, err);
+}
+
+int pack_reduce_as(ShardSet *s, ShardWriter *w, int dtype, PackStats *st, char *err)
+{
+    memset(st, 0, sizeof *st);
+    double t0 = now_s();
+    const ShardMeta *sm = shardset_meta(s);
+    if (sm->kind != LMR_KIND_FEATURES || (sm->dtype != LMR_DT_F16 && sm->dtype != LMR_DT_F32))
+        return lmr_fail(err, LMR_EMISMATCH, "--reduce mean takes feature shards (f16 or f32)");
+    ShardMeta hint;
+    if (shardmeta_copy(&hint, sm))
+        return LMR_ENOMEM;
+    RecordCtx ctx;
+    record_ctx_init(&ctx, 0);
+    LmrBuf scratch, payload, out;
+    buf_init(&scratch), buf_init(&payload), buf_init(&out);
+    float *mean = NULL, *tmp = NULL;
+    uint16_t *half = NULL;
+    uint32_t tmin = UINT32_MAX, tmax = 0;
+    int rc = 0;
+    char show[LMR_SHOWLEN];
+    for (uint64_t i = 0; !rc && i < shardset_count(s); i++) {
+        RecordInfo info;
+        if ((rc = shardset_get(s, i, &scratch, &info))) {
+            lmr_fail(err, rc, "%s", shardset_error(s));
+            break;
+        }
+        uint32_t V = info.dims[0], T = info.dims[1], D = info.dims[2] * (info.ndim > 3 ? info.dims[3] : 1);
+        if (T == 0 || V == 0 || D == 0) {
+            rc = lmr_fail(err, LMR_EMISMATCH, "clip %s: empty dims", lmr_show(show, info.id, info.id_len));
+            break;
+        }
+        if ((rc = buf_reserve(&payload, info.raw_size)) || (rc = record_payload(&ctx, &info, payload.data, payload.cap))) {
+            lmr_fail(err, rc, "clip %s: %s", lmr_show(show, info.id, info.id_len), ctx.last_error);
+            break;
+        }
+        if (!mean && (!(mean = malloc(sizeof(float) * V * D)) || !(tmp = malloc(sizeof(float) * D)) ||
+                      !(half = malloc(sizeof(uint16_t) * V * D)))) {
+            rc = lmr_fail(err, LMR_ENOMEM, "out of memory");
+            break;
+        }
+        memset(mean, 0, sizeof(float) * V * D);
+        float inv = 1.0f / (float)T;
+        for (uint32_t v = 0; v < V; v++) {
+            float *o = mean + (size_t)v * D;
+            for (uint32_t t = 0; t < T; t++) {
+                size_t row = ((size_t)v * T + t) * D;
+                const float *x = tmp;
+                if (info.dtype == LMR_DT_F32)
+                    x = (const float *)payload.data + row;
+                else
+                    lmr_f16_to_f32((const uint16_t *)payload.data + row, tmp, D);
+                for (uint32_t k = 0; k < D; k++)
+                    o[k] += x[k];
+            }
+            for (uint32_t k = 0; k < D; k++)
+                o[k] *= inv;
+        }
+        tmin = T < tmin ? T : tmin, tmax = T > tmax ? T : tmax;
+        RecordInfo r = info;
+        r.dtype = (uint8_t)dtype;
+        r.dims[1] = 1;
+        if (dtype == LMR_DT_F16)
+            lmr_f32_to_f16(mean, half, (size_t)V * D);
+        if ((rc = record_encode(&ctx, &r, dtype == LMR_DT_F16 ? (const void *)half : mean, &out))) {
+            lmr_fail(err, rc, "clip %s: %s", lmr_show(show, info.id, info.id_len), ctx.last_error);
+            break;
+        }
+        rc = shardwriter_put(w, out.data, out.len);
+        if (rc == LMR_DONE)
+            st->present++, rc = 0;
+        else if (rc)
+            lmr_fail(err, rc, "%s", shardwriter_error(w));
+        else
+            st->written++;
+        st->bytes_in += info.total_size;
+    }
+    if (!rc) {
+        snprintf(hint.reduced, sizeof hint.reduced, "mean");
+        hint.reduced_t[0] = tmin == UINT32_MAX ? 0 : tmin, hint.reduced_t[1] = tmax;
+        if ((rc = shardwriter_set_meta(w, &hint)))
+            lmr_fail(err, rc, "%s", shardwriter_error(w));
+    }
+    st->seconds = now_s() - t0;
+    free(mean), free(tmp), free(half);
+    buf_free(&scratch), buf_free(&payload), buf_free(&out);
+    record_ctx_free(&ctx);
+    shardmeta_free(&hint);
+    return rc;
+}

@@ -66,6 +66,15 @@ int pack_parse_meta_record(RecordCtx *ctx, const RecordInfo *info, LmrBuf *scrat
  *  and clip. */
 int pack_run(ShardWriter *w, const char *const *inputs, int n_inputs, const PackOpts *o, PackStats *st, char *err);
 
+/** lmr-pack --reduce mean: copy every clip of s into w with each view replaced by its mean over T
+ *  (f32, T = 1), summed in float in T order and scaled by 1/T, as lmr-train averages: training on
+ *  the copy gives the same features bit for bit. The metadata records "reduced": "mean" and the T
+ *  range before. @return 0, or an error naming the clip. */
+int pack_reduce(ShardSet *s, ShardWriter *w, PackStats *st, char *err);
+/** The same with the means stored as dtype (LMR_DT_F32, or LMR_DT_F16: half the bytes, the means
+ *  rounded to f16, so training on it is the same only up to that rounding). */
+int pack_reduce_as(ShardSet *s, ShardWriter *w, int dtype, PackStats *st, char *err);
+
 /* --- --verify and --info ---------------------------------------------------------------------- */
 
 #define PACK_VERIFY_KEEP 1000 /* bad records kept with their message; all are counted */

@@ -38,3 +38,11 @@ endif()
 # deterministic, a few seconds (LMR_FUZZ_SECONDS), must never crash.
 lmr_add_test(fuzz_shards SOURCES fuzz/fuzz_shards.c LIBS lmrformats LABELS unit)
 set_tests_properties(fuzz_shards PROPERTIES TIMEOUT 120)
+
+# Datasets larger than memory: --reduce mean, the trainer's cache of means, the shard index on the
+# command line (test 4 needs the Python lmdb module: skipped without it).
+if(LMR_PYTHON)
+  add_test(NAME scale_data COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/scale_data.sh $<TARGET_FILE:gen_records>)
+  set_tests_properties(scale_data PROPERTIES LABELS "integration" SKIP_RETURN_CODE 77 TIMEOUT 300
+    ENVIRONMENT "LMR_BIN=${CMAKE_BINARY_DIR}/bin;LMR_SRC=${CMAKE_SOURCE_DIR};LMR_PYTHON=${LMR_PYTHON}")
+endif()

@@ -23,7 +23,7 @@ def read_lmdb(path):
     with env.begin() as txn:
         yield "__meta__", txn.get(b"__meta__")
         for key, value in txn.cursor():
-            if key != b"__meta__":
+            if key not in (b"__meta__", b"__index__"):
                 yield key.decode("utf-8"), lmr_record.parse(value)
 
 GEN = sys.argv[1]

@@ -55,7 +55,7 @@ grep -q "already present" "$d/log" || fail "no summary"
 import lmdb, sys
 env = lmdb.open(sys.argv[1], subdir=False, readonly=True, lock=False)
 with env.begin() as txn:
-    keys = [k.decode() for k, _ in txn.cursor() if k != b"__meta__"]
+    keys = [k.decode() for k, _ in txn.cursor() if k not in (b"__meta__", b"__index__")]
 want = ["clip%07d" % i for i in range(int(sys.argv[2]))]
 sys.exit(0 if sorted(keys) == want and len(set(keys)) == len(keys) else 1)
 PY

@@ -247,6 +247,59 @@ static int test_map_sklearn(void)
     return 0;
 }
 
+/* Average precision from the spilled scores against eval_average_precision on every class's
+ * column kept here in memory: the same bits (many ties, a label listed twice, an absent class, a
+ * class whose positives all score 0). */
+static void test_map_streamed(void)
+{
+    TEST(7, "average precision from the scores spilled to a file: the same bits as on the whole column");
+    enum { N = 3000, C = 37 };
+    EvalAcc a;
+    CHECK_RC(eval_acc_init(&a, C, 1, 0), 0);
+    CHECK(a.spill == NULL);
+    float *all = malloc(sizeof(float) * N * C);
+    unsigned char *pos = calloc(N * C, 1);
+    uint64_t seed = 7;
+    for (int i = 0; i < N; i++) {
+        float *s = all + (size_t)i * C;
+        int32_t l[4];
+        int n_l = 1 + (int)(lcg(&seed) % 4);
+        for (int c = 0; c < C; c++)
+            s[c] = (float)(lcg(&seed) % 16) / 16.0f;
+        for (int j = 0; j < n_l; j++) {
+            l[j] = j == 3 ? l[0] : (int32_t)(lcg(&seed) % (C - 1)); /* class C-1 never; a repeat */
+            pos[(size_t)i * C + l[j]] = 1;
+            if (l[j] == 5)
+                s[5] = 0.0f;
+            else
+                s[l[j]] += 0.125f * (float)(lcg(&seed) % 3);
+        }
+        CHECK_RC(eval_acc_add(&a, s, l, n_l), 0);
+    }
+    CHECK(a.spill != NULL);
+    EvalResult r;
+    CHECK_RC(eval_finish(&a, NULL, &r), 0);
+    EvalScorePair *pairs = malloc(sizeof *pairs * N);
+    int same = 1;
+    for (int c = 0; c < C; c++) {
+        for (int i = 0; i < N; i++)
+            pairs[i] = (EvalScorePair){all[(size_t)i * C + c], pos[(size_t)i * C + c]};
+        double want = eval_average_precision(pairs, N);
+        same &= memcmp(&want, &r.class_ap[c], sizeof want) == 0;
+        if (c == C - 1)
+            CHECK(want == -1.0 && r.class_ap[c] == -1.0);
+    }
+    CHECK(same);
+    CHECK(r.class_ap[5] > 0 && r.class_ap[5] < 1);
+    /* and a second finish reads the file again: the same numbers */
+    EvalResult r2;
+    CHECK_RC(eval_finish(&a, NULL, &r2), 0);
+    CHECK(memcmp(r.class_ap, r2.class_ap, sizeof(double) * C) == 0);
+    eval_result_free(&r), eval_result_free(&r2);
+    eval_acc_free(&a);
+    free(pairs), free(all), free(pos);
+}
+
 /* `test_metrics` runs the hand-computed cases; `test_metrics --sklearn` the comparison with
  * scikit-learn, a ctest of its own so that a missing scikit-learn shows as a skip (77). */
 int main(int argc, char **argv)
@@ -261,5 +314,6 @@ int main(int argc, char **argv)
     test_hand_case();
     test_views();
     test_multilabel();
+    test_map_streamed();
     CHECK_DONE();
 }

@@ -19,6 +19,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
 #include "check.h"
 #include "shard.h"
 
@@ -81,12 +84,17 @@ static int open_set(const char *path, char *err)
     ShardSet *s = NULL;
     const char *p[1] = {path};
     int rc = shardset_open(&s, p, 1, err);
-    if (!rc) { /* and every record can be fetched without a crash */
+    if (!rc) { /* and every record can be fetched without a crash; the first that cannot is the error */
         LmrBuf scratch;
         buf_init(&scratch);
         RecordInfo info;
-        for (uint64_t i = 0; i < shardset_count(s); i++)
-            shardset_get(s, i, &scratch, &info);
+        for (uint64_t i = 0; i < shardset_count(s); i++) {
+            int g = shardset_get(s, i, &scratch, &info);
+            if (g && !rc) {
+                rc = g;
+                snprintf(err, LMR_ERRLEN, "%s", shardset_error(s));
+            }
+        }
         buf_free(&scratch);
         shardset_close(&s);
     }
@@ -204,7 +212,7 @@ static void test_reader_labels(void)
     CHECK(mdb_txn_commit(txn) == 0);
     mdb_env_close(env);
     char err[LMR_ERRLEN];
-    CHECK_RC(open_set(lp, err), LMR_ERANGE);
+    CHECK_RC(open_set(lp, err), LMR_ERANGE); /* the index is older than the file: the records are walked */
     CHECK(strstr(err, "rl.lmdb") && strstr(err, "clip c004") && strstr(err, "2147483647"));
 
     const char *hp = at("rl.h5");
@@ -237,14 +245,18 @@ static void test_lmdb_damage(void)
     copy_file(good, bad, size - 4096);
     CHECK_RC(open_set(bad, err), LMR_ECORRUPT);
     CHECK(strstr(err, "truncated LMDB file") && strstr(err, "bad.lmdb"));
-    ShardWriter *w = NULL;
-    ShardWriterOpts o = {SHARD_LMDB, 4, 0};
-    CHECK_RC(shardwriter_open(&w, bad, &o, err), LMR_ECORRUPT); /* nor is it resumed */
+    ShardWriter *w0 = NULL;
+    ShardWriterOpts o0 = {SHARD_LMDB, 4, 0};
+    CHECK_RC(shardwriter_open(&w0, bad, &o0, err), LMR_ECORRUPT); /* nor is it resumed */
     CHECK(strstr(err, "truncated LMDB file") != NULL);
 
-    /* every page but the two meta pages zeroed in turn: an error naming the shard, or a set whose
-     * every record can be fetched; never an abort */
-    long pages = size / 4096, refused = 0, named = 1;
+    /* every page but the two meta pages zeroed in turn: an error naming the shard (at open, or when
+     * the clip is read: an indexed shard does not touch its records at open), or a set whose every
+     * record can be fetched; never an abort. A writer refuses a file whose key tree aborted
+     * liblmdb's cursor. */
+    long pages = size / 4096, refused = 0, named = 1, writer_refused = 0;
+    ShardWriter *w = NULL;
+    ShardWriterOpts o = {SHARD_LMDB, 4, 0};
     char zero[4096] = {0};
     for (long pg = 2; pg < pages; pg++) {
         copy_file(good, bad, -1);
@@ -255,20 +267,16 @@ static void test_lmdb_damage(void)
         if (rc) {
             refused++;
             named &= strstr(err, "bad.lmdb") != NULL;
+            if (shardwriter_open(&w, bad, &o, err) < 0) {
+                writer_refused++;
+                named &= strstr(err, "bad.lmdb") != NULL;
+            }
+            shardwriter_close(&w);
         }
     }
-    printf("  %ld of %ld pages zeroed in turn refused at open, none aborted\n", refused, pages - 2);
-    CHECK(refused > 0 && named);
-    /* the page that aborted liblmdb's cursor: a leaf of the key tree (the first data page here) */
-    copy_file(good, bad, -1);
-    int fd = open(bad, O_WRONLY);
-    CHECK(pwrite(fd, zero, sizeof zero, 2 * 4096) == 4096);
-    close(fd);
-    int rc = open_set(bad, err);
-    CHECK(rc < 0);
-    rc = shardwriter_open(&w, bad, &o, err);
-    CHECK(rc < 0 && strstr(err, "bad.lmdb") != NULL);
-    shardwriter_close(&w);
+    printf("  %ld of %ld pages zeroed in turn refused (%ld also by a writer), none aborted\n", refused, pages - 2,
+           writer_refused);
+    CHECK(refused > 0 && writer_refused > 0 && named);
 
     /* an empty file, a checkpoint */
     FILE *f = fopen(bad, "wb");
@@ -283,6 +291,173 @@ static void test_lmdb_damage(void)
     fclose(f);
     CHECK_RC(open_set(bad, err), LMR_EBADMAGIC);
     CHECK(strstr(err, "safetensors") != NULL);
+}
+
+/* Offset of the __index__ value in an LMDB file (found by its magic), -1 when absent. */
+static long index_offset(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    long at_ = -1, pos = 0;
+    char b[4096];
+    size_t n;
+    while (at_ < 0 && f && (n = fread(b, 1, sizeof b, f)) > 0) {
+        for (size_t i = 0; i + 8 <= n; i += 8) /* the value is 8-aligned in its overflow page */
+            if (memcmp(b + i, "LMRIDX1", 8) == 0)
+                at_ = pos + (long)i;
+        pos += (long)n;
+    }
+    if (f)
+        fclose(f);
+    return at_;
+}
+
+/* Replace the value of key in an LMDB file (a write with liblmdb: the file's last transaction moves on). */
+static void lmdb_set(const char *path, const char *key, const void *val, size_t len)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    mdb_env_create(&env);
+    CHECK(mdb_env_open(env, path, MDB_NOSUBDIR, 0644) == 0);
+    mdb_txn_begin(env, NULL, 0, &txn);
+    mdb_dbi_open(txn, NULL, 0, &dbi);
+    MDB_val k = {strlen(key), (void *)key}, v = {len, (void *)val};
+    CHECK(val ? mdb_put(txn, dbi, &k, &v, 0) == 0 : mdb_del(txn, dbi, &k, NULL) == 0);
+    if (val && strcmp(key, "__index__") == 0) { /* as a writer of a wrong index would: this txn's id, a good checksum */
+        uint64_t id = mdb_txn_id(txn);
+        uint8_t *copy = malloc(len);
+        memcpy(copy, val, len);
+        memcpy(copy + 8, &id, 8);
+        uint64_t sum = XXH3_64bits(copy + 64, len - 64);
+        memcpy(copy + 40, &sum, 8);
+        MDB_val v2 = {len, copy};
+        CHECK(mdb_put(txn, dbi, &k, &v2, 0) == 0);
+        free(copy);
+    }
+    CHECK(mdb_txn_commit(txn) == 0);
+    mdb_env_close(env);
+}
+
+static int walked(const char *path)
+{
+    ShardSet *s = NULL;
+    char err[LMR_ERRLEN];
+    const char *p[1] = {path};
+    int n = shardset_open(&s, p, 1, err) ? -1 : shardset_walked(s);
+    shardset_close(&s);
+    return n;
+}
+
+static void test_lmdb_index(void)
+{
+    const char *good = at("ix.lmdb"), *bad = at("ixbad.lmdb");
+    write_shard(good, SHARD_LMDB, 300, 0);
+    char err[LMR_ERRLEN];
+    int state = -1;
+    CHECK(walked(good) == 0); /* opened from the index */
+    CHECK_RC(shard_check_index(good, &state, err), 0);
+    CHECK(state == 1);
+    /* what the index tells equals what the records tell (the walk of an index-less copy) */
+    copy_file(good, bad, -1);
+    lmdb_set(bad, "__index__", NULL, 0);
+    CHECK(walked(bad) == 1);
+    CHECK_RC(shard_check_index(bad, &state, err), 0);
+    CHECK(state == 0);
+    ShardSet *a = NULL, *b = NULL;
+    const char *pa[1] = {good}, *pb[1] = {bad};
+    CHECK_RC(shardset_open(&a, pa, 1, err), 0);
+    CHECK_RC(shardset_open(&b, pb, 1, err), 0);
+    CHECK(shardset_count(a) == 300 && shardset_count(b) == 300);
+    const ShardMeta *ma = shardset_meta(a), *mb = shardset_meta(b);
+    CHECK(ma->n_records == mb->n_records && ma->n_classes == mb->n_classes && ma->dims[1] == mb->dims[1] &&
+          ma->kind == mb->kind && ma->dtype == mb->dtype);
+    LmrBuf s1, s2;
+    buf_init(&s1), buf_init(&s2);
+    for (uint64_t i = 0; i < 300; i++) {
+        const int32_t *la, *lb;
+        const char *ia, *ib;
+        uint16_t na, nb;
+        RecordInfo ra, rb;
+        CHECK(shardset_labels(a, i, &la) == shardset_labels(b, i, &lb) && la[0] == lb[0]);
+        shardset_id(a, i, &ia, &na, NULL), shardset_id(b, i, &ib, &nb, NULL);
+        CHECK(na == nb && memcmp(ia, ib, na) == 0);
+        CHECK_RC(shardset_get(a, i, &s1, &ra), 0);
+        CHECK_RC(shardset_get(b, i, &s2, &rb), 0);
+        CHECK(ra.checksum == rb.checksum && ra.labels[0] == la[0]);
+    }
+    CHECK(shardset_find(a, "c123") == 123);
+    shardset_close(&a), shardset_close(&b);
+    buf_free(&s1), buf_free(&s2);
+
+    /* a resumed writer drops the index and writes it anew */
+    copy_file(good, bad, -1);
+    RecordCtx ctx;
+    record_ctx_init(&ctx, 0);
+    ShardWriter *w = open_writer(bad, SHARD_LMDB);
+    int32_t l = 2;
+    make(&ctx, "d000", &l, 1, 4, &s1);
+    CHECK_RC(shardwriter_put(w, s1.data, s1.len), 0);
+    CHECK_RC(shardwriter_close(&w), 0);
+    CHECK(walked(bad) == 0);
+    CHECK_RC(shard_check_index(bad, &state, err), 0);
+    CHECK(state == 1);
+    CHECK_RC(open_set(bad, err), 0);
+
+    /* a damaged index (a byte of its body): an error naming the shard, at open and in --verify */
+    copy_file(good, bad, -1);
+    long off = index_offset(bad);
+    CHECK(off > 0);
+    int fd = open(bad, O_RDWR);
+    uint8_t byte;
+    CHECK(pread(fd, &byte, 1, off + 64 + 3) == 1);
+    byte ^= 0x40;
+    CHECK(pwrite(fd, &byte, 1, off + 64 + 3) == 1);
+    close(fd);
+    CHECK_RC(open_set(bad, err), LMR_ECORRUPT);
+    CHECK(strstr(err, "ixbad.lmdb") && strstr(err, "checksum"));
+    CHECK_RC(shard_check_index(bad, &state, err), LMR_ECORRUPT);
+
+    /* an index with a good checksum that disagrees with the records (a label changed): refused at
+     * open (the class counts of __meta__ disagree), named by --verify */
+    copy_file(good, bad, -1);
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    mdb_env_create(&env);
+    CHECK(mdb_env_open(env, bad, MDB_NOSUBDIR | MDB_RDONLY, 0644) == 0);
+    mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
+    mdb_dbi_open(txn, NULL, 0, &dbi);
+    MDB_val k = {9, "__index__"}, v;
+    CHECK(mdb_get(txn, dbi, &k, &v) == 0);
+    uint8_t *idx = malloc(v.mv_size);
+    memcpy(idx, v.mv_data, v.mv_size);
+    size_t idx_len = v.mv_size;
+    MDB_val mk = {8, "__meta__"};
+    CHECK(mdb_get(txn, dbi, &mk, &v) == 0);
+    char *meta = strndup(v.mv_data, v.mv_size);
+    mdb_txn_abort(txn);
+    mdb_env_close(env);
+    uint64_t n;
+    memcpy(&n, idx + 16, 8);
+    CHECK(n == 300);
+    int32_t *labels0 = (int32_t *)(idx + 64 + 8 * n + 8 * (n + 1) + 4 * n + 4 * (n + 1));
+    CHECK(labels0[0] == 0);
+    labels0[0] = 1;
+    lmdb_set(bad, "__index__", idx, idx_len);
+    CHECK_RC(open_set(bad, err), LMR_ECORRUPT);
+    CHECK(strstr(err, "ixbad.lmdb") && strstr(err, "class"));
+    CHECK_RC(shard_check_index(bad, &state, err), LMR_ECORRUPT);
+    CHECK(strstr(err, "ixbad.lmdb") && strstr(err, "c000") && strstr(err, "labels"));
+    /* and one written before the last change of the file is ignored: the records are walked */
+    lmdb_set(bad, "__meta__", meta, strlen(meta));
+    CHECK(walked(bad) == 1);
+    CHECK_RC(open_set(bad, err), 0);
+    CHECK_RC(shard_check_index(bad, &state, err), 0);
+    CHECK(state == 2);
+    free(meta);
+    free(idx);
+    buf_free(&s1);
+    record_ctx_free(&ctx);
 }
 
 static void test_lmdb_keys(void)
@@ -665,6 +840,9 @@ int main(void)
     test_reader_labels();
     TEST(4, "LMDB: a truncated file, every page zeroed in turn, an empty file, a checkpoint: errors, no abort");
     test_lmdb_damage();
+    TEST(11, "LMDB index: opened without a walk, equal to the walk, rewritten on resume; damaged or disagreeing: "
+             "refused naming the shard; older than the file: ignored");
+    test_lmdb_index();
     TEST(5, "LMDB: a key that is not its record's id, stream metadata under a key: reported, not counted");
     test_lmdb_keys();
     TEST(6, "LMDB writer: same clip other codec is present; other content refused; a second writer; long ids; empty");

@@ -67,6 +67,42 @@ static void check_shard(const char *name, int f16, int hdf5)
         CHECK(exact);
     }
     CHECK(maxdiff < (f16 ? 5e-3 : 1e-5));
+    // the cache of means: the same bits; once a clip is in it, reading it does not touch the shards
+    // (the set is taken away to prove it); a cache for half the clips serves those and reads the rest
+    uint64_t per = (uint64_t)d.views * (uint64_t)d.D * 4 + 1;
+    for (int pass = 0; pass < 2; pass++) {
+        CHECK_RC(dataset_cache(&d, 1, err), 0);
+        if (pass) { /* shrink to half the clips (the cache counts MiB; set the count directly) */
+            d.cache_n = d.n / 2;
+        }
+        CHECK(d.cache_n == (pass ? d.n / 2 : d.n) && per * d.cache_n <= (1u << 20));
+        float a[10], b[10];
+        for (uint64_t i = 0; i < d.n; i++)
+            for (int v = 0; v < 2; v++) {
+                CHECK_RC(dataset_read(&d, &r, i, v, a, err), 0);
+                CHECK_RC(dataset_read(&d, &r, i, v, b, err), 0);
+                CHECK(memcmp(a, b, sizeof a) == 0);
+            }
+        ShardSet *keep = d.set;
+        d.set = NULL;
+        for (uint64_t i = 0; i < d.cache_n; i++) {
+            float c[10];
+            CHECK_RC(dataset_read(&d, &r, i, 1, c, err), 0);
+            CHECK(c[0] == c[0]);
+        }
+        d.set = keep;
+        for (uint64_t i = 0; i < d.n; i++) { /* against a read without the cache */
+            float c[10], e[10];
+            CHECK_RC(dataset_read(&d, &r, i, 0, c, err), 0);
+            uint64_t cn = d.cache_n;
+            d.cache_n = 0;
+            CHECK_RC(dataset_read(&d, &r, i, 0, e, err), 0);
+            d.cache_n = cn;
+            CHECK(memcmp(c, e, sizeof c) == 0);
+        }
+    }
+    CHECK_RC(dataset_cache(&d, 0, err), 0);
+    CHECK(d.cache == NULL && d.cache_n == 0);
     // preloaded features are the same numbers
     float first[10];
     CHECK_RC(dataset_read(&d, &r, d.n - 1, 1, first, err), 0);
@@ -151,7 +187,7 @@ int main(void)
     strcpy(dir, "/tmp/lmr_tdata_XXXXXX");
     if (!mkdtemp(dir))
         return 1;
-    TEST(1, "means over a varying T: LMDB f32, LMDB f16, HDF5 f32; --preload gives the same");
+    TEST(1, "means over a varying T: LMDB f32, LMDB f16, HDF5 f32; --preload and the cache of means give the same");
     check_shard("f32.lmdb", 0, 0);
     check_shard("f16.lmdb", 1, 0);
     check_shard("f32.h5", 0, 1);

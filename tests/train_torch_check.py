@@ -55,7 +55,7 @@ def read_shard(path):
     xs, ys = [], []
     with env.begin() as txn:
         for k, v in txn.cursor():
-            if k == b"__meta__":
+            if k in (b"__meta__", b"__index__"):
                 continue
             h = train_torch.HEADER.unpack_from(v)
             idl, T, dd = h[14], h[8], h[9]

@@ -212,9 +212,13 @@ int dataset_digest(Dataset *d, char hex[17], char *err)
     }
     for (uint64_t i = 0; i < d->n; i++)
         order[i] = i;
-    if (d->set) {
+    if (d->set) { /* one LMDB file, or files in order, are in id order already: a linear check */
         sort_set = d;
-        qsort(order, d->n, sizeof *order, id_cmp);
+        uint64_t i = 1;
+        while (i < d->n && id_cmp(&order[i - 1], &order[i]) < 0)
+            i++;
+        if (i < d->n)
+            qsort(order, d->n, sizeof *order, id_cmp);
         sort_set = NULL;
     }
     XXH3_64bits_reset(st);
@@ -247,6 +251,13 @@ int dataset_digest(Dataset *d, char hex[17], char *err)
 
 void dataset_close(Dataset *d)
 {
+    if (d) {
+        if (d->mem == d->cache)
+            d->mem = NULL;
+        free(d->cache);
+        free((void *)d->cache_state);
+        d->cache = NULL, d->cache_state = NULL, d->cache_n = 0;
+    }
     if (!d)
         return;
     shardset_close(&d->set);
@@ -304,6 +315,8 @@ static void add_f16_row(float *out, const uint16_t *x, float *tmp, int D)
     }
 }
 
+static int read_view(Dataset *d, DatasetReader *r, uint64_t i, int view, float *out, char *err);
+
 int dataset_read(Dataset *d, DatasetReader *r, uint64_t i, int view, float *out, char *err)
 {
     int D = d->D;
@@ -311,6 +324,83 @@ int dataset_read(Dataset *d, DatasetReader *r, uint64_t i, int view, float *out,
         memcpy(out, d->mem + ((size_t)i * d->views + (size_t)view) * D, (size_t)D * sizeof *out);
         return 0;
     }
+    if (i >= d->cache_n)
+        return read_view(d, r, i, view, out, err);
+    float *slot = d->cache + (size_t)i * d->views * D;
+    unsigned char st = atomic_load_explicit(&d->cache_state[i], memory_order_acquire);
+    if (st == 2) {
+        memcpy(out, slot + (size_t)view * D, (size_t)D * sizeof *out);
+        return 0;
+    }
+    unsigned char empty = 0;
+    if (st != 0 || !atomic_compare_exchange_strong(&d->cache_state[i], &empty, 1))
+        return read_view(d, r, i, view, out, err); /* another thread fills it */
+    int rc = 0;
+    for (int v = 0; v < d->views && !rc; v++)
+        rc = read_view(d, r, i, v, slot + (size_t)v * D, err);
+    if (rc) {
+        atomic_store_explicit(&d->cache_state[i], 0, memory_order_release);
+        return rc;
+    }
+    atomic_store_explicit(&d->cache_state[i], 2, memory_order_release);
+    atomic_fetch_add_explicit(&d->cache_filled, 1, memory_order_relaxed);
+    memcpy(out, slot + (size_t)view * D, (size_t)D * sizeof *out);
+    return 0;
+}
+
+int dataset_cache_to_memory(Dataset *d)
+{
+    if (d->mem || !d->cache || d->cache_n != d->n ||
+        atomic_load_explicit(&d->cache_filled, memory_order_acquire) != d->n)
+        return 0;
+    d->mem = d->cache;
+    return 1;
+}
+
+int dataset_cache(Dataset *d, uint64_t mb, char *err)
+{
+    if (d->mem && d->mem == d->cache)
+        d->mem = NULL;
+    atomic_store(&d->cache_filled, 0);
+    free(d->cache);
+    free((void *)d->cache_state);
+    d->cache = NULL, d->cache_state = NULL, d->cache_n = 0;
+    if (!mb || d->mem || !d->set)
+        return 0;
+    uint64_t per = (uint64_t)d->views * (uint64_t)d->D * sizeof(float) + 1;
+    uint64_t n = (mb << 20) / per;
+    if (n > d->n)
+        n = d->n;
+    if (!n)
+        return 0;
+    d->cache = malloc((size_t)n * (size_t)d->views * (size_t)d->D * sizeof(float)); /* untouched pages cost nothing */
+    d->cache_state = calloc((size_t)n, 1);
+    if (!d->cache || !d->cache_state) {
+        free(d->cache);
+        free((void *)d->cache_state);
+        d->cache = NULL, d->cache_state = NULL;
+        return lmr_fail(err, LMR_ENOMEM, "--cache-mb %llu: out of memory", (unsigned long long)mb);
+    }
+    d->cache_n = n;
+    return 0;
+}
+
+uint64_t dataset_cache_default_mb(void)
+{
+    FILE *f = fopen("/proc/meminfo", "r");
+    char line[256];
+    unsigned long long kb = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return kb / 1024 / 4;
+}
+
+static int read_view(Dataset *d, DatasetReader *r, uint64_t i, int view, float *out, char *err)
+{
+    int D = d->D;
     RecordInfo info;
     int rc = shardset_get(d->set, i, &r->scratch, &info);
     if (rc < 0)
@@ -322,8 +412,12 @@ int dataset_read(Dataset *d, DatasetReader *r, uint64_t i, int view, float *out,
     // room for the payload, then one f32 row for f16 conversion
     if ((rc = buf_reserve(&r->payload, info.raw_size + 64 + (size_t)D * sizeof(float))) < 0)
         return lmr_fail(err, rc, "out of memory");
-    if ((rc = record_payload(&r->rctx, &info, r->payload.data, r->payload.cap)) < 0)
-        return lmr_fail(err, rc, "%s", r->rctx.last_error);
+    if ((rc = record_payload(&r->rctx, &info, r->payload.data, r->payload.cap)) < 0) {
+        const char *id, *file = NULL;
+        uint16_t idl;
+        shardset_id(d->set, i, &id, &idl, &file);
+        return lmr_fail(err, rc, "%s: %s", file ? file : "?", r->rctx.last_error);
+    }
     memset(out, 0, (size_t)D * sizeof *out);
     size_t row0 = (size_t)view * T;
     if (info.dtype == LMR_DT_F32) {

@@ -4,6 +4,7 @@
 #ifndef LMR_TRAIN_DATASET_H
 #define LMR_TRAIN_DATASET_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "lmr_error.h"
@@ -20,6 +21,11 @@ typedef struct {
     int32_t *labels;     /* owned */
     int max_labels;      /* most labels on one clip (1 = single-label) */
     int64_t *counts;     /* (C) clips per class, each label counted; owned */
+    float *cache;        /* (cache_n, views, D) the per-view means of clips 0 .. cache_n - 1, filled on
+                          * their first read (dataset_cache); NULL = off */
+    _Atomic unsigned char *cache_state; /* (cache_n) 0 empty, 1 being filled, 2 ready */
+    uint64_t cache_n;
+    _Atomic uint64_t cache_filled; /* slots ready */
     char last_error[LMR_ERRLEN];
 } Dataset;
 
@@ -49,6 +55,18 @@ int dataset_digest(Dataset *d, char hex[17], char *err);
 /** Read every clip's views (averaged over T) into memory once, so training never touches the
  *  shards again; needs n * views * D * 4 bytes. @return 0, LMR_ENOMEM, or a read error. */
 int dataset_preload(Dataset *d, char *err);
+
+/** Keep the per-view means (averaged over T, exactly as dataset_read computes them) of the first
+ *  clips that fit in mb MiB (views * D * 4 + 1 bytes a clip), filled when a clip is first read, so
+ *  later epochs read those clips from memory: the features are the same bits either way. Pages of
+ *  the cache cost memory only once filled. mb = 0: off. @return 0 or LMR_ENOMEM. */
+int dataset_cache(Dataset *d, uint64_t mb, char *err);
+/** When the cache holds every clip (all read once), make it the set's in-memory features (mem,
+ *  borrowed from the cache), so batches become a gather like --preload's. @return 1 when done,
+ *  0 when not (yet) possible. */
+int dataset_cache_to_memory(Dataset *d);
+/** A default for dataset_cache: a quarter of MemAvailable (/proc/meminfo), in MiB; 0 when unknown. */
+uint64_t dataset_cache_default_mb(void);
 
 static inline int dataset_n_labels(const Dataset *d, uint64_t i, const int32_t **labels)
 {

@@ -39,6 +39,8 @@ static void usage(FILE *f)
             "  --allow-other-features  --init trained on features of another backbone or weights: a warning, not an error\n"
             "  --device cpu|cuda --threads N --seed S (0) --resume --save-every STEPS --preload\n"
             "  --prefetch N (4 batches read ahead by a loader thread; 0, and with --preload: none)\n"
+            "  --cache-mb N            keep the per-clip means of the first N MiB of clips in memory once\n"
+            "                          read (default: a quarter of the available memory; 0 = off)\n"
             "  --log F.jsonl --quiet --help --version\n"
             "  --tf32                  cuda: TF32 tensor-core GEMMs (faster, ~3 decimal digits)\n"
             "  data-parallel: mpirun -np N lmr-train ... (--batch is the global batch, a multiple of N)\n");
@@ -97,6 +99,7 @@ static const NumOpt num_opts[] = {
     {"--save-every", 1, 0, BIG, 0, 0, "an integer >= 0 (0: off)"},
     {"--stop-after", 1, 0, BIG, 0, 0, "an integer >= 0 (0: off)"},
     {"--prefetch", 1, 0, 256, 0, 0, "an integer in [0, 256]"},
+    {"--cache-mb", 1, 0, 1 << 30, 0, 0, "an integer >= 0 (0: off)"},
     {"--focal-gamma", 0, 0, BIG, 0, 0, "a finite number >= 0"},
     {"--lws-lr", 0, 0, BIG, 1, 0, "a finite number > 0"},
     {NULL, 0, 0, 0, 0, 0, NULL},
@@ -142,7 +145,7 @@ static int parse_milestones(LrSchedule *s, const char *arg)
 static int run_control(const char *a, int *takes_value)
 {
     static const char *const flag[] = {"--resume", "--quiet", "--preload", NULL};
-    static const char *const valued[] = {"--out", "--stop-after", "--save-every", "--log", "--prefetch", NULL};
+    static const char *const valued[] = {"--out", "--stop-after", "--save-every", "--log", "--prefetch", "--cache-mb", NULL};
     for (int i = 0; flag[i]; i++)
         if (!strcmp(a, flag[i]))
             return *takes_value = 0, 1;
@@ -195,6 +198,7 @@ int main(int argc, char **argv)
     train_options_default(&o);
     const char *train[MAX_PATHS], *val[MAX_PATHS];
     int n_train = 0, n_val = 0, classes = 0, stage_set = 0, preload = 0;
+    long long cache_mb = -1; /* -1: the default, a quarter of MemAvailable */
     NoteCtx nc = {.tty = isatty(2), .quiet = 0};
     o.note = on_note;
     o.note_user = &nc;
@@ -355,8 +359,9 @@ int main(int argc, char **argv)
             case 21: o.save_every = (long)x; break;
             case 22: o.stop_after = (long)x; break;
             case 23: o.prefetch = (int)x; break;
-            case 24: o.mp.focal_gamma = x; break;
-            case 25: o.mp.lws_lr = x; break;
+            case 24: cache_mb = (long long)x; break;
+            case 25: o.mp.focal_gamma = x; break;
+            case 26: o.mp.lws_lr = x; break;
             }
         }
 #undef NEEDV
@@ -437,6 +442,23 @@ int main(int argc, char **argv)
     if (preload && ((rc = dataset_preload(&tr, err)) < 0 || (n_val && (rc = dataset_preload(&va, err)) < 0))) {
         fprintf(stderr, "lmr-train: %s\n", err);
         goto out;
+    }
+    if (!preload) {
+        uint64_t mb = cache_mb >= 0 ? (uint64_t)cache_mb : dataset_cache_default_mb();
+        if ((rc = dataset_cache(&tr, mb, err)) < 0) {
+            fprintf(stderr, "lmr-train: %s\n", err);
+            goto out;
+        }
+        /* the validation set gets what the training set leaves */
+        uint64_t used = (tr.cache_n * ((uint64_t)tr.views * (uint64_t)tr.D * sizeof(float) + 1) + (1u << 20) - 1) >> 20;
+        if (n_val && mb > used && (rc = dataset_cache(&va, mb - used, err)) < 0) {
+            fprintf(stderr, "lmr-train: %s\n", err);
+            goto out;
+        }
+        if (!nc.quiet && !nc.silent && shardset_walked(tr.set))
+            fprintf(stderr, "lmr-train: note: %d training shard%s without a current index: opened by reading every "
+                    "record (lmr-pack --reindex SHARD writes it)\n", shardset_walked(tr.set),
+                    shardset_walked(tr.set) == 1 ? "" : "s");
     }
     rc = train_run(&o, &tr, n_val ? &va : NULL, &res, err);
     if (nc.tty && !nc.quiet && !nc.silent)

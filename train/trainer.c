@@ -921,8 +921,8 @@ static void log_epoch(Trainer *t, long epoch, double loss, double lr, double sps
         return;
     fprintf(t->log,
             "{\"stage\":\"%s\",\"epoch\":%ld,\"step\":%ld,\"loss\":%.6f,\"lr\":%.6g,\"samples_per_s\":%.1f,"
-            "\"seconds\":%.3f",
-            t->info.stage, epoch + 1, t->info.global_step, loss, lr, sps, secs);
+            "\"seconds\":%.3f,\"from_memory\":%s",
+            t->info.stage, epoch + 1, t->info.global_step, loss, lr, sps, secs, t->train->mem ? "true" : "false");
     if (gemm.s > 0 && train_s > 0) // cpu: the GEMMs' own rate, and their share of the step time
         fprintf(t->log, ",\"gemm_gflops\":%.2f,\"gemm_share\":%.4f", gemm.flops / gemm.s * 1e-9, gemm.s / train_s);
     if (vm)
@@ -1011,6 +1011,16 @@ static int run_loop(Trainer *t, TrainResult *res, char *err)
             epoch_t0 = now;
             if ((rc = save(t, err)) < 0)
                 break;
+            /* every clip's means now in the cache: the next epochs gather from memory, on this thread,
+             * as with --preload (the same batches: the loader starts again at the next step) */
+            if (t->info.epoch < o->epochs && dataset_cache_to_memory(t->train)) {
+                loader_close(&ld);
+                if ((rc = loader_open(&ld, t->train, &t->sampler, t->info.epoch, t->info.step_in_epoch, o->epochs, 0,
+                                      err)) < 0)
+                    break;
+                if (backend_kind(t->ctx) == BACKEND_CPU)
+                    loader_set_runner(ld, gather_run, t->ctx);
+            }
         } else if (o->save_every > 0 && t->info.global_step % o->save_every == 0) {
             if ((rc = save(t, err)) < 0)
                 break;

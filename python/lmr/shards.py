@@ -39,7 +39,7 @@ class Shard:
             raw = self._txn.get(record.META_ID.encode())
             self.meta = json.loads(raw) if raw else {}
             self._keys = [k for k in self._txn.cursor().iternext(values=False)
-                          if k != record.META_ID.encode()]
+                          if k not in (record.META_ID.encode(), b"__index__")]
             self.ids = [k.decode("utf-8", errors="replace") for k in self._keys]
 
     def __len__(self):
