@@ -47,6 +47,7 @@ $PY "$HERE/compare_torch.py" make-shards "$DIR/train.lmdb" "$DIR/val.lmdb" --cli
 
 # (a) stage-1 samples/s (the trainer's own rate of its last epoch, from --log)
 rate() { # method
+    rm -f "$DIR/rate.safetensors"
     "$BIN/lmr-train" --stage init --method "$1" --train "$DIR/rate.lmdb" --preload --hidden "$HIDDEN" \
         --batch "$BATCH" --epochs "$RATE_EPOCHS" --threads "$THREADS" --quiet --log "$DIR/rate.jsonl" \
         --out "$DIR/rate.safetensors" >/dev/null 2>"$DIR/err.txt" || { cat "$DIR/err.txt" >&2; exit 1; }
