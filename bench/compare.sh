@@ -66,7 +66,9 @@ printf "\n(a) stage-1 samples/s, lmr-train, D=%s H=%s C=%s, %s clips, batch %s, 
     "$DIM" "$HIDDEN" "$CLASSES" "$RATE_CLIPS" "$BATCH" "$THREADS" "$REPEAT"
 printf "%-10s %12s %12s\n" method samples/s "ce / method"
 for m in $STAGE1; do
-    printf "%-10s %12.0f %11.2fx\n" "$m" "${BEST[$m]}" "$($PY -c "import sys; print(float(sys.argv[1]) / float(sys.argv[2]))" "${BEST[ce]}" "${BEST[$m]}")"
+    r=$($PY -c "import sys; print(float(sys.argv[1]) / float(sys.argv[2]))" "${BEST[ce]}" "${BEST[$m]}")
+    printf "%-10s %12.0f %11.2fx%s\n" "$m" "${BEST[$m]}" "$r" \
+        "$($PY -c "import sys; print('  (over 1.2x)' if float(sys.argv[1]) > 1.2 else '')" "$r")"
 done
 echo "target: every method within 1.20x of ce"
 
