@@ -25,19 +25,35 @@ class RecordError(ValueError):
     """A record that is not what its header says (bad magic, sizes, checksum, truncation)."""
 
 
-def _xxh3(data):
+def _find_xxh3():
+    """XXH3-64 from the xxhash module, else from libxxhash through ctypes (looked up once: finding a
+    library spawns a process)."""
     try:
         import xxhash
-        return xxhash.xxh3_64_intdigest(bytes(data))
+        return lambda data: xxhash.xxh3_64_intdigest(bytes(data))
     except ImportError:
         pass
     import ctypes
     import ctypes.util
     lib = ctypes.CDLL(ctypes.util.find_library("xxhash") or "libxxhash.so.0")
-    lib.XXH3_64bits.restype = ctypes.c_uint64
-    lib.XXH3_64bits.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
-    data = bytes(data)
-    return lib.XXH3_64bits(data, len(data))
+    fn = lib.XXH3_64bits
+    fn.restype = ctypes.c_uint64
+    fn.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
+
+    def xxh3(data):
+        data = bytes(data)
+        return fn(data, len(data))
+    return xxh3
+
+
+_xxh3_impl = None
+
+
+def _xxh3(data):
+    global _xxh3_impl
+    if _xxh3_impl is None:
+        _xxh3_impl = _find_xxh3()
+    return _xxh3_impl(data)
 
 
 def checksum(header, id_and_labels, payload):
