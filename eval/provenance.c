@@ -44,7 +44,6 @@ int provenance_read(Provenance *p, const char *ckpt, char *err)
             rc = lmr_fail(err, LMR_EPARSE, "%s: metadata 'provenance' is not a JSON object", ckpt);
             goto done;
         }
-        p->present = 1;
     }
     s = st_meta(&f, "class_names");
     if (s)

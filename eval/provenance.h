@@ -12,13 +12,12 @@
 #include "shard.h"
 
 typedef struct {
-    int present;                /* the checkpoint has a "provenance" key */
     char **class_names;         /* [n_class_names] owned, NULL when the checkpoint has none */
     int n_class_names;
 } Provenance;
 
 /** Read the provenance and class names of a checkpoint (p need not be initialised).
- *  @return 0 (also when the checkpoint has neither: p->present = 0), the st_open errors,
+ *  @return 0 (also when the checkpoint names no classes), the st_open errors,
  *  LMR_EPARSE ("provenance" or "class_names" is not what it should be), LMR_ENOMEM; err names
  *  the file. @note free with provenance_free. */
 int provenance_read(Provenance *p, const char *ckpt, char *err);

@@ -22,27 +22,11 @@ static void release_device(Scorer *s)
     s->cap_rows = 0;
 }
 
-/* A NaN or infinite weight makes every score NaN, and NaN scores would rank as class 0. */
-static int check_finite(const Model *m, const char *ckpt, char *err)
-{
-    for (int t = 0; t < m->n_tensors; t++) {
-        const ModelTensor *mt = &m->tensors[t];
-        for (size_t i = 0; i < mt->numel; i++)
-            if (!isfinite(m->params[mt->offset + i]))
-                return lmr_fail(err, LMR_ENAN, "%s: tensor %s holds %g: a checkpoint with NaN or "
-                                "infinite weights scores nothing", ckpt, mt->name,
-                                (double)m->params[mt->offset + i]);
-    }
-    return 0;
-}
-
 int scorer_open(Scorer *s, const char *ckpt, const char *device, int threads, char *err)
 {
     memset(s, 0, sizeof *s);
     snprintf(s->path, sizeof s->path, "%s", ckpt);
-    int rc = model_load(&s->model, ckpt, err);
-    if (rc == 0)
-        rc = check_finite(&s->model, ckpt, err);
+    int rc = model_load(&s->model, ckpt, err); // refuses NaN or infinite weights, naming the tensor
     if (rc < 0) {
         model_free(&s->model);
         return rc;

@@ -258,6 +258,19 @@ static void print_about(FILE *f, const char *path, const char *msg)
         fprintf(f, PROG ": %s: %s\n", path, msg);
 }
 
+/* --info and --verify take each shard on its own: one that does not open is reported and counted,
+ * and the others still run. */
+static ShardSet *open_one(const char *path, int *n_bad, const char **first_bad, char *err)
+{
+    ShardSet *s;
+    if (shardset_open(&s, &path, 1, err) == 0)
+        return s;
+    print_about(stderr, path, err);
+    if (!(*n_bad)++)
+        *first_bad = path;
+    return NULL;
+}
+
 static int run_info(int json, char **paths, int n)
 {
     json_t *all = json && n > 1 ? json_array() : NULL;
@@ -265,12 +278,8 @@ static int run_info(int json, char **paths, int n)
     const char *first_bad = NULL;
     for (int k = 0; k < n; k++) {
         char err[LMR_ERRLEN] = "";
-        ShardSet *s;
-        int rc = shardset_open(&s, (const char *const *)&paths[k], 1, err);
-        if (rc) {
-            print_about(stderr, paths[k], err);
-            if (!n_bad++)
-                first_bad = paths[k];
+        ShardSet *s = open_one(paths[k], &n_bad, &first_bad, err);
+        if (!s) {
             if (all) {
                 json_t *o = json_object();
                 json_object_set_new(o, "files", json_pack("[{s:s}]", "path", paths[k]));
@@ -279,6 +288,7 @@ static int run_info(int json, char **paths, int n)
             }
             continue;
         }
+        int rc;
         if (all) {
             json_t *o = pack_info_json(s, paths[k]);
             rc = o ? json_array_append_new(all, o) : LMR_ENOMEM;
@@ -380,17 +390,12 @@ static int run_verify(int threads, int quiet, char **paths, int n)
     const char *first_bad = NULL;
     for (int k = 0; k < n; k++) {
         char err[LMR_ERRLEN] = "";
-        ShardSet *s;
-        int rc = shardset_open(&s, (const char *const *)&paths[k], 1, err);
-        if (rc) {
-            print_about(stderr, paths[k], err);
-            if (!n_bad++)
-                first_bad = paths[k];
+        ShardSet *s = open_one(paths[k], &n_bad, &first_bad, err);
+        if (!s)
             continue;
-        }
         uint64_t total = shardset_count(s);
         VerifyStats vs;
-        rc = pack_verify(s, threads, &vs, err);
+        int rc = pack_verify(s, threads, &vs, err);
         shardset_close(&s);
         int istate = 0;
         char ierr[LMR_ERRLEN] = "";
